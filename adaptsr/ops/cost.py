@@ -1,0 +1,123 @@
+"""FLOPs accounting shared by every method.
+
+Convention (unless a method's spec says otherwise): FLOPs = 2 x multiply-adds, counted by forward hooks on leaf
+modules with parameters, on the actual inputs of a forward pass:
+
+* ``Conv2d`` / ``ConvTranspose2d``: ``2 * kh * kw * (Cin / groups) * Cout * Hout * Wout`` (bias not counted; for a
+  transposed conv this is the thop-style count the PCSR/ClassSR papers used, which is larger than its real MACs);
+* ``Linear``: ``2 * rows * in * out`` (so running an MLP on a subset of rows is counted as such);
+* ``BatchNorm``: ``2 * numel``; ``PReLU``: ``numel``;
+* not counted: parameter-free ops (ReLU, pooling, interpolation, grid_sample, additions, softmax).
+
+``count_flops(..., norm_layers=False, transposed='input')`` gives the plain 2 x MAC count of convolutions and
+matrix products, which is what :class:`torch.utils.flop_counter.FlopCounterMode` reports; the tests use it to
+cross-check this counter.
+"""
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _module_flops(module, inputs, output, norm_layers=True, transposed='output'):
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        out_px = output.shape[0] * output.shape[2] * output.shape[3]
+        return 2 * kh * kw * (module.in_channels // module.groups) * module.out_channels * out_px
+    if isinstance(module, nn.ConvTranspose2d):
+        kh, kw = module.kernel_size
+        ref = output if transposed == 'output' else inputs[0]
+        px = ref.shape[0] * ref.shape[2] * ref.shape[3]
+        return 2 * kh * kw * (module.in_channels // module.groups) * module.out_channels * px
+    if isinstance(module, nn.Linear):
+        rows = output.numel() // module.out_features
+        return 2 * rows * module.in_features * module.out_features
+    if norm_layers and isinstance(module, _NORM_TYPES):
+        return 2 * output.numel()
+    if norm_layers and isinstance(module, nn.PReLU):
+        return output.numel()
+    return 0
+
+
+class FlopCounter:
+    """Context manager that sums the FLOPs of every forward of ``model``'s leaf modules while active.
+
+    Args:
+        model (nn.Module): the network to watch.
+        norm_layers (bool): count BatchNorm (2 x numel) and PReLU (numel); the papers' convention.
+        transposed (str): ``'output'`` (papers' convention) or ``'input'`` (real MACs) pixels for ConvTranspose2d.
+
+    Attributes:
+        total (int): FLOPs counted so far.
+    """
+
+    def __init__(self, model, norm_layers=True, transposed='output'):
+        self.model = model
+        self.norm_layers = norm_layers
+        self.transposed = transposed
+        self.total = 0
+        self._handles = []
+
+    def _hook(self, module, inputs, output):
+        self.total += _module_flops(module, inputs, output, self.norm_layers, self.transposed)
+
+    def __enter__(self):
+        for m in self.model.modules():
+            if len(list(m.children())) == 0 and any(True for _ in m.parameters(recurse=False)):
+                self._handles.append(m.register_forward_hook(self._hook))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        return False
+
+
+@torch.no_grad()
+def count_flops(model, *inputs, norm_layers=True, transposed='output', **kwargs):
+    """FLOPs of one forward ``model(*inputs, **kwargs)`` under this module's convention.
+
+    Args:
+        model (nn.Module): network (its mode is left unchanged).
+        *inputs: forward inputs, e.g. an LR tensor (N, C, H, W).
+        norm_layers (bool): see :class:`FlopCounter`.
+        transposed (str): see :class:`FlopCounter`.
+
+    Returns:
+        int: FLOPs (2 x multiply-adds).
+    """
+    with FlopCounter(model, norm_layers=norm_layers, transposed=transposed) as counter:
+        model(*inputs, **kwargs)
+    return counter.total
+
+
+@contextmanager
+def torch_flop_counter():
+    """:class:`torch.utils.flop_counter.FlopCounterMode` without its printed table; yields the mode."""
+    from torch.utils.flop_counter import FlopCounterMode
+    mode = FlopCounterMode(display=False)
+    with mode:
+        yield mode
+
+
+def flops_per_pixel(model, in_channels=3, size=16, device='cpu'):
+    """FLOPs per input pixel of a fully convolutional ``model`` (exact for stride-1 'same' convolutions).
+
+    Args:
+        model (nn.Module): network taking (1, in_channels, size, size).
+        in_channels (int): input channels.
+        size (int): probe size in pixels.
+
+    Returns:
+        float: FLOPs / (size * size).
+    """
+    x = torch.zeros(1, in_channels, size, size, device=device)
+    return count_flops(model, x) / float(size * size)
+
+
+def mlp_flops_per_row(layers):
+    """FLOPs per row of a stack of ``nn.Linear`` layers (2 x in x out each)."""
+    return sum(2 * m.in_features * m.out_features for m in layers if isinstance(m, nn.Linear))

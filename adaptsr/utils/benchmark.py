@@ -1,0 +1,156 @@
+"""Measurement helpers for ``scripts/benchmark.py``: option loading, timing, peak memory, quality metrics."""
+import os
+import threading
+import time
+from copy import deepcopy
+
+import numpy as np
+import torch
+import yaml
+from basicsr.metrics import calculate_psnr, calculate_ssim
+from basicsr.utils import tensor2img
+
+from adaptsr.compat import default_env, expand_paths
+
+
+def _set_by_path(opt, dotted, value):
+    """``a:b:0:c=value`` style assignment (BasicSR's --force_yml syntax; list indices allowed)."""
+    keys = dotted.split(':')
+    node = opt
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node[k]
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    elif last not in node:
+        raise KeyError(f'--force_yml {dotted}: key {last!r} does not exist in the options')
+    else:
+        node[last] = value
+
+
+def load_test_options(opt_path, root_path, force_yml=()):
+    """Test options as BasicSR's ``parse_options(is_train=False)`` would build them, without argv.
+
+    Raises:
+        FileNotFoundError: ``opt_path`` missing. KeyError: a --force_yml key that does not exist.
+    """
+    from basicsr.utils.options import ordered_yaml
+    if not os.path.isfile(opt_path):
+        raise FileNotFoundError(f'options file {opt_path!r} does not exist')
+    with open(opt_path) as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    for entry in force_yml or ():
+        if '=' not in entry:
+            raise ValueError(f'--force_yml entries are key:sub=value, got {entry!r}')
+        key, value = entry.split('=', 1)
+        _set_by_path(opt, key.strip(), yaml.safe_load(value.strip()))
+    default_env(root_path)
+    opt['dist'] = False
+    opt['rank'], opt['world_size'] = 0, 1
+    opt['is_train'] = False
+    opt['auto_resume'] = False
+    if opt.get('num_gpu') in ('auto', None) or not torch.cuda.is_available():
+        opt['num_gpu'] = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    opt['root_path'] = root_path
+    results_root = os.path.join(root_path, 'results', opt['name'] + '_bench')
+    opt.setdefault('path', {})
+    opt['path'].update(results_root=results_root, log=results_root,
+                       visualization=os.path.join(results_root, 'visualization'))
+    for phase, dopt in opt['datasets'].items():
+        dopt['phase'] = phase.split('_')[0]
+        dopt['scale'] = opt['scale']
+    expand_paths(opt)
+    return opt
+
+
+def reference_options(opt):
+    """Options of the method's full/original model (``network_ref`` + ``path.pretrain_network_ref``)."""
+    if opt.get('network_ref') is None:
+        return None
+    ref = deepcopy(opt)
+    ref['network_g'] = ref.pop('network_ref')
+    ref['model_type'] = 'AdaptiveSRModel'
+    ref['path']['pretrain_network_g'] = opt['path'].get('pretrain_network_ref')
+    ref['path']['param_key_g'] = 'params'
+    ref['val'] = {k: v for k, v in ref['val'].items() if k != 'budget_sweep'}
+    return ref
+
+
+def _rss_bytes():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+class PeakMemory:
+    """Peak memory above the level at entry, in MiB: CUDA allocator peak on GPU, sampled RSS on CPU.
+
+    On CPU a thread samples the resident set size every ``interval`` seconds; use it on a separate pass from the
+    timed one (sampling competes for the cores).
+    """
+
+    def __init__(self, device, interval=0.002):
+        self.device = torch.device(device)
+        self.interval = interval
+        self.peak_mib = 0.0
+
+    def __enter__(self):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._base = torch.cuda.memory_allocated()
+            return self
+        self._base = _rss_bytes()
+        self._peak = self._base
+        self._stop = threading.Event()
+
+        def sample():
+            while not self._stop.is_set():
+                self._peak = max(self._peak, _rss_bytes())
+                time.sleep(self.interval)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize()
+            self.peak_mib = (torch.cuda.max_memory_allocated() - self._base) / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self._peak = max(self._peak, _rss_bytes())
+            self.peak_mib = (self._peak - self._base) / 2**20
+        return False
+
+
+def timed(fn, device):
+    """Seconds taken by ``fn()`` (CUDA-synchronised on GPU)."""
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def quality(output, gt, scale):
+    """PSNR/SSIM on Y (crop_border = scale) and RGB PSNR (shave = scale) of SR vs HR tensors (1, 3, H, W)."""
+    sr = tensor2img([output.detach().cpu().clone()])
+    hr = tensor2img([gt.detach().cpu().clone()])
+    return {
+        'psnr_y': float(calculate_psnr(sr, hr, crop_border=scale, test_y_channel=True)),
+        'ssim_y': float(calculate_ssim(sr, hr, crop_border=scale, test_y_channel=True)),
+        'psnr_rgb': float(calculate_psnr(sr, hr, crop_border=scale, test_y_channel=False)),
+    }
+
+
+def summarise(per_image):
+    """Mean of the quality/cost entries and median seconds over images."""
+    keys = [k for k in per_image[0] if k not in ('name', 'seconds')]
+    row = {k: float(np.mean([r[k] for r in per_image])) for k in keys}
+    row['sec_median'] = float(np.median([r['seconds'] for r in per_image]))
+    row['sec_total'] = float(np.sum([r['seconds'] for r in per_image]))
+    row['images'] = len(per_image)
+    return row

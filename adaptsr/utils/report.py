@@ -1,0 +1,72 @@
+"""Trade-off tables and plots for budget sweeps and benchmarks (CSV, JSON, PNG)."""
+import csv
+import json
+import os
+import os.path as osp
+
+
+def write_table(rows, path_stem):
+    """Write ``rows`` (list of flat dicts) as ``<path_stem>.csv`` and ``<path_stem>.json``; returns both paths."""
+    os.makedirs(osp.dirname(path_stem) or '.', exist_ok=True)
+    keys = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with open(path_stem + '.csv', 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(path_stem + '.json', 'w') as f:
+        json.dump(rows, f, indent=2)
+    return path_stem + '.csv', path_stem + '.json'
+
+
+def format_table(rows, columns):
+    """Plain-text table of ``rows`` restricted to ``columns`` (floats with 4 decimals)."""
+    cols = [c for c in columns if any(c in r for r in rows)]
+
+    def fmt(v):
+        return f'{v:.4f}' if isinstance(v, float) else str(v)
+
+    cells = [[fmt(r.get(c, '')) for c in cols] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
+    lines = ['  '.join(c.rjust(wd) for c, wd in zip(cols, widths))]
+    lines += ['  '.join(v.rjust(wd) for v, wd in zip(row, widths)) for row in cells]
+    return '\n'.join(lines)
+
+
+def plot_tradeoff(rows, path, x='gflops', y='psnr', label='budget', group='dataset', title=None, refs=None):
+    """PSNR-vs-cost plot (PNG): one line per ``group`` value, points annotated with ``label``.
+
+    Args:
+        rows (list[dict]): table rows with keys ``x``, ``y``, ``label``, ``group``.
+        path (str): output PNG path.
+        refs (list[dict], optional): reference points (e.g. the full model), drawn as stars.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    groups = []
+    for r in rows:
+        if r.get(group) not in groups:
+            groups.append(r.get(group))
+    for g in groups:
+        pts = [r for r in rows if r.get(group) == g and x in r and y in r]
+        pts.sort(key=lambda r: r[x])
+        ax.plot([r[x] for r in pts], [r[y] for r in pts], 'o-', label=str(g))
+        for r in pts:
+            ax.annotate(str(r.get(label, '')), (r[x], r[y]), textcoords='offset points', xytext=(4, 4), fontsize=7)
+    for r in refs or []:
+        ax.plot([r[x]], [r[y]], '*', markersize=10, label=str(r.get(label, 'reference')))
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,145 @@
+"""Benchmark an adaptive method against its full/original model, side by side, in one run.
+
+    python scripts/benchmark.py -opt options/test/pcsr_carn_x4.yml [--force_yml key:sub=value ...]
+        [--budgets 0,1,adaptive] [--threads 2] [--datasets Urban100] [--max_images N] --json out.json
+
+For every dataset of the test YAML and every budget (default: ``val.budget_sweep``, else the YAML's knob) it
+measures, on the same images and threads: PSNR/SSIM (Y channel, crop_border = scale) and RGB PSNR (shave = scale),
+GFLOPs per image (spent, and the full model on the same input), seconds per image (median over images, after a
+warm-up forward) and peak memory (MiB above the level before the forward: CUDA allocator peak, or sampled RSS on
+CPU, measured in a separate pass on the largest image). The method's original model (``network_ref`` /
+``path.pretrain_network_ref`` in the YAML) is measured in the same run, and each row gives its speed-ups against it:
+``time_speedup = t_ref / t``, ``flops_speedup = F_ref / F``, and ``realized = (1 - t / t_ref) / (1 - F / F_ref)``, the
+fraction of the FLOPs reduction that turned into time.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+
+import adaptsr  # noqa: E402,F401
+from adaptsr.utils.benchmark import (PeakMemory, load_test_options, quality, reference_options,  # noqa: E402
+                                     summarise, timed)
+from adaptsr.utils.report import format_table, plot_tradeoff, write_table  # noqa: E402
+
+
+def parse_budget(text):
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def load_images(dataset_opt, max_images=None):
+    from basicsr.data import build_dataset
+    dataset = build_dataset(dataset_opt)
+    n = len(dataset) if max_images is None else min(max_images, len(dataset))
+    items = []
+    for i in range(n):
+        d = dataset[i]
+        items.append({'lq': d['lq'].unsqueeze(0), 'gt': d['gt'].unsqueeze(0),
+                      'name': osp.splitext(osp.basename(d['lq_path']))[0]})
+    return items
+
+
+def run_config(model, images, scale, device, warmup=1):
+    """Per-image quality, cost and time of ``model.test()``; then peak memory on the largest image."""
+    for _ in range(warmup):
+        model.feed_data({'lq': images[0]['lq'], 'gt': images[0]['gt']})
+        model.test()
+    per_image = []
+    for item in images:
+        model.feed_data({'lq': item['lq'], 'gt': item['gt']})
+        seconds = timed(model.test, device)
+        row = {'name': item['name'], 'seconds': seconds}
+        row.update(quality(model.output, model.gt, scale))
+        row.update({k: v for k, v in model.cost_metric_values().items()})
+        per_image.append(row)
+    largest = max(images, key=lambda it: it['lq'].numel())
+    model.feed_data({'lq': largest['lq'], 'gt': largest['gt']})
+    with PeakMemory(device) as mem:
+        model.test()
+    out = summarise(per_image)
+    out['peak_mem_mib'] = mem.peak_mib
+    return out, per_image
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', required=True, help='test options YAML')
+    parser.add_argument('--force_yml', nargs='+', default=[], help='override options: key:sub=value')
+    parser.add_argument('--budgets', default=None, help='comma-separated knob values (e.g. 0,1,adaptive)')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--datasets', default=None, help='comma-separated dataset names to run (default: all)')
+    parser.add_argument('--max_images', type=int, default=None, help='first N images of each dataset')
+    parser.add_argument('--no_reference', action='store_true', help='skip the full/original model')
+    parser.add_argument('--json', required=True, help='output JSON (a CSV and a PNG plot are written beside it)')
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from basicsr.models import build_model
+    from basicsr.utils import get_root_logger
+
+    opt = load_test_options(args.opt, ROOT, args.force_yml)
+    get_root_logger(log_level=40)  # the bench prints its own table; keep BasicSR's INFO lines out of it
+    budgets = ([parse_budget(b) for b in args.budgets.split(',')] if args.budgets else
+               opt['val'].get('budget_sweep') or [None])
+    model = build_model(opt)
+    ref_opt = None if args.no_reference else reference_options(opt)
+    ref_model = build_model(ref_opt) if ref_opt else None
+    device = model.device
+    scale = opt['scale']
+    wanted = set(args.datasets.split(',')) if args.datasets else None
+
+    rows, details = [], {}
+    for _, dopt in sorted(opt['datasets'].items()):
+        if wanted and dopt['name'] not in wanted:
+            continue
+        images = load_images(dopt, args.max_images)
+        ref_row = None
+        if ref_model is not None:
+            ref_row, per = run_config(ref_model, images, scale, device)
+            ref_row.update(dataset=dopt['name'], config='reference', budget='-')
+            details[f"{dopt['name']}/reference"] = per
+            rows.append(ref_row)
+        for budget in budgets:
+            if budget is not None:
+                model.apply_budget(budget)
+            row, per = run_config(model, images, scale, device)
+            row.update(dataset=dopt['name'], config=opt['network_g']['type'], budget=model.budget_label())
+            if ref_row is not None:
+                row['time_speedup'] = ref_row['sec_median'] / row['sec_median']
+                row['flops_speedup'] = ref_row['gflops'] / row['gflops']
+                flops_cut = 1 - row['gflops'] / ref_row['gflops']
+                time_cut = 1 - row['sec_median'] / ref_row['sec_median']
+                row['realized'] = time_cut / flops_cut if flops_cut > 0 else float('nan')
+            details[f"{dopt['name']}/{row['budget']}"] = per
+            rows.append(row)
+            print(f"{dopt['name']:>10} {row['budget']:>10}: PSNR-Y {row['psnr_y']:.4f} RGB {row['psnr_rgb']:.4f} "
+                  f"{row['gflops']:.2f} GFLOPs {row['sec_median']:.3f} s", flush=True)
+
+    info = {'options': osp.relpath(osp.abspath(args.opt), ROOT), 'threads': torch.get_num_threads(),
+            'device': str(device), 'torch': torch.__version__, 'force_yml': args.force_yml}
+    os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+    with open(args.json, 'w') as f:
+        json.dump({'info': info, 'rows': rows, 'per_image': details}, f, indent=2)
+    stem = osp.splitext(args.json)[0]
+    write_table(rows, stem)
+    plot_tradeoff([r for r in rows if r['config'] != 'reference'], stem + '.png', x='gflops', y='psnr_y',
+                  refs=[dict(r, budget=f"reference {r['dataset']}") for r in rows if r['config'] == 'reference'])
+    cols = ['dataset', 'budget', 'psnr_y', 'ssim_y', 'psnr_rgb', 'gflops', 'gflops_full', 'heavy_ratio', 'sec_median',
+            'peak_mem_mib', 'flops_speedup', 'time_speedup', 'realized']
+    print(format_table(rows, cols))
+    print(f'written: {args.json}, {stem}.csv, {stem}.png ({info["threads"]} threads, {info["device"]})')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,19 @@
+"""adaptsr: adaptive and efficient SR methods as BasicSR plugins (``pip install -e .``)."""
+from setuptools import find_packages, setup
+
+setup(
+    name='adaptsr',
+    version='0.1.0',
+    description='Adaptive and efficient single-image super-resolution methods (PCSR, APE, CABM, ETDS, SMSR) '
+    'as BasicSR plugins',
+    long_description=open('README.md').read(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['adaptsr', 'adaptsr.*']),
+    python_requires='>=3.9,<3.13',
+    install_requires=[
+        'basicsr==1.4.2', 'torch>=2.0', 'torchvision', 'pyyaml', 'lmdb', 'opencv-python-headless', 'numpy',
+        'scipy', 'scikit-image', 'tensorboard', 'tqdm', 'matplotlib', 'setuptools', 'addict', 'future', 'yapf',
+        'requests', 'Pillow'
+    ],
+    extras_require={'test': ['pytest']},
+)

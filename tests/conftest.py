@@ -1,0 +1,103 @@
+"""Shared fixtures: repository paths, official weights / benchmark locations, small real images."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import pytest
+import torch
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
+sys.path.insert(0, ROOT)
+
+import adaptsr  # noqa: E402,F401
+
+torch.set_num_threads(2)
+
+
+def _shared(var, default):
+    return os.environ.get(var) or osp.abspath(osp.join(ROOT, default))
+
+
+WEIGHTS = _shared('ADAPTSR_WEIGHTS', 'weights/official')
+BENCHMARK = _shared('ADAPTSR_BENCHMARK', 'datasets/benchmark')
+
+
+def require(path):
+    """Skip when a shared file is absent, unless ADAPTSR_REQUIRE_SHARED=1 (CI), where it is a failure."""
+    if not osp.exists(path):
+        if os.environ.get('ADAPTSR_REQUIRE_SHARED') == '1':
+            pytest.fail(f'required shared file missing: {path}')
+        pytest.skip(f'not found: {path} (set ADAPTSR_WEIGHTS / ADAPTSR_BENCHMARK, see README)')
+    return path
+
+
+def read_rgb(path):
+    """Image file -> (1, 3, H, W) float RGB in [0, 1] (grayscale becomes 3 equal channels, as in BasicSR)."""
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    return torch.from_numpy(img[:, :, ::-1].copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+
+
+@pytest.fixture(scope='session')
+def weights():
+    return WEIGHTS
+
+
+@pytest.fixture(scope='session')
+def benchmark_root():
+    return BENCHMARK
+
+
+@pytest.fixture(scope='session')
+def pcsr_official():
+    """Official CARN-PCSR x4 (phase 1) in eval mode."""
+    from adaptsr.archs.pcsr_arch import PCSRNet
+    from adaptsr.convert import load_checkpoint
+    from adaptsr.convert.pcsr import convert_pcsr
+    ckpt = convert_pcsr(load_checkpoint(require(osp.join(WEIGHTS, 'PCSR/carn-pcsr-phase1/iter_last.pth'))))
+    net = PCSRNet(encoder='carn')
+    net.load_state_dict(ckpt['params'], strict=True)
+    return net.eval()
+
+
+@pytest.fixture(scope='session')
+def carn_official():
+    """Official original CARN x4 of PCSR (``carn-x4``) in eval mode."""
+    from adaptsr.archs.carn_arch import PCSRCARN
+    from adaptsr.convert import load_checkpoint
+    from adaptsr.convert.pcsr import convert_pcsr
+    ckpt = convert_pcsr(load_checkpoint(require(osp.join(WEIGHTS, 'PCSR/carn-x4/iter_last.pth'))))
+    net = PCSRCARN()
+    net.load_state_dict(ckpt['params'], strict=True)
+    return net.eval()
+
+
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory):
+    """The embedded demo data set, built once per session (datasets/demo if already there)."""
+    root = osp.join(ROOT, 'datasets', 'demo')
+    if osp.exists(osp.join(root, '.complete')):
+        return root
+    root = str(tmp_path_factory.mktemp('demo'))
+    os.rmdir(root)
+    subprocess.run([sys.executable, osp.join(ROOT, 'scripts', 'prepare_demo_data.py'), '--root', root], check=True,
+                   capture_output=True)
+    return root
+
+
+def write_yaml(path, opt):
+    import yaml
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f, sort_keys=False)
+    return str(path)
+
+
+def run_script(args, cwd=ROOT, env=None, timeout=900):
+    """Run a repository script with this interpreter; returns the CompletedProcess (raises on failure)."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1', **(env or {}))
+    proc = subprocess.run([sys.executable] + list(args), cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
+    return proc
