@@ -11,7 +11,7 @@ setup(
     packages=find_packages(include=['adaptsr', 'adaptsr.*']),
     python_requires='>=3.9,<3.13',
     install_requires=[
-        'basicsr==1.4.2', 'torch>=2.0', 'torchvision', 'pyyaml', 'lmdb', 'opencv-python-headless', 'numpy',
+        'basicsr==1.4.2', 'torch>=2.0', 'torchvision', 'pyyaml', 'lmdb', 'opencv-python', 'numpy',
         'scipy', 'scikit-image', 'tensorboard', 'tqdm', 'matplotlib', 'setuptools', 'addict', 'future', 'yapf',
         'requests', 'Pillow'
     ],

@@ -154,6 +154,15 @@ def patch_pipelines():
     import basicsr.train as bs_train
     import basicsr.utils.options as bs_options
 
+    from adaptsr.data.data_util import check_dataset_paths
+    build_dataset = bs_train.build_dataset
+
+    def build_dataset_checked(dataset_opt):
+        check_dataset_paths(dataset_opt)
+        return build_dataset(dataset_opt)
+
+    bs_train.build_dataset = build_dataset_checked
+    bs_test.build_dataset = build_dataset_checked
     bs_train.load_resume_state = _cpu_safe_load_resume_state
     bs_options.init_dist = _init_dist_any_device
     wrapped = _wrap_parse_options(bs_options.parse_options)

@@ -115,7 +115,7 @@ def main(argv=None):
                 model.apply_budget(budget)
             row, per = run_config(model, images, scale, device)
             row.update(dataset=dopt['name'], config=opt['network_g']['type'], budget=model.budget_label())
-            if ref_row is not None:
+            if ref_row is not None and ref_row['gflops'] > 0:
                 row['time_speedup'] = ref_row['sec_median'] / row['sec_median']
                 row['flops_speedup'] = ref_row['gflops'] / row['gflops']
                 flops_cut = 1 - row['gflops'] / ref_row['gflops']
@@ -132,7 +132,7 @@ def main(argv=None):
     with open(args.json, 'w') as f:
         json.dump({'info': info, 'rows': rows, 'per_image': details}, f, indent=2)
     stem = osp.splitext(args.json)[0]
-    write_table(rows, stem)
+    write_table(rows, stem, formats=('csv', ))
     plot_tradeoff([r for r in rows if r['config'] != 'reference'], stem + '.png', x='gflops', y='psnr_y',
                   refs=[dict(r, budget=f"reference {r['dataset']}") for r in rows if r['config'] == 'reference'])
     cols = ['dataset', 'budget', 'psnr_y', 'ssim_y', 'psnr_rgb', 'gflops', 'gflops_full', 'heavy_ratio', 'sec_median',

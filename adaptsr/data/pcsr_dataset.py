@@ -9,18 +9,9 @@ from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
+from adaptsr.data.data_util import check_dataroot
+
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.PNG', '.JPG', '.JPEG', '.BMP')
-
-
-def check_dataroot(opt, key):
-    """The dataset path ``opt[key]``, or a FileNotFoundError naming the dataset, the key and the path."""
-    path = opt.get(key)
-    if path is None:
-        raise KeyError(f"dataset {opt.get('name', '?')!r}: option {key!r} is required")
-    if not osp.exists(path):
-        raise FileNotFoundError(f"dataset {opt.get('name', '?')!r}: {key} = {path!r} does not exist "
-                                '(see datasets/README.md for the expected layout)')
-    return path
 
 
 @DATASET_REGISTRY.register()

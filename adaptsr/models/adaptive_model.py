@@ -139,6 +139,7 @@ class AdaptiveSRModel(SRModel):
         net = self.get_bare_model(self.net_g)
         trainable = []
         for name, param in net.named_parameters():
+            param.grad = None  # no stale gradient of the previous phase survives into this one
             param.requires_grad_(phase.is_trainable(name))
             if param.requires_grad:
                 trainable.append(param)
@@ -180,7 +181,7 @@ class AdaptiveSRModel(SRModel):
         net.train()
         if self.phase is not None and self.phase.get('frozen_eval', False):
             for name, module in net.named_modules():
-                params = list(module.parameters(recurse=False))
+                params = list(module.parameters())
                 if name and params and not any(p.requires_grad for p in params):
                     module.eval()
 

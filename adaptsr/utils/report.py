@@ -5,19 +5,24 @@ import os
 import os.path as osp
 
 
-def write_table(rows, path_stem):
-    """Write ``rows`` (list of flat dicts) as ``<path_stem>.csv`` and ``<path_stem>.json``; returns both paths."""
+def write_table(rows, path_stem, formats=('csv', 'json')):
+    """Write ``rows`` (list of flat dicts) as ``<path_stem>.csv`` and/or ``<path_stem>.json``; returns the paths."""
     os.makedirs(osp.dirname(path_stem) or '.', exist_ok=True)
     keys = []
     for row in rows:
         keys += [k for k in row if k not in keys]
-    with open(path_stem + '.csv', 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(path_stem + '.json', 'w') as f:
-        json.dump(rows, f, indent=2)
-    return path_stem + '.csv', path_stem + '.json'
+    paths = []
+    if 'csv' in formats:
+        paths.append(path_stem + '.csv')
+        with open(paths[-1], 'w', newline='') as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+    if 'json' in formats:
+        paths.append(path_stem + '.json')
+        with open(paths[-1], 'w') as f:
+            json.dump(rows, f, indent=2)
+    return paths
 
 
 def format_table(rows, columns):

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Quick start (A): set up the environment, build the demo data, train PCSR-CARN x4 through both phases with the
+# demo schedule, then run the adaptive test with a budget sweep (table per budget, SR images, trade-off plot) and
+# the side-by-side bench against bicubic.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh
+. .venv/bin/activate
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+python scripts/prepare_demo_data.py
+python train.py -opt options/train/pcsr_carn_x4_demo.yml 2>&1 | grep -E "Entering phase|Validation|psnr|gflops|heavy|iter:.*00,|End of|Error" || true
+test -f experiments/pcsr_carn_x4_demo/models/net_g_latest.pth
+python test.py -opt options/test/pcsr_carn_x4_demo.yml 2>&1 | sed -n '/Budget sweep/,/^$/p' | grep -v "^$" || true
+test -f results/pcsr_carn_x4_demo/demo_val_sweep.csv
+python scripts/benchmark.py -opt options/test/pcsr_carn_x4_demo.yml --json results/pcsr_carn_x4_demo/bench.json
+echo "SR images: results/pcsr_carn_x4_demo/visualization/demo_val/  plot: results/pcsr_carn_x4_demo/demo_val_sweep.png"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Create (or update) the project's virtual environment in .venv: a matching torch/torchvision pair from the
+# package index, BasicSR 1.4.2 (built without isolation, so it does not pull its own torch), the other
+# dependencies, and adaptsr in editable mode. Idempotent: re-running only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+TORCH_VERSION=${TORCH_VERSION:-2.14.1}
+TORCHVISION_VERSION=${TORCHVISION_VERSION:-0.29.1}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+pip_q() { python -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+if ! python -c "import torch, torchvision, torchvision.ops" >/dev/null 2>&1; then
+  pip_q "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
+fi
+pip_q -r requirements.txt
+if ! python -c "import importlib.metadata as m; assert m.version('basicsr') == '1.4.2'" >/dev/null 2>&1; then
+  pip_q --no-build-isolation --no-deps basicsr==1.4.2
+fi
+pip_q --no-build-isolation --no-deps -e .
+python -c "import torch, torchvision, basicsr, adaptsr; print('environment ready: torch', torch.__version__, \
+'torchvision', torchvision.__version__, 'basicsr', basicsr.__version__, 'adaptsr', adaptsr.__version__)"

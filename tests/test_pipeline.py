@@ -1,0 +1,139 @@
+"""End to end: test.py budget sweep outputs, benchmark script, demo data, options files, registry."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import lmdb
+import pytest
+import yaml
+
+from conftest import BENCHMARK, ROOT, WEIGHTS, require, run_script, write_yaml
+
+
+def _set5_options(tmp_path):
+    with open(osp.join(ROOT, 'options/test/pcsr_carn_x4.yml')) as f:
+        opt = yaml.safe_load(f)
+    opt['name'] = 'pcsr_carn_x4_set5_check'
+    opt['datasets'] = {'test_1': opt['datasets']['test_1']}
+    opt['val']['budget_sweep'] = [0, 'adaptive']
+    return opt
+
+
+def test_budget_sweep_writes_table_images_and_plot(tmp_path):
+    require(osp.join(WEIGHTS, 'PCSR/carn-pcsr-phase1/iter_last.pth'))
+    require(osp.join(BENCHMARK, 'Set5'))
+    path = write_yaml(tmp_path / 'set5.yml', _set5_options(tmp_path))
+    root = tmp_path / 'root'
+    root.mkdir()
+    os.symlink(osp.join(ROOT, 'test.py'), root / 'test.py')
+    proc = run_script([osp.join(ROOT, 'test.py'), '-opt', path], cwd=root)
+    res = osp.join(ROOT, 'results', 'pcsr_carn_x4_set5_check')
+    try:
+        rows = json.load(open(osp.join(res, 'Set5_sweep.json')))
+        assert [r['budget'] for r in rows] == ['k=0', 'adaptive']
+        for r in rows:
+            assert 29 < r['psnr_rgb'] < 31 and 31 < r['psnr_y'] < 32.5 and 0.85 < r['ssim_y'] < 0.95
+            assert 0 < r['gflops'] < r['gflops_full'] * 1.05 and 0 < r['heavy_ratio'] < 1
+        assert osp.getsize(osp.join(res, 'Set5_sweep.png')) > 1000
+        assert osp.exists(osp.join(res, 'Set5_sweep.csv'))
+        saved = os.listdir(osp.join(res, 'visualization', 'Set5'))
+        assert len(saved) == 10 and any(n.endswith('_adaptive.png') for n in saved)
+        assert 'Budget sweep on Set5' in proc.stdout + proc.stderr
+    finally:
+        import shutil
+        shutil.rmtree(res, ignore_errors=True)
+
+
+def test_benchmark_script_side_by_side(tmp_path):
+    require(osp.join(WEIGHTS, 'PCSR/carn-x4/iter_last.pth'))
+    out = tmp_path / 'bench.json'
+    run_script([osp.join(ROOT, 'scripts/benchmark.py'), '-opt', osp.join(ROOT, 'options/test/pcsr_carn_x4.yml'),
+                '--datasets', 'Set5', '--max_images', '2', '--budgets', '0,adaptive', '--threads', '2',
+                '--json', str(out)])
+    data = json.load(open(out))
+    rows = {r['budget']: r for r in data['rows']}
+    assert set(rows) == {'-', 'k=0', 'adaptive'}
+    ref = rows['-']
+    assert ref['config'] == 'reference' and ref['gflops'] > rows['k=0']['gflops'] > 0
+    for r in rows.values():
+        assert r['sec_median'] > 0 and r['peak_mem_mib'] >= 0 and r['images'] == 2
+    assert rows['k=0']['flops_speedup'] == pytest.approx(ref['gflops'] / rows['k=0']['gflops'])
+    assert osp.exists(tmp_path / 'bench.csv') and osp.exists(tmp_path / 'bench.png')
+
+
+def test_demo_data_layout(demo_data):
+    root = demo_data
+    env = lmdb.open(osp.join(root, 'train_HR_sub128.lmdb'), readonly=True, lock=False)
+    meta = open(osp.join(root, 'train_HR_sub128.lmdb', 'meta_info.txt')).read().split('\n')
+    assert env.stat()['entries'] == len([m for m in meta if m]) > 100
+    lr_meta = open(osp.join(root, 'train_LR_bicubic_X4_sub.lmdb', 'meta_info.txt')).read().split('\n')
+    assert [m.split(' ')[0] for m in lr_meta] == [m.split(' ')[0] for m in meta]
+    assert '(32,32,3)' in lr_meta[0] and '(128,128,3)' in meta[0]
+    for s in (2, 3, 4):
+        assert sorted(os.listdir(osp.join(root, 'val', 'LR_bicubic', f'X{s}'))) == ['chelseax%d.png' % s,
+                                                                                  'coffeex%d.png' % s]
+
+
+def test_data_tools_never_overwrite(tmp_path, demo_data):
+    from adaptsr.utils.data_prep import create_lmdb, crop_positions
+    assert crop_positions(500, 128, 64, 48) == [0, 64, 128, 192, 256, 320, 372]
+    assert crop_positions(450, 128, 64, 48) == [0, 64, 128, 192, 256, 320]
+    target = tmp_path / 'x.lmdb'
+    create_lmdb(osp.join(demo_data, 'val', 'HR'), str(target))
+    with pytest.raises(FileExistsError):
+        create_lmdb(osp.join(demo_data, 'val', 'HR'), str(target))
+    dotted = tmp_path / 'dotted'
+    dotted.mkdir()
+    import shutil
+    shutil.copy(osp.join(demo_data, 'val', 'HR', 'coffee.png'), dotted / '0.9_coffee.png')
+    with pytest.raises(ValueError, match='dot'):
+        create_lmdb(str(dotted), str(tmp_path / 'd.lmdb'))
+    out = tmp_path / 'subs'
+    run_script([osp.join(ROOT, 'scripts/extract_subimages.py'), '--input', osp.join(demo_data, 'val', 'HR'),
+                '--output', str(out), '--crop_size', '128', '--step', '64', '--thresh_size', '48',
+                '--augment_scales', '1,0.9', '--n_thread', '1'])
+    names = sorted(os.listdir(out))
+    assert names[0].startswith('s090_chelsea_s') and any(n.startswith('s100_coffee_s') for n in names)
+
+
+@pytest.mark.parametrize('path', sorted(
+    osp.join(d, f) for d in ('options/train', 'options/test') for f in os.listdir(osp.join(ROOT, d))))
+def test_options_files_build(path):
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
+    from adaptsr.ops.phases import PhaseSchedule
+    with open(osp.join(ROOT, path)) as f:
+        opt = yaml.safe_load(f)
+    assert opt['model_type'] in MODEL_REGISTRY
+    for dopt in opt['datasets'].values():
+        assert dopt['type'] in DATASET_REGISTRY
+    for key in ('network_g', 'network_ref'):
+        if key in opt:
+            net_opt = dict(opt[key])
+            ARCH_REGISTRY.get(net_opt.pop('type'))(**net_opt)
+    if opt.get('train', {}).get('phases'):
+        sched = PhaseSchedule.from_options(opt['train'])
+        assert sched.total_iter == sum(p['iters'] for p in opt['train']['phases'])
+    if 'test' in path:
+        assert 'val' in opt and 'save_img' in opt['val']
+
+
+def test_plugin_registers_without_clashes():
+    """Another BasicSR project (whose stack already imports basicsr) then imports adaptsr.archs etc."""
+    code = ('import sys, types, torchvision.transforms.functional as F\n'
+            'm = types.ModuleType("torchvision.transforms.functional_tensor"); m.rgb_to_grayscale = F.rgb_to_grayscale\n'
+            'sys.modules[m.__name__] = m  # that project\'s own fix for torchvision >= 0.17\n'
+            'import basicsr, basicsr.train\n'
+            'import adaptsr.archs, adaptsr.models, adaptsr.losses, adaptsr.data\n'
+            'from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY, LOSS_REGISTRY, DATASET_REGISTRY\n'
+            'ours = {r._name: [k for k, v in r._obj_map.items() if v.__module__.startswith("adaptsr")] for r in '
+            '(ARCH_REGISTRY, MODEL_REGISTRY, LOSS_REGISTRY, DATASET_REGISTRY)}\n'
+            'print(ours)')
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, check=True)
+    ours = eval(proc.stdout.strip().splitlines()[-1])
+    assert {'PCSRNet', 'PCSRCARN', 'PCSRFSRCNN', 'BicubicSR'} <= set(ours['arch'])
+    assert {'PCSRModel', 'AdaptiveSRModel'} <= set(ours['model'])
+    assert ours['loss'] == ['PCSRAverageCostLoss'] and ours['dataset'] == ['PCSRHRDataset']
+    basicsr_names = {'ECBSR', 'EDSR', 'MSRResNet', 'RCAN', 'SRModel', 'PairedImageDataset', 'L1Loss'}
+    assert not basicsr_names & {n for names in ours.values() for n in names}

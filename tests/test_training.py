@@ -1,0 +1,163 @@
+"""Multi-phase training: schedule, what each phase trains, resume mid-phase, 2-process CPU DDP."""
+import os
+import os.path as osp
+import shutil
+import sys
+
+import cv2
+import pytest
+import torch
+
+from adaptsr.ops.phases import PhaseSchedule
+from conftest import BENCHMARK, ROOT, require, run_script, write_yaml
+
+PHASES = [
+    {'name': 'heavy', 'iters': 3, 'forward': 'heavy', 'trainable': ['encoder', 'heavy_sampler'],
+     'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
+     'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [3], 'restart_weights': [1], 'eta_min': 1e-6},
+     'losses': {'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}}},
+    {'name': 'classifier', 'iters': 3, 'forward': 'mix', 'trainable': ['light_sampler', 'classifier'],
+     'frozen_eval': True, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
+     'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [3], 'restart_weights': [1], 'eta_min': 1e-6},
+     'losses': {'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1000.0},
+                'avg_cost_opt': {'type': 'PCSRAverageCostLoss', 'loss_weight': 3.0}}},
+]
+NET = {'type': 'PCSRNet', 'encoder': 'carn', 'encoder_opt': {'num_feat': 16}, 'heavy_hidden': [16, 16],
+       'light_hidden': [8], 'cls_hidden': [8], 'upscale': 4}
+
+
+def train_options(name, hr_dir, save_freq=2, phases=PHASES, extra_iters=None):
+    return {
+        'name': name, 'model_type': 'PCSRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
+        'find_unused_parameters': True,
+        'datasets': {'train': {'name': 'tiny', 'type': 'PCSRHRDataset', 'dataroot_gt': hr_dir,
+                               'io_backend': {'type': 'disk'}, 'gt_size': 64, 'use_hflip': False,
+                               'use_vflip': False, 'use_transpose': False, 'num_worker_per_gpu': 0,
+                               'batch_size_per_gpu': 1, 'dataset_enlarge_ratio': 2, 'prefetch_mode': None}},
+        'network_g': dict(NET),
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {'ema_decay': 0, 'phases': phases},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': save_freq, 'use_tb_logger': False},
+    }
+
+
+@pytest.fixture(scope='module')
+def tiny_root(tmp_path_factory):
+    """A temporary repository root (train.py copied there) with one real 64x64 HR image (Set14 baboon crop)."""
+    root = tmp_path_factory.mktemp('root')
+    shutil.copy(osp.join(ROOT, 'train.py'), root / 'train.py')
+    hr_dir = root / 'hr'
+    hr_dir.mkdir()
+    img = cv2.imread(require(osp.join(BENCHMARK, 'Set14/HR/baboon.png')))
+    cv2.imwrite(str(hr_dir / 'baboon_crop.png'), img[100:164, 200:264])
+    return root
+
+
+def env():
+    return {'PYTHONPATH': ROOT + os.pathsep + os.environ.get('PYTHONPATH', '')}
+
+
+def test_phase_schedule_boundaries_and_start_phase():
+    sched = PhaseSchedule(PHASES)
+    assert sched.total_iter == 6
+    assert [sched.phase_at(i).name for i in (0, 1, 3, 4, 6, 7)] == ['heavy'] * 3 + ['classifier'] * 3
+    alone = PhaseSchedule(PHASES, start_phase='classifier')
+    assert alone.total_iter == 3 and alone.phase_at(1).name == 'classifier'
+    assert sched.phase_at(2).is_trainable('encoder.entry.weight')
+    assert not sched.phase_at(2).is_trainable('encoder_x.weight')
+    with pytest.raises(ValueError, match='start_phase'):
+        PhaseSchedule(PHASES, start_phase='nope')
+    with pytest.raises(ValueError, match='iters'):
+        PhaseSchedule([{'name': 'a', 'iters': 0}])
+    with pytest.raises(ValueError, match='unique'):
+        PhaseSchedule([PHASES[0], PHASES[0]])
+
+
+def _model(tmp_path, hr_dir):
+    from basicsr.models import build_model
+    opt = train_options('grad_check', hr_dir)
+    opt.update(dist=False, rank=0, world_size=1, is_train=True, root_path=str(tmp_path))
+    opt['path'].update(experiments_root=str(tmp_path), models=str(tmp_path), training_states=str(tmp_path),
+                       log=str(tmp_path), visualization=str(tmp_path))
+    opt['datasets']['train'].update(phase='train', scale=4)
+    return build_model(opt)
+
+
+def test_gradients_reach_only_the_phase_modules(tmp_path, tiny_root):
+    from adaptsr.data.pcsr_dataset import PCSRHRDataset
+    model = _model(tmp_path, str(tiny_root / 'hr'))
+    data = PCSRHRDataset(dict(model.opt['datasets']['train']))[0]
+    batch = {'lq': data['lq'][None], 'gt': data['gt'][None]}
+    net = model.net_g
+
+    def snapshot():
+        return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+    groups = ('encoder', 'heavy_sampler', 'light_sampler', 'classifier')
+    model.update_learning_rate(1)
+    model.feed_data(batch)
+    before = snapshot()
+    model.optimize_parameters(1)
+    for name, p in net.named_parameters():
+        trained = name.startswith(('encoder', 'heavy_sampler'))
+        assert (p.grad is not None and p.grad.abs().sum() > 0) == trained, name
+    after = snapshot()
+    changed = {g for g in groups if any(not torch.equal(before[k], after[k]) for k in before if k.startswith(g))}
+    assert changed == {'encoder', 'heavy_sampler'}
+    for it in (2, 3, 4):  # iteration 4 enters phase 1
+        model.update_learning_rate(it)
+        model.feed_data(batch)
+        before = snapshot()
+        model.optimize_parameters(it)
+    assert model.phase.name == 'classifier'
+    assert not net.encoder.training and not net.heavy_sampler.training and net.classifier.training
+    for name, p in net.named_parameters():
+        trained = name.startswith(('light_sampler', 'classifier'))
+        assert p.requires_grad == trained
+        assert (p.grad is not None and p.grad.abs().sum() > 0) == trained, name
+    after = snapshot()
+    changed = {g for g in groups if any(not torch.equal(before[k], after[k]) for k in before if k.startswith(g))}
+    assert changed == {'light_sampler', 'classifier'}  # BN running stats of the frozen encoder are unchanged too
+
+
+def _final_params(root, name):
+    return torch.load(root / 'experiments' / name / 'models' / 'net_g_latest.pth', weights_only=True)['params']
+
+
+@pytest.mark.parametrize('resume_iter', [2, 4])
+def test_resume_mid_phase_equals_uninterrupted(tiny_root, resume_iter):
+    full = f'full_{resume_iter}'
+    part = f'resumed_{resume_iter}'
+    opt_full = write_yaml(tiny_root / f'{full}.yml', train_options(full, str(tiny_root / 'hr')))
+    run_script([str(tiny_root / 'train.py'), '-opt', opt_full], cwd=tiny_root, env=env())
+    # an interrupted run: only what the full run had saved at resume_iter
+    src = tiny_root / 'experiments' / full
+    dst = tiny_root / 'experiments' / part
+    (dst / 'models').mkdir(parents=True)
+    (dst / 'training_states').mkdir()
+    shutil.copy(src / 'training_states' / f'{resume_iter}.state', dst / 'training_states')
+    shutil.copy(src / 'models' / f'net_g_{resume_iter}.pth', dst / 'models')
+    state = torch.load(dst / 'training_states' / f'{resume_iter}.state', weights_only=False)
+    assert state['phase'] == ('heavy' if resume_iter <= 3 else 'classifier')
+    opt_part = write_yaml(tiny_root / f'{part}.yml', train_options(part, str(tiny_root / 'hr')))
+    proc = run_script([str(tiny_root / 'train.py'), '-opt', opt_part, '--auto_resume'], cwd=tiny_root, env=env())
+    assert f'Resuming training from epoch' in proc.stdout + proc.stderr or (dst / 'models' / 'net_g_6.pth').exists()
+    a, b = _final_params(tiny_root, full), _final_params(tiny_root, part)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_two_process_ddp_on_cpu(tiny_root):
+    name = 'ddp_cpu'
+    opt = write_yaml(tiny_root / f'{name}.yml', train_options(name, str(tiny_root / 'hr'), save_freq=6))
+    proc = run_script(['-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',
+                       str(tiny_root / 'train.py'), '-opt', opt, '--launcher', 'pytorch'], cwd=tiny_root, env=env())
+    logs = list((tiny_root / 'experiments' / name).glob('train_*.log'))
+    text = logs[0].read_text()
+    assert 'World size (gpu number): 2' in text
+    assert 'Entering phase 1 "classifier"' in text
+    params = _final_params(tiny_root, name)
+    assert all(torch.isfinite(v).all() for v in params.values() if v.is_floating_point())
+    assert proc.returncode == 0
+    _ = sys  # keep import used for clarity of the interpreter in run_script
