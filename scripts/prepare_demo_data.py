@@ -72,7 +72,8 @@ def main():
             write_png(osp.join(root, 'val', 'LR_bicubic', f'X{s}', f'{name}x{s}.png'), lr)
     create_lmdb(osp.join(root, 'train', 'HR_sub128'), osp.join(root, 'train_HR_sub128.lmdb'))
     for s in SCALES:
-        create_lmdb(osp.join(root, 'train', 'LR_bicubic_sub', f'X{s}'), osp.join(root, f'train_LR_bicubic_X{s}_sub.lmdb'))
+        create_lmdb(osp.join(root, 'train', 'LR_bicubic_sub', f'X{s}'),
+                    osp.join(root, f'train_LR_bicubic_X{s}_sub.lmdb'))
     open(done_flag, 'w').close()
     print(f'Demo data ready in {root}: {len(TRAIN)} training photos -> {n_sub} HR sub-images '
           f'({args.crop}px, step {args.step}), {len(VAL)} validation photos, LR x{SCALES}.')

@@ -1,5 +1,4 @@
 """PCSR arch: official weights, equivalences of the fast path, decision rules, refinement, cost model."""
-import math
 import os.path as osp
 
 import pytest
@@ -104,16 +103,19 @@ def test_nearest_gather_and_bilinear_residual_equivalences():
     assert torch.equal(image_to_rows(rows_to_image(rows, 2, h, w, s), s), rows)
 
 
-def test_k_rule_equals_closed_form_threshold():
+def test_k_rule_equals_official_argmax_rule():
+    """decide() (heavy iff l1 - l0 > k ln(c1/c0)) == the official ``argmax_j p_j / c_j^k``, ties to light."""
     torch.manual_seed(0)
     net = PCSRNet(encoder='carn')
     c0, c1 = net.cost_list()
     logits = torch.randn(5000, 16, 2) * 3
-    prob = torch.softmax(logits, -1)
+    prob = torch.softmax(logits.double(), -1)
     for k in (-25, -1, 0, 0.5, 1, 2):
-        mask = net.decide(prob, k=k, adaptive=False)
-        closed = (logits[..., 1] - logits[..., 0]) > k * math.log(c1 / c0)
-        assert (mask != closed).float().mean() < 1e-3  # only float ties at the threshold may differ
+        mask = net.decide(logits[..., 1] - logits[..., 0], k=k, adaptive=False)
+        score = prob / torch.tensor([c0, c1], dtype=torch.float64).pow(k)
+        official = score[..., 1] > score[..., 0]
+        assert (mask != official).float().mean() < 1e-3  # only float ties at the threshold may differ
+    assert net.decide(torch.tensor([0.0]), k=0).item() is False  # p1 == p0: light
 
 
 def test_all_heavy_equals_heavy_path_and_k_minus_25(pcsr_official):
@@ -125,7 +127,7 @@ def test_all_heavy_equals_heavy_path_and_k_minus_25(pcsr_official):
         c0, c1 = net.cost_list()
         net_all = PCSRNet(encoder='carn').eval()
         net_all.load_state_dict(net.state_dict())
-        net_all.decide = lambda prob, k=None, adaptive=None, n_images=1: torch.ones(prob.shape[:-1], dtype=torch.bool)
+        net_all.decide = lambda logit, k=None, adaptive=None, n_images=1: torch.ones_like(logit, dtype=torch.bool)
         sr, hmap = net_all.infer(lq, refine=False)
         assert hmap.all() and torch.equal(sr, heavy)
         assert net_all.last_cost['flops'] == pytest.approx(net_all.last_cost['flops_full'] +

@@ -122,7 +122,8 @@ def test_options_files_build(path):
 def test_plugin_registers_without_clashes():
     """Another BasicSR project (whose stack already imports basicsr) then imports adaptsr.archs etc."""
     code = ('import sys, types, torchvision.transforms.functional as F\n'
-            'm = types.ModuleType("torchvision.transforms.functional_tensor"); m.rgb_to_grayscale = F.rgb_to_grayscale\n'
+            'm = types.ModuleType("torchvision.transforms.functional_tensor")\n'
+            'm.rgb_to_grayscale = F.rgb_to_grayscale\n'
             'sys.modules[m.__name__] = m  # that project\'s own fix for torchvision >= 0.17\n'
             'import basicsr, basicsr.train\n'
             'import adaptsr.archs, adaptsr.models, adaptsr.losses, adaptsr.data\n'

@@ -161,3 +161,29 @@ def test_two_process_ddp_on_cpu(tiny_root):
     assert all(torch.isfinite(v).all() for v in params.values() if v.is_floating_point())
     assert proc.returncode == 0
     _ = sys  # keep import used for clarity of the interpreter in run_script
+
+
+def test_original_baseline_trains_on_paired_lmdb(tmp_path, demo_data):
+    """The non-adaptive baseline YAML path (BasicSR's own train keys, paired LMDB) through adaptsr's model."""
+    import yaml
+    with open(osp.join(ROOT, 'options/train/pcsr_original_carn_x4.yml')) as f:
+        opt = yaml.safe_load(f)
+    opt['name'] = 'baseline_check'
+    opt['num_gpu'] = 0
+    opt['network_g']['num_feat'] = 16
+    train = opt['datasets']['train']
+    train.update(dataroot_gt=osp.join(demo_data, 'train_HR_sub128.lmdb'), gt_size=64, num_worker_per_gpu=0,
+                 dataroot_lq=osp.join(demo_data, 'train_LR_bicubic_X4_sub.lmdb'), batch_size_per_gpu=2)
+    opt['datasets']['val'] = {'name': 'demo_val', 'type': 'PairedImageDataset', 'filename_tmpl': '{}x4',
+                              'dataroot_gt': osp.join(demo_data, 'val/HR'), 'io_backend': {'type': 'disk'},
+                              'dataroot_lq': osp.join(demo_data, 'val/LR_bicubic/X4')}
+    opt['train'].update(total_iter=4, scheduler={'type': 'CosineAnnealingRestartLR', 'periods': [4],
+                                                 'restart_weights': [1], 'eta_min': 1e-7})
+    opt['val']['val_freq'] = 4
+    opt['logger'].update(print_freq=2, save_checkpoint_freq=4, use_tb_logger=False)
+    shutil.copy(osp.join(ROOT, 'train.py'), tmp_path / 'train.py')
+    path = write_yaml(tmp_path / 'baseline.yml', opt)
+    run_script([str(tmp_path / 'train.py'), '-opt', path], cwd=tmp_path, env=env())
+    log = next((tmp_path / 'experiments' / 'baseline_check').glob('train_*.log')).read_text()
+    assert 'gflops' in log and 'psnr_rgb' in log
+    assert (tmp_path / 'experiments' / 'baseline_check' / 'models' / 'net_g_latest.pth').exists()

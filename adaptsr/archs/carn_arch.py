@@ -38,7 +38,7 @@ def _fusion(in_ch, nf):
 
 
 def cascade(x, units, fuses):
-    """CARN cascading: ``c_k = cat(c_{k-1}, unit_k(o_{k-1}))``, ``o_k = fuse_k(c_k)``, starting from ``c_0 = o_0 = x``."""
+    """CARN cascading: ``c_k = cat(c_{k-1}, unit_k(o_{k-1}))``, ``o_k = fuse_k(c_k)``, from ``c_0 = o_0 = x``."""
     c = x
     o = x
     for unit, fuse in zip(units, fuses):

@@ -13,6 +13,8 @@ matrix products on the gathered rows of the selected pixels only. This is mathem
 layer counted per HR pixel), so the executed work is slightly below the reported figure.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -221,7 +223,9 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         k (float): default budget knob: heavy iff ``p1 / c1^k > p0 / c0^k`` (k = 0: p1 > 0.5; larger k: cheaper).
         adaptive (bool): default to ADM (2-means) instead of ``k``.
         refine (bool): default pixel-wise refinement after selective inference.
-        pixel_batch_size (int): rows per MLP chunk in selective inference (bounds memory).
+        pixel_batch_size (int): HR pixels per MLP chunk in inference. Chunks that fit in the CPU cache make the
+            memory-bound MLP layers much faster (32768 was measured best on a 2-core x86 CPU; the official code used
+            300000, which was 24% slower end to end there).
         adm_scope (str): ``batch`` (official: one clustering over all images of a batch) or ``image``.
 
     Shapes:
@@ -232,7 +236,7 @@ class PCSRNet(MeanShiftMixin, nn.Module):
     """
 
     def __init__(self, encoder='carn', encoder_opt=None, heavy_hidden=None, light_hidden=None, cls_hidden=None,
-                 upscale=4, rgb_mean=None, k=0.0, adaptive=False, refine=True, pixel_batch_size=300000,
+                 upscale=4, rgb_mean=None, k=0.0, adaptive=False, refine=True, pixel_batch_size=32768,
                  adm_scope='batch'):
         super().__init__()
         if encoder not in PCSR_PRESETS:
@@ -333,18 +337,37 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         p_heavy = rows_to_image(prob[..., 1].reshape(-1, 1), n, h, w, self.upscale)
         return self._finish(mix.reshape(-1, 3), x, nhw), p_heavy
 
-    def decide(self, prob, k=None, adaptive=None, n_images=1):
-        """Heavy mask from class probabilities (R, s*s, 2): k-rule ``argmax p / c^k`` (ties light) or ADM."""
+    def heavy_logit(self, rows):
+        """Classifier logit difference ``l_heavy - l_light`` for every HR pixel: (R, C) LR rows -> (R, s*s).
+
+        Computed in chunks of ``pixel_batch_size`` HR pixels; ``sigmoid`` of it is p(heavy).
+        """
+        s2 = self.upscale**2
+        sub = self.classifier.subpixel_part(self.codes)
+        lr_part = self.classifier.lr_part(rows)
+        out = rows.new_empty(rows.shape[0], s2)
+        step = max(1, self.pixel_batch_size // s2)
+        for start in range(0, rows.shape[0], step):
+            logits = self.classifier.tail(lr_part[start:start + step].unsqueeze(1) + sub)
+            out[start:start + step] = logits[..., 1] - logits[..., 0]
+        return out
+
+    def decide(self, logit, k=None, adaptive=None, n_images=1):
+        """Heavy mask from the logit difference ``l1 - l0`` (any shape), class 1 = heavy.
+
+        k-rule: ``argmax_j p_j / c_j^k`` with ties to light, i.e. heavy iff ``l1 - l0 > k * ln(c1 / c0)`` (the same
+        rule without the softmax); ADM: :func:`adm_heavy_mask` on ``p1 = sigmoid(l1 - l0)``.
+        """
         k = self.k if k is None else float(k)
         adaptive = self.adaptive if adaptive is None else adaptive
         if adaptive:
+            p_heavy = torch.sigmoid(logit)
             if self.adm_scope == 'image' and n_images > 1:
-                per_img = prob[..., 1].reshape(n_images, -1)
-                return torch.stack([adm_heavy_mask(p) for p in per_img]).reshape(prob.shape[:-1])
-            return adm_heavy_mask(prob[..., 1])
-        cost = torch.tensor(self.cost_list(), device=prob.device, dtype=prob.dtype)
-        score = prob / cost.pow(k)
-        return score[..., 1] > score[..., 0]
+                per_img = p_heavy.reshape(n_images, -1)
+                return torch.stack([adm_heavy_mask(p) for p in per_img]).reshape(logit.shape)
+            return adm_heavy_mask(p_heavy)
+        c0, c1 = self.cost_list()
+        return logit > k * math.log(c1 / c0)
 
     @torch.no_grad()
     def infer(self, lq, k=None, adaptive=None, refine=None):
@@ -363,8 +386,7 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         refine = self.refine if refine is None else refine
         x, rows, nhw = self._prepare(lq)
         n, h, w = nhw
-        prob = torch.softmax(self._dense(self.classifier, rows), dim=-1)
-        heavy = self.decide(prob, k, adaptive, n_images=n).reshape(-1)
+        heavy = self.decide(self.heavy_logit(rows), k, adaptive, n_images=n).reshape(-1)
         heavy_idx = heavy.nonzero().squeeze(1)
         light_idx = (~heavy).nonzero().squeeze(1)
         out = rows.new_empty(heavy.numel(), 3)
