@@ -20,5 +20,5 @@ if ! python -c "import importlib.metadata as m; assert m.version('basicsr') == '
   pip_q --no-build-isolation --no-deps basicsr==1.4.2
 fi
 pip_q --no-build-isolation --no-deps -e .
-python -c "import torch, torchvision, basicsr, adaptsr; print('environment ready: torch', torch.__version__, \
+python -c "import adaptsr, basicsr, torch, torchvision; print('environment ready: torch', torch.__version__, \
 'torchvision', torchvision.__version__, 'basicsr', basicsr.__version__, 'adaptsr', adaptsr.__version__)"
