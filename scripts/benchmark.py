@@ -6,8 +6,9 @@
 For every dataset of the test YAML and every budget (default: ``val.budget_sweep``, else the YAML's knob) it
 measures, on the same images and threads: PSNR/SSIM (Y channel, crop_border = scale) and RGB PSNR (shave = scale),
 GFLOPs per image (spent, and the full model on the same input), seconds per image (median over images, after a
-warm-up forward) and peak memory (MiB above the level before the forward: CUDA allocator peak, or sampled RSS on
-CPU, measured in a separate pass on the largest image). The method's original model (``network_ref`` /
+warm-up forward) and peak memory of one forward on the largest image (MiB above the level before it: the CUDA
+allocator peak, or on CPU the peak resident set of a fresh process, which does not reuse memory of earlier runs).
+The method's original model (``network_ref`` /
 ``path.pretrain_network_ref`` in the YAML) is measured in the same run, and each row gives its speed-ups against it:
 ``time_speedup = t_ref / t``, ``flops_speedup = F_ref / F``, and ``realized = (1 - t / t_ref) / (1 - F / F_ref)``, the
 fraction of the FLOPs reduction that turned into time.
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import subprocess
 import sys
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
@@ -24,8 +26,8 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 import adaptsr  # noqa: E402,F401
-from adaptsr.utils.benchmark import (PeakMemory, load_test_options, quality, reference_options,  # noqa: E402
-                                     summarise, timed)
+from adaptsr.utils.benchmark import (PeakMemory, fresh_process_peak_mib, load_test_options,  # noqa: E402
+                                     quality, reference_options, summarise, timed)
 from adaptsr.utils.report import format_table, plot_tradeoff, write_table  # noqa: E402
 
 
@@ -49,8 +51,30 @@ def load_images(dataset_opt, max_images=None):
     return items
 
 
-def run_config(model, images, scale, device, warmup=1):
-    """Per-image quality, cost and time of ``model.test()``; then peak memory on the largest image."""
+def largest(images):
+    return max(images, key=lambda it: it['lq'].numel())
+
+
+def probe_memory(args, budget, reference):
+    """Peak memory (MiB) of one ``test()`` on the largest image, in a fresh process (CPU)."""
+    cmd = [sys.executable, osp.abspath(__file__), '-opt', args.opt, '--json', '-', '--probe_memory',
+           json.dumps({'dataset': args.probe_dataset, 'budget': budget, 'reference': reference})]
+    if args.force_yml:
+        cmd += ['--force_yml'] + args.force_yml
+    if args.max_images:
+        cmd += ['--max_images', str(args.max_images)]
+    if args.threads:
+        cmd += ['--threads', str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def run_config(model, images, scale, device, warmup=1, memory=None):
+    """Per-image quality, cost and time of ``model.test()``; then peak memory on the largest image.
+
+    ``memory``: a callable returning the peak MiB (fresh-process probe on CPU); on GPU the allocator peak is read
+    in this process.
+    """
     for _ in range(warmup):
         model.feed_data({'lq': images[0]['lq'], 'gt': images[0]['gt']})
         model.test()
@@ -62,13 +86,31 @@ def run_config(model, images, scale, device, warmup=1):
         row.update(quality(model.output, model.gt, scale))
         row.update({k: v for k, v in model.cost_metric_values().items()})
         per_image.append(row)
-    largest = max(images, key=lambda it: it['lq'].numel())
-    model.feed_data({'lq': largest['lq'], 'gt': largest['gt']})
-    with PeakMemory(device) as mem:
-        model.test()
     out = summarise(per_image)
-    out['peak_mem_mib'] = mem.peak_mib
+    if memory is not None and torch.device(device).type == 'cpu':
+        out['peak_mem_mib'] = memory()
+    else:
+        big = largest(images)
+        model.feed_data({'lq': big['lq'], 'gt': big['gt']})
+        with PeakMemory(device) as mem:
+            model.test()
+        out['peak_mem_mib'] = mem.peak_mib
     return out, per_image
+
+
+def memory_probe_main(args, opt):
+    """``--probe_memory``: build one model, run one test() on the largest image, print its peak MiB."""
+    from basicsr.models import build_model
+    spec = json.loads(args.probe_memory)
+    if spec['reference']:
+        opt = reference_options(opt)
+    model = build_model(opt)
+    if spec['budget'] is not None:
+        model.apply_budget(spec['budget'])
+    dopt = next(d for d in opt['datasets'].values() if d['name'] == spec['dataset'])
+    big = largest(load_images(dopt, args.max_images))
+    model.feed_data({'lq': big['lq'], 'gt': big['gt']})
+    print(fresh_process_peak_mib(model.test))
 
 
 def main(argv=None):
@@ -81,6 +123,7 @@ def main(argv=None):
     parser.add_argument('--max_images', type=int, default=None, help='first N images of each dataset')
     parser.add_argument('--no_reference', action='store_true', help='skip the full/original model')
     parser.add_argument('--json', required=True, help='output JSON (a CSV and a PNG plot are written beside it)')
+    parser.add_argument('--probe_memory', default=None, help=argparse.SUPPRESS)  # internal: fresh-process probe
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -90,6 +133,9 @@ def main(argv=None):
 
     opt = load_test_options(args.opt, ROOT, args.force_yml)
     get_root_logger(log_level=40)  # the bench prints its own table; keep BasicSR's INFO lines out of it
+    if args.probe_memory:
+        memory_probe_main(args, opt)
+        return
     budgets = ([parse_budget(b) for b in args.budgets.split(',')] if args.budgets else
                opt['val'].get('budget_sweep') or [None])
     model = build_model(opt)
@@ -104,16 +150,19 @@ def main(argv=None):
         if wanted and dopt['name'] not in wanted:
             continue
         images = load_images(dopt, args.max_images)
+        args.probe_dataset = dopt['name']
         ref_row = None
         if ref_model is not None:
-            ref_row, per = run_config(ref_model, images, scale, device)
+            ref_row, per = run_config(ref_model, images, scale, device,
+                                      memory=lambda: probe_memory(args, None, True))
             ref_row.update(dataset=dopt['name'], config='reference', budget='-')
             details[f"{dopt['name']}/reference"] = per
             rows.append(ref_row)
         for budget in budgets:
             if budget is not None:
                 model.apply_budget(budget)
-            row, per = run_config(model, images, scale, device)
+            row, per = run_config(model, images, scale, device,
+                                  memory=lambda b=budget: probe_memory(args, b, False))
             row.update(dataset=dopt['name'], config=opt['network_g']['type'], budget=model.budget_label())
             if ref_row is not None and ref_row['gflops'] > 0:
                 row['time_speedup'] = ref_row['sec_median'] / row['sec_median']

@@ -124,3 +124,24 @@ def test_odd_sizes(pcsr_official):
                         'dataroot_gt': require(osp.join(BENCHMARK, 'B100/HR'))})
     item = ds[0]
     assert item['gt'].shape[-1] == item['lq'].shape[-1] * 3 and item['gt'].shape[-2] == item['lq'].shape[-2] * 3
+
+
+def test_batched_tiles_equal_single_tiles_for_k_rule(pcsr_official):
+    """PCSR patch mode (32x32 tiles, stride 28, batches): the k-rule is per pixel, so batching changes nothing;
+    ADM clusters each batch jointly (the official patch mode) and stays finite."""
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png')))[..., :88, :60]  # 3x2 patches
+    costs = []
+
+    def fn(x, **kw):
+        out = pcsr_official.infer(x, **kw)[0]
+        costs.append(pcsr_official.last_cost['flops'])
+        return out
+
+    one = tiled_forward(lambda x: fn(x, k=0.0), lq, 4, 32, 4, tile_batch=1)
+    flops_one = sum(costs)
+    costs.clear()
+    many = tiled_forward(lambda x: fn(x, k=0.0), lq, 4, 32, 4, tile_batch=96)
+    assert len(costs) == 1 and costs[0] == pytest.approx(flops_one)
+    assert (one - many).abs().max() < 1e-5
+    adm = tiled_forward(lambda x: fn(x, adaptive=True), lq, 4, 32, 4, tile_batch=96)
+    assert adm.shape == one.shape and torch.isfinite(adm).all()

@@ -36,7 +36,8 @@ class AdaptiveSRModel(SRModel):
     Options added to BasicSR's (all optional):
 
     * ``train.phases`` / ``train.start_phase``: multi-phase schedule, see :mod:`adaptsr.ops.phases`.
-    * ``val.tile_size`` / ``val.tile_overlap`` (LR pixels): tiled test (bounded memory on large images).
+    * ``val.tile_size`` / ``val.tile_overlap`` (LR pixels): tiled test (bounded memory on large images);
+      ``val.tile_batch``: equal-size tiles per call (PCSR's patch mode: 32 / 4 / 96).
     * ``val.crop_mode``: ``none`` (default) or ``pcsr`` (crop LR top-left to the 32/28 patch grid and HR to match,
       the ``--crop`` protocol of PCSR/ClassSR/ARM evaluations).
     * ``val.budget_sweep`` (list): knob values; the test reports each value and writes
@@ -305,7 +306,7 @@ class AdaptiveSRModel(SRModel):
         with torch.no_grad():
             if tile:
                 self.output = tiled_forward(forward, self.lq, self.opt['scale'], int(tile),
-                                            int(val_opt.get('tile_overlap', 0)))
+                                            int(val_opt.get('tile_overlap', 0)), int(val_opt.get('tile_batch', 1)))
             else:
                 self.output = forward(self.lq)
         self.cost = {}
@@ -313,8 +314,9 @@ class AdaptiveSRModel(SRModel):
             for k, v in c.items():
                 if isinstance(v, (int, float)):
                     self.cost[k] = self.cost.get(k, 0) + v
-        if 'heavy_ratio' in self.cost and costs:  # ratios are averaged, not summed, over tiles
-            self.cost['heavy_ratio'] = self.cost['heavy_ratio'] / len(costs)
+        if 'heavy_ratio' in self.cost and costs:  # a ratio: pixel-weighted mean over tiles, not a sum
+            pixels = [c.get('pixels', 1) for c in costs]
+            self.cost['heavy_ratio'] = sum(c['heavy_ratio'] * p for c, p in zip(costs, pixels)) / sum(pixels)
         if self.opt['is_train']:
             self.net_g.train()
             if self.schedule is not None:

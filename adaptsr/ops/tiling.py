@@ -3,6 +3,8 @@
 The one place where adaptsr tiles images: APE and CABM decide per tile, and any model can bound its memory on
 2K-8K inputs with ``val.tile_size`` / ``val.tile_overlap``.
 """
+import torch
+
 
 
 def tile_boxes(height, width, tile_size, overlap=0):
@@ -35,28 +37,42 @@ def tile_boxes(height, width, tile_size, overlap=0):
     return [(t, l, b, r) for (t, b) in starts(height) for (l, r) in starts(width)]
 
 
-def tiled_forward(fn, lq, scale, tile_size, overlap=0):
+def tiled_forward(fn, lq, scale, tile_size, overlap=0, tile_batch=1):
     """Run ``fn`` tile by tile on ``lq`` and merge the outputs by overlap averaging.
 
     Args:
-        fn (callable): maps an LR tile (N, C, th, tw) to an SR tile (N, C_out, th*scale, tw*scale).
-        lq (Tensor): LR image (N, C, H, W).
+        fn (callable): maps LR tiles (B, C, th, tw) to SR tiles (B, C_out, th*scale, tw*scale).
+        lq (Tensor): LR image (N, C, H, W); N must be 1 when ``tile_batch > 1``.
         scale (int): upscaling factor.
         tile_size (int), overlap (int): see :func:`tile_boxes`.
+        tile_batch (int): tiles of equal size stacked into one call (e.g. PCSR's patch mode: 32x32 tiles, overlap 4,
+            96 per batch, so that its ADM clusters the batch jointly).
 
     Returns:
         Tensor: SR image (N, C_out, H*scale, W*scale).
+
+    Raises:
+        ValueError: ``tile_batch > 1`` with more than one image.
     """
     n, _, h, w = lq.shape
+    if tile_batch > 1 and n != 1:
+        raise ValueError(f'tile_batch > 1 needs a single image per call, got a batch of {n}')
+    boxes = tile_boxes(h, w, tile_size, overlap)
+    groups = {}
+    for box in boxes:
+        groups.setdefault((box[2] - box[0], box[3] - box[1]), []).append(box)
     out = None
     weight = None
-    for (t, l, b, r) in tile_boxes(h, w, tile_size, overlap):
-        sr = fn(lq[:, :, t:b, l:r])
-        if out is None:
-            out = sr.new_zeros(n, sr.shape[1], h * scale, w * scale)
-            weight = sr.new_zeros(1, 1, h * scale, w * scale)
-        out[:, :, t * scale:b * scale, l * scale:r * scale] += sr
-        weight[:, :, t * scale:b * scale, l * scale:r * scale] += 1
+    for same_size in groups.values():
+        for start in range(0, len(same_size), max(1, tile_batch)):
+            chunk = same_size[start:start + max(1, tile_batch)]
+            sr = fn(torch.cat([lq[:, :, t:b, l:r] for (t, l, b, r) in chunk], dim=0))
+            if out is None:
+                out = sr.new_zeros(n, sr.shape[1], h * scale, w * scale)
+                weight = sr.new_zeros(1, 1, h * scale, w * scale)
+            for i, (t, l, b, r) in enumerate(chunk):
+                out[:, :, t * scale:b * scale, l * scale:r * scale] += sr[i * n:(i + 1) * n]
+                weight[:, :, t * scale:b * scale, l * scale:r * scale] += 1
     return out / weight
 
 

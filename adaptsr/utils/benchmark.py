@@ -81,11 +81,32 @@ def _rss_bytes():
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
+def peak_rss_bytes():
+    """Peak resident set size of this process so far (``VmHWM``), in bytes."""
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError('VmHWM not found in /proc/self/status')
+
+
+def fresh_process_peak_mib(fn):
+    """Peak memory of ``fn()`` in MiB as ``VmHWM - RSS`` before the call, for a process that has not run it yet.
+
+    Meant for a fresh process (``scripts/benchmark.py --probe_memory``): once a process has run a forward, freed
+    memory stays mapped and later peaks no longer show in its RSS.
+    """
+    base = _rss_bytes()
+    fn()
+    return (peak_rss_bytes() - base) / 2**20
+
+
 class PeakMemory:
     """Peak memory above the level at entry, in MiB: CUDA allocator peak on GPU, sampled RSS on CPU.
 
-    On CPU a thread samples the resident set size every ``interval`` seconds; use it on a separate pass from the
-    timed one (sampling competes for the cores).
+    On CPU a thread samples the resident set size every ``interval`` seconds. It only sees memory the process
+    newly maps, so after earlier forwards it under-reports; ``scripts/benchmark.py`` therefore measures CPU peaks in
+    a fresh process (:func:`fresh_process_peak_mib`) and uses this class on GPUs.
     """
 
     def __init__(self, device, interval=0.002):
