@@ -26,7 +26,7 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 import adaptsr  # noqa: E402,F401
-from adaptsr.utils.benchmark import (PeakMemory, fresh_process_peak_mib, load_test_options,  # noqa: E402
+from adaptsr.utils.benchmark import (cuda_peak_mib, fresh_process_peak_mib, load_test_options,  # noqa: E402
                                      quality, reference_options, summarise, timed)
 from adaptsr.utils.report import format_table, plot_tradeoff, write_table  # noqa: E402
 
@@ -65,15 +65,36 @@ def probe_memory(args, budget, reference):
         cmd += ['--max_images', str(args.max_images)]
     if args.threads:
         cmd += ['--threads', str(args.threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return float(out.strip().splitlines()[-1])
+    # a fixed mmap threshold: glibc's dynamic one makes freed large tensors stay in the heap at random
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072')
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f'memory probe {spec_of(cmd)} failed:\n{proc.stderr[-2000:]}')
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def spec_of(cmd):
+    return cmd[cmd.index('--probe_memory') + 1]
+
+
+def load_largest_image(dataset_opt, max_images=None):
+    """The largest LR image of a dataset (and its HR), holding one image at a time."""
+    from basicsr.data import build_dataset
+    dataset = build_dataset(dataset_opt)
+    n = len(dataset) if max_images is None else min(max_images, len(dataset))
+    best = None
+    for i in range(n):
+        d = dataset[i]
+        if best is None or d['lq'].numel() > best['lq'].numel():
+            best = {'lq': d['lq'].unsqueeze(0), 'gt': d['gt'].unsqueeze(0)}
+    return best
 
 
 def run_config(model, images, scale, device, warmup=1, memory=None):
     """Per-image quality, cost and time of ``model.test()``; then peak memory on the largest image.
 
-    ``memory``: a callable returning the peak MiB (fresh-process probe on CPU); on GPU the allocator peak is read
-    in this process.
+    ``memory``: a callable returning the peak MiB on CPU (fresh-process probe); on GPU the allocator peak is read in
+    this process.
     """
     for _ in range(warmup):
         model.feed_data({'lq': images[0]['lq'], 'gt': images[0]['gt']})
@@ -87,14 +108,12 @@ def run_config(model, images, scale, device, warmup=1, memory=None):
         row.update({k: v for k, v in model.cost_metric_values().items()})
         per_image.append(row)
     out = summarise(per_image)
-    if memory is not None and torch.device(device).type == 'cpu':
-        out['peak_mem_mib'] = memory()
-    else:
+    if torch.device(device).type == 'cuda':
         big = largest(images)
         model.feed_data({'lq': big['lq'], 'gt': big['gt']})
-        with PeakMemory(device) as mem:
-            model.test()
-        out['peak_mem_mib'] = mem.peak_mib
+        out['peak_mem_mib'] = cuda_peak_mib(model.test, device)
+    else:
+        out['peak_mem_mib'] = memory()
     return out, per_image
 
 
@@ -108,7 +127,7 @@ def memory_probe_main(args, opt):
     if spec['budget'] is not None:
         model.apply_budget(spec['budget'])
     dopt = next(d for d in opt['datasets'].values() if d['name'] == spec['dataset'])
-    big = largest(load_images(dopt, args.max_images))
+    big = load_largest_image(dopt, args.max_images)
     model.feed_data({'lq': big['lq'], 'gt': big['gt']})
     print(fresh_process_peak_mib(model.test))
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adaptsr.archs.carn_arch import PCSRCARN
 from adaptsr.archs.pcsr_arch import PCSRNet
 from adaptsr.data.pcsr_dataset import PCSRHRDataset
 from adaptsr.ops.tiling import tile_boxes, tiled_forward

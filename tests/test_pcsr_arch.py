@@ -12,7 +12,7 @@ from adaptsr.archs.pcsr_arch import (PCSRNet, adm_heavy_mask, image_to_rows, lii
 from adaptsr.convert import load_checkpoint
 from adaptsr.convert.pcsr import convert_carn_m, convert_pcsr
 from adaptsr.ops.cost import FlopCounter, count_flops, torch_flop_counter
-from conftest import BENCHMARK, WEIGHTS, read_rgb, require
+from conftest import BENCHMARK, read_rgb, require
 
 
 def test_official_checkpoints_load_strictly(weights):

@@ -138,3 +138,13 @@ def test_plugin_registers_without_clashes():
     assert ours['loss'] == ['PCSRAverageCostLoss'] and ours['dataset'] == ['PCSRHRDataset']
     basicsr_names = {'ECBSR', 'EDSR', 'MSRResNet', 'RCAN', 'SRModel', 'PairedImageDataset', 'L1Loss'}
     assert not basicsr_names & {n for names in ours.values() for n in names}
+
+
+def test_fresh_process_peak_memory_sees_a_known_allocation():
+    code = ('import torch\nfrom adaptsr.utils.benchmark import fresh_process_peak_mib\n'
+            'big = torch.ones(1)\n'
+            'def fn():\n    x = torch.ones(100 * 2**20 // 4)\n    return float(x.sum())\n'
+            'print(fresh_process_peak_mib(fn))')
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072', PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert 95 <= float(out.stdout.strip().splitlines()[-1]) <= 140

@@ -1,8 +1,8 @@
 """Multi-phase training: schedule, what each phase trains, resume mid-phase, 2-process CPU DDP."""
 import os
 import os.path as osp
+import re
 import shutil
-import sys
 
 import cv2
 import pytest
@@ -141,7 +141,7 @@ def test_resume_mid_phase_equals_uninterrupted(tiny_root, resume_iter):
     assert state['phase'] == ('heavy' if resume_iter <= 3 else 'classifier')
     opt_part = write_yaml(tiny_root / f'{part}.yml', train_options(part, str(tiny_root / 'hr')))
     proc = run_script([str(tiny_root / 'train.py'), '-opt', opt_part, '--auto_resume'], cwd=tiny_root, env=env())
-    assert f'Resuming training from epoch' in proc.stdout + proc.stderr or (dst / 'models' / 'net_g_6.pth').exists()
+    assert re.search(rf'Resuming training from epoch: \d+, iter: {resume_iter}\.', proc.stdout + proc.stderr)
     a, b = _final_params(tiny_root, full), _final_params(tiny_root, part)
     assert a.keys() == b.keys()
     for k in a:
@@ -159,8 +159,7 @@ def test_two_process_ddp_on_cpu(tiny_root):
     assert 'Entering phase 1 "classifier"' in text
     params = _final_params(tiny_root, name)
     assert all(torch.isfinite(v).all() for v in params.values() if v.is_floating_point())
-    assert proc.returncode == 0
-    _ = sys  # keep import used for clarity of the interpreter in run_script
+    assert 'World size' in text and proc.returncode == 0
 
 
 def test_original_baseline_trains_on_paired_lmdb(tmp_path, demo_data):

@@ -1,6 +1,5 @@
 """Measurement helpers for ``scripts/benchmark.py``: option loading, timing, peak memory, quality metrics."""
 import os
-import threading
 import time
 from copy import deepcopy
 
@@ -90,59 +89,34 @@ def peak_rss_bytes():
     raise RuntimeError('VmHWM not found in /proc/self/status')
 
 
-def fresh_process_peak_mib(fn):
-    """Peak memory of ``fn()`` in MiB as ``VmHWM - RSS`` before the call, for a process that has not run it yet.
+def reset_peak_rss():
+    """Reset this process's ``VmHWM`` to its current RSS (``/proc/self/clear_refs``, Linux >= 4.0)."""
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
 
-    Meant for a fresh process (``scripts/benchmark.py --probe_memory``): once a process has run a forward, freed
-    memory stays mapped and later peaks no longer show in its RSS.
+
+def fresh_process_peak_mib(fn):
+    """Peak memory of ``fn()`` in MiB: ``VmHWM`` after the call minus RSS before it, the high-water mark being reset
+    just before the call.
+
+    Meant for a fresh process started with ``MALLOC_MMAP_THRESHOLD_`` fixed (``scripts/benchmark.py
+    --probe_memory``), so that large tensors are mapped and unmapped deterministically; in a process that has run
+    forwards before, freed memory stays mapped and later peaks no longer show in its RSS.
     """
+    reset_peak_rss()
     base = _rss_bytes()
     fn()
     return (peak_rss_bytes() - base) / 2**20
 
 
-class PeakMemory:
-    """Peak memory above the level at entry, in MiB: CUDA allocator peak on GPU, sampled RSS on CPU.
-
-    On CPU a thread samples the resident set size every ``interval`` seconds. It only sees memory the process
-    newly maps, so after earlier forwards it under-reports; ``scripts/benchmark.py`` therefore measures CPU peaks in
-    a fresh process (:func:`fresh_process_peak_mib`) and uses this class on GPUs.
-    """
-
-    def __init__(self, device, interval=0.002):
-        self.device = torch.device(device)
-        self.interval = interval
-        self.peak_mib = 0.0
-
-    def __enter__(self):
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self._base = torch.cuda.memory_allocated()
-            return self
-        self._base = _rss_bytes()
-        self._peak = self._base
-        self._stop = threading.Event()
-
-        def sample():
-            while not self._stop.is_set():
-                self._peak = max(self._peak, _rss_bytes())
-                time.sleep(self.interval)
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize()
-            self.peak_mib = (torch.cuda.max_memory_allocated() - self._base) / 2**20
-        else:
-            self._stop.set()
-            self._thread.join()
-            self._peak = max(self._peak, _rss_bytes())
-            self.peak_mib = (self._peak - self._base) / 2**20
-        return False
+def cuda_peak_mib(fn, device):
+    """Peak CUDA allocator memory of ``fn()`` above the level before it, in MiB."""
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - base) / 2**20
 
 
 def timed(fn, device):
