@@ -202,7 +202,8 @@ def main(argv=None):
     stem = osp.splitext(args.json)[0]
     write_table(rows, stem, formats=('csv', ))
     plot_tradeoff([r for r in rows if r['config'] != 'reference'], stem + '.png', x='gflops', y='psnr_y',
-                  refs=[dict(r, budget=f"reference {r['dataset']}") for r in rows if r['config'] == 'reference'])
+                  refs=[dict(r, budget='original model') for r in rows if r['config'] == 'reference'],
+                  title=f"{opt['name']}: PSNR-Y vs GFLOPs per image")
     cols = ['dataset', 'budget', 'psnr_y', 'ssim_y', 'psnr_rgb', 'gflops', 'gflops_full', 'heavy_ratio', 'sec_median',
             'peak_mem_mib', 'flops_speedup', 'time_speedup', 'realized']
     print(format_table(rows, cols))

@@ -40,38 +40,44 @@ def format_table(rows, columns):
 
 
 def plot_tradeoff(rows, path, x='gflops', y='psnr', label='budget', group='dataset', title=None, refs=None):
-    """PSNR-vs-cost plot (PNG): one line per ``group`` value, points annotated with ``label``.
+    """PSNR-vs-cost plot (PNG): one panel per ``group`` value (e.g. dataset), points annotated with ``label``.
 
     Args:
         rows (list[dict]): table rows with keys ``x``, ``y``, ``label``, ``group``.
         path (str): output PNG path.
-        refs (list[dict], optional): reference points (e.g. the full model), drawn as stars.
+        refs (list[dict], optional): reference points (e.g. the original model), drawn as a star in the panel of
+            their ``group`` value.
     """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
     groups = []
     for r in rows:
         if r.get(group) not in groups:
             groups.append(r.get(group))
-    for g in groups:
-        pts = [r for r in rows if r.get(group) == g and x in r and y in r]
-        pts.sort(key=lambda r: r[x])
-        ax.plot([r[x] for r in pts], [r[y] for r in pts], 'o-', label=str(g))
+    ncols = min(2, len(groups))
+    nrows = (len(groups) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4.2 * nrows), squeeze=False)
+    for ax, g in zip(axes.flat, groups):
+        pts = sorted((r for r in rows if r.get(group) == g and x in r and y in r), key=lambda r: r[x])
+        ax.plot([r[x] for r in pts], [r[y] for r in pts], 'o-', label='adaptive budgets')
         for r in pts:
-            ax.annotate(str(r.get(label, '')), (r[x], r[y]), textcoords='offset points', xytext=(4, 4), fontsize=7)
-    for r in refs or []:
-        ax.plot([r[x]], [r[y]], '*', markersize=10, label=str(r.get(label, 'reference')))
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+            ax.annotate(str(r.get(label, '')), (r[x], r[y]), textcoords='offset points', xytext=(4, 4), fontsize=8)
+        for r in refs or []:
+            if r.get(group) == g:
+                ax.plot([r[x]], [r[y]], '*', markersize=12, label=str(r.get(label, 'reference')))
+        ax.set_title(str(g))
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(groups):]:
+        ax.axis('off')
     if title:
-        ax.set_title(title)
+        fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
