@@ -231,15 +231,26 @@ class AdaptiveSRModel(SRModel):
         for name, buf in net_g.named_buffers():
             ema_buffers[name].data.copy_(buf.data)
 
-    def compute_losses(self):
-        """Total loss and loss dict of the current phase; methods override. Default: pixel losses on net_g(lq)."""
+    def forward_train(self):
+        """Training forward of the current phase: sets ``self.output``, returns extra outputs for losses (dict)."""
         self.output = self.net_g(self.lq)
+        return {}
+
+    def loss_inputs(self, key, loss_fn, extras):
+        """Arguments of phase loss ``key``; default ``(output, gt)``. Methods route their own losses here."""
+        return self.output, self.gt
+
+    def compute_losses(self):
+        """Total loss and loss dict of the current phase (each ``train.phases[i].losses`` entry, summed)."""
+        extras = self.forward_train()
         total = 0
         loss_dict = OrderedDict()
         for key, loss_fn in self.phase_losses.items():
-            loss = loss_fn(self.output, self.gt)
+            loss = loss_fn(*self.loss_inputs(key, loss_fn, extras))
             loss_dict[f'l_{key}'] = loss
             total = total + loss
+        for name, value in extras.get('log', {}).items():
+            loss_dict[name] = value
         return total, loss_dict
 
     def optimize_parameters(self, current_iter):

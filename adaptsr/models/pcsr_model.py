@@ -2,8 +2,6 @@
 
 Source: Jeong et al., ECCV 2024, github.com/3587jjh/PCSR; specs/pcsr.md 4-5.
 """
-from collections import OrderedDict
-
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from adaptsr.losses.pcsr_loss import PCSRAverageCostLoss
@@ -36,28 +34,22 @@ class PCSRModel(AdaptiveSRModel):
     def forward_mode(self):
         return self.phase.get('forward', 'heavy') if self.phase is not None else 'infer'
 
-    def compute_losses(self):
+    def forward_train(self):
         mode = self.forward_mode()
         if mode == 'heavy':
-            self.output, p_heavy = self.net_g(self.lq, mode='heavy'), None
-        elif mode == 'mix':
+            self.output = self.net_g(self.lq, mode='heavy')
+            return {}
+        if mode == 'mix':
             self.output, p_heavy = self.net_g(self.lq, mode='mix')
-        else:
-            raise ValueError(f"train.phases[{self.phase.index}].forward must be 'heavy' or 'mix', got {mode!r}")
-        total = 0
-        loss_dict = OrderedDict()
-        for key, loss_fn in self.phase_losses.items():
-            if isinstance(loss_fn, PCSRAverageCostLoss):
-                if p_heavy is None:
-                    raise ValueError(f'phase {self.phase.name!r}: {key} (PCSRAverageCostLoss) needs forward: mix')
-                loss = loss_fn(p_heavy)
-            else:
-                loss = loss_fn(self.output, self.gt)
-            loss_dict[f'l_{key}'] = loss
-            total = total + loss
-        if p_heavy is not None:
-            loss_dict['p_heavy'] = p_heavy.mean().detach()
-        return total, loss_dict
+            return {'p_heavy': p_heavy, 'log': {'p_heavy': p_heavy.mean().detach()}}
+        raise ValueError(f"train.phases[{self.phase.index}].forward must be 'heavy' or 'mix', got {mode!r}")
+
+    def loss_inputs(self, key, loss_fn, extras):
+        if isinstance(loss_fn, PCSRAverageCostLoss):
+            if 'p_heavy' not in extras:
+                raise ValueError(f'phase {self.phase.name!r}: {key} (PCSRAverageCostLoss) needs forward: mix')
+            return (extras['p_heavy'], )
+        return super().loss_inputs(key, loss_fn, extras)
 
     # ---------------------------------------------------------------------------------------------- testing
     def apply_budget(self, value):
