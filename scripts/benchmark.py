@@ -39,26 +39,30 @@ def parse_budget(text):
         return text
 
 
-def load_images(dataset_opt, max_images=None):
+def iter_images(dataset_opt, max_images=None):
+    """Yield the dataset's first ``max_images`` items as batched tensors, one at a time."""
     from basicsr.data import build_dataset
     dataset = build_dataset(dataset_opt)
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
-    items = []
     for i in range(n):
         d = dataset[i]
-        items.append({'lq': d['lq'].unsqueeze(0), 'gt': d['gt'].unsqueeze(0),
-                      'name': osp.splitext(osp.basename(d['lq_path']))[0]})
-    return items
+        yield {'lq': d['lq'].unsqueeze(0), 'gt': d['gt'].unsqueeze(0),
+               'name': osp.splitext(osp.basename(d['lq_path']))[0]}
+
+
+def load_images(dataset_opt, max_images=None):
+    return list(iter_images(dataset_opt, max_images))
 
 
 def largest(images):
+    """The item with the largest LR image (``images`` may be a generator: one image is held at a time)."""
     return max(images, key=lambda it: it['lq'].numel())
 
 
 def probe_memory(args, budget, reference):
     """Peak memory (MiB) of one ``test()`` on the largest image, in a fresh process (CPU)."""
-    cmd = [sys.executable, osp.abspath(__file__), '-opt', args.opt, '--json', '-', '--probe_memory',
-           json.dumps({'dataset': args.probe_dataset, 'budget': budget, 'reference': reference})]
+    spec = json.dumps({'dataset': args.probe_dataset, 'budget': budget, 'reference': reference})
+    cmd = [sys.executable, osp.abspath(__file__), '-opt', args.opt, '--json', '-', '--probe_memory', spec]
     if args.force_yml:
         cmd += ['--force_yml'] + args.force_yml
     if args.max_images:
@@ -69,25 +73,8 @@ def probe_memory(args, budget, reference):
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072')
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f'memory probe {spec_of(cmd)} failed:\n{proc.stderr[-2000:]}')
+        raise RuntimeError(f'memory probe {spec} failed:\n{proc.stderr[-2000:]}')
     return float(proc.stdout.strip().splitlines()[-1])
-
-
-def spec_of(cmd):
-    return cmd[cmd.index('--probe_memory') + 1]
-
-
-def load_largest_image(dataset_opt, max_images=None):
-    """The largest LR image of a dataset (and its HR), holding one image at a time."""
-    from basicsr.data import build_dataset
-    dataset = build_dataset(dataset_opt)
-    n = len(dataset) if max_images is None else min(max_images, len(dataset))
-    best = None
-    for i in range(n):
-        d = dataset[i]
-        if best is None or d['lq'].numel() > best['lq'].numel():
-            best = {'lq': d['lq'].unsqueeze(0), 'gt': d['gt'].unsqueeze(0)}
-    return best
 
 
 def run_config(model, images, scale, device, warmup=1, memory=None):
@@ -127,7 +114,7 @@ def memory_probe_main(args, opt):
     if spec['budget'] is not None:
         model.apply_budget(spec['budget'])
     dopt = next(d for d in opt['datasets'].values() if d['name'] == spec['dataset'])
-    big = load_largest_image(dopt, args.max_images)
+    big = largest(iter_images(dopt, args.max_images))
     model.feed_data({'lq': big['lq'], 'gt': big['gt']})
     print(fresh_process_peak_mib(model.test))
 
