@@ -9,7 +9,8 @@ GFLOPs per image (spent, and the full model on the same input), seconds per imag
 warm-up forward) and peak memory of one forward on the largest image (MiB above the level before it: the CUDA
 allocator peak, or on CPU the peak resident set of a fresh process, which does not reuse memory of earlier runs).
 The method's original model (``network_ref`` /
-``path.pretrain_network_ref`` in the YAML) is measured in the same run, and each row gives its speed-ups against it:
+``path.pretrain_network_ref`` in the YAML) and any further models (``network_refs``: label -> network, pretrain,
+model_type) are measured in the same run, and each row gives its speed-ups against the first of them:
 ``time_speedup = t_ref / t``, ``flops_speedup = F_ref / F``, and ``realized = (1 - t / t_ref) / (1 - F / F_ref)``, the
 fraction of the FLOPs reduction that turned into time.
 """
@@ -77,6 +78,21 @@ def probe_memory(args, budget, reference):
     return float(proc.stdout.strip().splitlines()[-1])
 
 
+def add_speedups(row, base):
+    """Speed-ups of ``row`` against ``base`` (the first reference): time, FLOPs, and the realised fraction."""
+    row['time_speedup'] = base['sec_median'] / row['sec_median']
+    if base['gflops'] > 0 and row['gflops'] > 0:
+        row['flops_speedup'] = base['gflops'] / row['gflops']
+        flops_cut = 1 - row['gflops'] / base['gflops']
+        time_cut = 1 - row['sec_median'] / base['sec_median']
+        row['realized'] = time_cut / flops_cut if flops_cut > 0 else float('nan')
+
+
+def report(row):
+    print(f"{row['dataset']:>10} {row['config']:>24} {row['budget']:>10}: PSNR-Y {row['psnr_y']:.4f} "
+          f"RGB {row['psnr_rgb']:.4f} {row['gflops']:.2f} GFLOPs {row['sec_median']:.3f} s", flush=True)
+
+
 def run_config(model, images, scale, device, warmup=1, memory=None):
     """Per-image quality, cost and time of ``model.test()``; then peak memory on the largest image.
 
@@ -109,7 +125,7 @@ def memory_probe_main(args, opt):
     from basicsr.models import build_model
     spec = json.loads(args.probe_memory)
     if spec['reference']:
-        opt = reference_options(opt)
+        opt = dict(reference_options(opt))[spec['reference']]
     model = build_model(opt)
     if spec['budget'] is not None:
         model.apply_budget(spec['budget'])
@@ -127,7 +143,7 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     parser.add_argument('--datasets', default=None, help='comma-separated dataset names to run (default: all)')
     parser.add_argument('--max_images', type=int, default=None, help='first N images of each dataset')
-    parser.add_argument('--no_reference', action='store_true', help='skip the full/original model')
+    parser.add_argument('--no_reference', action='store_true', help='skip the reference models')
     parser.add_argument('--json', required=True, help='output JSON (a CSV and a PNG plot are written beside it)')
     parser.add_argument('--probe_memory', default=None, help=argparse.SUPPRESS)  # internal: fresh-process probe
     args = parser.parse_args(argv)
@@ -145,8 +161,7 @@ def main(argv=None):
     budgets = ([parse_budget(b) for b in args.budgets.split(',')] if args.budgets else
                opt['val'].get('budget_sweep') or [None])
     model = build_model(opt)
-    ref_opt = None if args.no_reference else reference_options(opt)
-    ref_model = build_model(ref_opt) if ref_opt else None
+    refs = [] if args.no_reference else [(label, build_model(o)) for label, o in reference_options(opt)]
     device = model.device
     scale = opt['scale']
     wanted = set(args.datasets.split(',')) if args.datasets else None
@@ -157,29 +172,29 @@ def main(argv=None):
             continue
         images = load_images(dopt, args.max_images)
         args.probe_dataset = dopt['name']
-        ref_row = None
-        if ref_model is not None:
+        base = None
+        for label, ref_model in refs:
             ref_row, per = run_config(ref_model, images, scale, device,
-                                      memory=lambda: probe_memory(args, None, True))
-            ref_row.update(dataset=dopt['name'], config='reference', budget='-')
-            details[f"{dopt['name']}/reference"] = per
+                                      memory=lambda lb=label: probe_memory(args, None, lb))
+            ref_row.update(dataset=dopt['name'], config=label, budget='-',
+                           network=ref_model.opt['network_g']['type'])
+            base = base or ref_row
+            add_speedups(ref_row, base)
+            details[f"{dopt['name']}/{label}"] = per
             rows.append(ref_row)
+            report(ref_row)
         for budget in budgets:
             if budget is not None:
                 model.apply_budget(budget)
             row, per = run_config(model, images, scale, device,
-                                  memory=lambda b=budget: probe_memory(args, b, False))
-            row.update(dataset=dopt['name'], config=opt['network_g']['type'], budget=model.budget_label())
-            if ref_row is not None and ref_row['gflops'] > 0:
-                row['time_speedup'] = ref_row['sec_median'] / row['sec_median']
-                row['flops_speedup'] = ref_row['gflops'] / row['gflops']
-                flops_cut = 1 - row['gflops'] / ref_row['gflops']
-                time_cut = 1 - row['sec_median'] / ref_row['sec_median']
-                row['realized'] = time_cut / flops_cut if flops_cut > 0 else float('nan')
+                                  memory=lambda b=budget: probe_memory(args, b, None))
+            row.update(dataset=dopt['name'], config=opt['network_g']['type'], budget=model.budget_label(),
+                       network=opt['network_g']['type'])
+            if base is not None:
+                add_speedups(row, base)
             details[f"{dopt['name']}/{row['budget']}"] = per
             rows.append(row)
-            print(f"{dopt['name']:>10} {row['budget']:>10}: PSNR-Y {row['psnr_y']:.4f} RGB {row['psnr_rgb']:.4f} "
-                  f"{row['gflops']:.2f} GFLOPs {row['sec_median']:.3f} s", flush=True)
+            report(row)
 
     info = {'options': osp.relpath(osp.abspath(args.opt), ROOT), 'threads': torch.get_num_threads(),
             'device': str(device), 'torch': torch.__version__, 'force_yml': args.force_yml}
@@ -188,10 +203,11 @@ def main(argv=None):
         json.dump({'info': info, 'rows': rows, 'per_image': details}, f, indent=2)
     stem = osp.splitext(args.json)[0]
     write_table(rows, stem, formats=('csv', ))
-    plot_tradeoff([r for r in rows if r['config'] != 'reference'], stem + '.png', x='gflops', y='psnr_y',
-                  refs=[dict(r, budget='original model') for r in rows if r['config'] == 'reference'],
+    plot_tradeoff([r for r in rows if r['budget'] != '-'], stem + '.png', x='gflops', y='psnr_y',
+                  refs=[dict(r, budget='original model' if r['config'] == 'reference' else r['config'])
+                        for r in rows if r['budget'] == '-'],
                   title=f"{opt['name']}: PSNR-Y vs GFLOPs per image")
-    cols = ['dataset', 'budget', 'psnr_y', 'ssim_y', 'psnr_rgb', 'gflops', 'gflops_full', 'heavy_ratio', 'sec_median',
+    cols = ['dataset', 'config', 'budget', 'psnr_y', 'ssim_y', 'psnr_rgb', 'gflops', 'gflops_full', 'heavy_ratio', 'sec_median',
             'peak_mem_mib', 'flops_speedup', 'time_speedup', 'realized']
     print(format_table(rows, cols))
     print(f'written: {args.json}, {stem}.csv, {stem}.png ({info["threads"]} threads, {info["device"]})')

@@ -9,7 +9,18 @@ Examples::
     python scripts/convert_official.py --method carn_m --scale 4 --input $ADAPTSR_WEIGHTS/CARN/carn_m.pth \
         --output weights/carn_m_x4.pth
 
-The converted file is loaded strictly into the target arch before it is written.
+    # ETDS (github.com/ECNUSR/ETDS): a released plain file is checked and wrapped; a training-form file (an official
+    # ablation, or our own experiments/<name>/models/net_g_*.pth: params_ema is used when present) is converted to
+    # the plain ETDSPlain by the equivalent transformation and verified
+    python scripts/convert_official.py --method etds --scale 4 \
+        --input $ADAPTSR_WEIGHTS/ETDS/ablations/ETDS_M6C32_x4_normal_loss.pth --output weights/etds_m6c32_x4_nl.pth
+    # ECBSR: BasicSR's training-form ECBSR or a released ECBSRPlain file; --et goes on to the plain ETDSPlain form
+    python scripts/convert_official.py --method ecbsr --scale 4 --et \
+        --input $ADAPTSR_WEIGHTS/ECBSR/ECBSR_M4C16_x4.pth --output weights/ecbsr_m4c16_x4_et.pth
+    python scripts/convert_official.py --method abpn --scale 4 --input abpn.pth --output weights/abpn_x4_et.pth
+
+The converted file is loaded strictly into the target arch before it is written; conversions to a plain form
+print the measured max |difference| x 255 on random inputs and fail above 0.01.
 """
 import argparse
 import os
@@ -29,14 +40,23 @@ def main(argv=None):
     parser.add_argument('--output', required=True, help='converted BasicSR checkpoint (.pth)')
     parser.add_argument('--scale', type=int, default=4)
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --output')
+    parser.add_argument('--param_key', default='auto',
+                        help="weights of a BasicSR checkpoint: params, params_ema, or auto (params_ema if present)")
+    parser.add_argument('--et', action='store_true', help='ecbsr: also apply the equivalent transformation')
     args = parser.parse_args(argv)
-    ckpt = CONVERTERS[args.method](load_checkpoint(args.input), scale=args.scale, source=args.input)
+    if osp.exists(args.output) and not args.overwrite:  # fail before any work, never after it
+        parser.error(f'{args.output} exists; choose another --output or pass --overwrite')
+    kwargs = {'param_key': args.param_key, 'et': args.et} if args.method in ('etds', 'ecbsr', 'abpn') else {}
+    ckpt = CONVERTERS[args.method](load_checkpoint(args.input), scale=args.scale, source=args.input, **kwargs)
     net = build_target(ckpt)
     net.load_state_dict(ckpt['params'], strict=True)
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
     save_checkpoint(ckpt, args.output, overwrite=args.overwrite)
+    diff = ckpt['meta'].get('max_diff_255')
     print(f"{args.input} -> {args.output}: {ckpt['meta']['arch']} x{ckpt['meta']['scale']}, "
-          f"{len(ckpt['params'])} tensors, strict load OK")
+          f"{len(ckpt['params'])} tensors, strict load OK" +
+          (f"; equivalent to the source {ckpt['meta']['source_arch']}: max |difference| x 255 = {diff:.3g}"
+           if diff else ''))
 
 
 if __name__ == '__main__':

@@ -13,7 +13,65 @@ def _carn_m(ckpt, scale=4, source='?'):
     return convert_carn_m(ckpt, scale=scale, source=source)
 
 
-CONVERTERS = {'pcsr': _pcsr, 'carn_m': _carn_m}
+def _state_dict(ckpt, source, param_key='auto'):
+    """The weights of any supported checkpoint: ``param_key`` of a BasicSR checkpoint (``auto``: ``params_ema`` when
+    present, the EMA model that ETDS releases, else ``params``), or a raw state_dict."""
+    ckpt = to_basicsr_checkpoint(ckpt, source)
+    key = ('params_ema' if 'params_ema' in ckpt else 'params') if param_key == 'auto' else param_key
+    if key not in ckpt:
+        raise KeyError(f'{source}: no {key!r} in the checkpoint (keys: {list(ckpt)})')
+    return {k[7:] if k.startswith('module.') else k: v for k, v in ckpt[key].items()}
+
+
+def _plain_checkpoint(net, info, scale, source, method):
+    from adaptsr.convert import basicsr_checkpoint
+    out = basicsr_checkpoint(net.state_dict(), method, type(net).__name__, scale, source)
+    out['meta'].update({k: v for k, v in info.items() if k != 'scale'})
+    return out
+
+
+def _etds(ckpt, scale=4, source='?', param_key='auto', et=True, **_):
+    """ETDS family -> ``ETDSPlain``: released plain files are checked and wrapped; training forms (ours or the
+    official ablations; also ECBSR/ABPN states) are converted by ET and verified."""
+    from adaptsr.convert.etds import build_from_state_dict, et_convert
+    net = build_from_state_dict(_state_dict(ckpt, source, param_key), scale, source)
+    if type(net).__name__ == 'ETDSPlain':
+        return _plain_checkpoint(net, {'source_arch': 'ETDSPlain', 'max_diff_255': 0.0}, scale, source, 'etds')
+    plain, info = et_convert(net)
+    return _plain_checkpoint(plain, info, scale, source, 'etds')
+
+
+def _ecbsr(ckpt, scale=4, source='?', param_key='auto', et=False, **_):
+    """ECBSR: BasicSR training form (ECB blocks) -> ``ECBSRPlain`` (verified); released ``ECBSRPlain`` files are
+    wrapped; with ``et``, either goes on to ``ETDSPlain`` (C + 4 channels, PReLU, embedded clamp)."""
+    from adaptsr.convert.etds import build_from_state_dict, check_equivalence, ecbsr_train_to_plain, et_convert
+    from adaptsr.ops.reparam import ConversionError, probe_inputs
+    net = build_from_state_dict(_state_dict(ckpt, source, param_key), scale, source)
+    info = {'source_arch': type(net).__name__, 'max_diff_255': 0.0}
+    if type(net).__name__ == 'ECBSR':
+        plain = ecbsr_train_to_plain(net)
+        info['max_diff_255'] = check_equivalence(net, plain, probe_inputs(), what='ECBSR -> ECBSRPlain',
+                                                 ref_train_mode=True)
+        net = plain
+    elif type(net).__name__ != 'ECBSRPlain':
+        raise ConversionError(f'{source}: --method ecbsr expects an ECBSR checkpoint, found {type(net).__name__}')
+    if et:
+        net, info = et_convert(net)
+    return _plain_checkpoint(net, info, scale, source, 'ecbsr')
+
+
+def _abpn(ckpt, scale=4, source='?', param_key='auto', **_):
+    """ABPN -> ``ETDSPlain`` by ET, verified."""
+    from adaptsr.convert.etds import build_from_state_dict, et_convert
+    from adaptsr.ops.reparam import ConversionError
+    net = build_from_state_dict(_state_dict(ckpt, source, param_key), scale, source)
+    if type(net).__name__ != 'ABPNNet':
+        raise ConversionError(f'{source}: --method abpn expects an ABPN checkpoint, found {type(net).__name__}')
+    plain, info = et_convert(net)
+    return _plain_checkpoint(plain, info, scale, source, 'abpn')
+
+
+CONVERTERS = {'pcsr': _pcsr, 'carn_m': _carn_m, 'etds': _etds, 'ecbsr': _ecbsr, 'abpn': _abpn}
 
 
 def build_target(ckpt):
@@ -26,6 +84,10 @@ def build_target(ckpt):
         return ARCH_REGISTRY.get('PCSRNet')(**pcsr_net_kwargs(sd), upscale=meta['scale'])
     if meta['arch'] == 'PCSRCARN':
         return ARCH_REGISTRY.get('PCSRCARN')(num_feat=sd['entry.weight'].shape[0], upscale=meta['scale'])
+    if meta['arch'] in ('ETDSPlain', 'ECBSRPlain'):
+        from adaptsr.convert.etds import infer_arch
+        arch, kwargs = infer_arch(sd, meta['scale'])
+        return ARCH_REGISTRY.get(arch)(**kwargs)
     if meta['arch'] == 'PCSRFSRCNN':
         return ARCH_REGISTRY.get('PCSRFSRCNN')(d=sd['head_conv.0.weight'].shape[0], upscale=meta['scale'])
     raise ValueError(f"no target arch for {meta['arch']!r}")

@@ -117,6 +117,8 @@ class AdaptiveSRModel(SRModel):
             super().init_training_settings()
             return
         self.schedule = PhaseSchedule.from_options(train_opt)
+        # parameters the arch itself fixes (e.g. ECBSR's Sobel/Laplacian masks) never train, whatever the phase
+        self._fixed_params = {n for n, p in self.get_bare_model(self.net_g).named_parameters() if not p.requires_grad}
         self.net_g.train()
         self.ema_decay = train_opt.get('ema_decay', 0)
         if self.ema_decay > 0:
@@ -141,7 +143,7 @@ class AdaptiveSRModel(SRModel):
         trainable = []
         for name, param in net.named_parameters():
             param.grad = None  # no stale gradient of the previous phase survives into this one
-            param.requires_grad_(phase.is_trainable(name))
+            param.requires_grad_(phase.is_trainable(name) and name not in self._fixed_params)
             if param.requires_grad:
                 trainable.append(param)
         if not trainable:
@@ -154,10 +156,30 @@ class AdaptiveSRModel(SRModel):
             self.phase_losses[key] = build_loss(deepcopy(lopt)).to(self.device)
         if not self.phase_losses:
             raise ValueError(f'train.phases[{phase.index}] ({phase.name}) defines no "losses"')
+        optimize = phase.get('optimize', 'trainable')
+        if optimize not in ('trainable', 'all'):
+            raise ValueError(f"train.phases[{phase.index}] ({phase.name}): optimize must be 'trainable' or 'all', "
+                             f'got {optimize!r}')
+        params = trainable if optimize == 'trainable' else list(net.parameters())
+        if phase.get('keep_optimizer', False) and getattr(self, '_optimized_params', None) is not None:
+            if optimize != 'all' or self._optimized_params != [id(p) for p in params]:
+                raise ValueError(f'train.phases[{phase.index}] ({phase.name}): keep_optimizer needs optimize: all in '
+                                 'this phase and the previous one')
+        else:
+            self._build_optimizer(phase, params)
+        self._optimized_params = [id(p) for p in params]
+        self.apply_train_modes()
+        n_train = sum(p.numel() for p in trainable)
+        logger.info(f'Entering phase {phase.index} "{phase.name}" (iters {phase.start + 1}..{phase.end}); '
+                    f'{n_train} trainable parameters; losses {list(self.phase_losses)}')
+        if phase.get('on_start'):
+            getattr(self, phase.get('on_start'))()
+
+    def _build_optimizer(self, phase, params):
         optim_opt = deepcopy(phase.get('optim_g'))
         if optim_opt is None:
             raise ValueError(f'train.phases[{phase.index}] ({phase.name}) has no optim_g (nor train.optim_g)')
-        self.optimizer_g = self.get_optimizer(optim_opt.pop('type'), trainable, **optim_opt)
+        self.optimizer_g = self.get_optimizer(optim_opt.pop('type'), params, **optim_opt)
         self.optimizers = [self.optimizer_g]
         self.schedulers = []
         sched_opt = deepcopy(phase.get('scheduler'))
@@ -169,12 +191,14 @@ class AdaptiveSRModel(SRModel):
                 self.schedulers.append(CosineAnnealingRestartLR(self.optimizer_g, **sched_opt))
             else:
                 raise NotImplementedError(f'train.phases[{phase.index}].scheduler type {sched_type!r} unsupported')
-        self.apply_train_modes()
-        n_train = sum(p.numel() for p in trainable)
-        logger.info(f'Entering phase {phase.index} "{phase.name}" (iters {phase.start + 1}..{phase.end}); '
-                    f'{n_train} trainable parameters; losses {list(self.phase_losses)}')
-        if phase.get('on_start'):
-            getattr(self, phase.get('on_start'))()
+
+    def optimizer_origin(self, phase):
+        """Iterations before the phase whose optimizer/scheduler ``phase`` uses (``keep_optimizer`` chains)."""
+        phases = self.schedule.phases
+        i = phases.index(phase)
+        while i > 0 and phases[i].get('keep_optimizer', False):
+            i -= 1
+        return phases[i].start
 
     def apply_train_modes(self):
         """``net_g.train()``, then frozen modules back to ``eval()`` when the phase says ``frozen_eval``."""
@@ -194,7 +218,7 @@ class AdaptiveSRModel(SRModel):
         if phase is not self.phase:
             self.enter_phase(phase)
         local_iter = current_iter - phase.start
-        if local_iter > 1:
+        if current_iter - self.optimizer_origin(phase) > 1:
             for scheduler in self.schedulers:
                 scheduler.step()
         warmup = phase.get('warmup_iter', -1)
@@ -212,6 +236,12 @@ class AdaptiveSRModel(SRModel):
             if phase is not self.phase:
                 self.enter_phase(phase)
         super().resume_training(resume_state)
+
+    def save(self, epoch, current_iter):
+        """BasicSR's save; at the end of training (``current_iter == -1``) it then runs the last phase's ``on_end``."""
+        super().save(epoch, current_iter)
+        if current_iter == -1 and self.phase is not None and self.phase.get('on_end'):
+            getattr(self, self.phase.get('on_end'))()
 
     def save_training_state(self, epoch, current_iter):
         if current_iter == -1:

@@ -10,7 +10,12 @@ A method's whole recipe is one YAML; ``train.phases`` is an ordered list of phas
 * ``optim_g`` / ``scheduler``: as BasicSR's ``train.optim_g`` / ``train.scheduler``; default to those keys.
 * ``losses``: dict of loss options (``pixel_opt``, ...), each built with BasicSR's ``build_loss``.
 * ``warmup_iter`` (int, default -1): linear warm-up at the start of the phase.
-* ``on_start`` / ``on_end``: names of model hooks (methods of the model) run when the phase starts / ends.
+* ``optimize`` (``trainable`` | ``all``, default ``trainable``): the parameters given to the optimizer; with
+  ``all``, frozen parameters are in it too but have no gradient, so it skips them (ETDS's official recipe).
+* ``keep_optimizer`` (bool, default false): continue the previous phase's optimizer and scheduler (state and step
+  count) instead of building new ones; needs ``optimize: all`` in both phases.
+* ``on_start`` / ``on_end``: names of model hooks (methods of the model) run when the phase starts / ends; the last
+  phase's ``on_end`` runs when training finishes (the final save).
 * anything else is method-specific and read by the method's model (e.g. PCSR's ``forward``).
 
 ``train.start_phase`` (name or index) runs the schedule from that phase on: iteration 1 is then the first iteration
@@ -19,7 +24,7 @@ of that phase, so a phase can be trained alone from a pretrained checkpoint of t
 from copy import deepcopy
 
 _KNOWN_KEYS = {'name', 'iters', 'trainable', 'frozen_eval', 'optim_g', 'scheduler', 'losses', 'warmup_iter',
-               'on_start', 'on_end'}
+               'optimize', 'keep_optimizer', 'on_start', 'on_end'}
 
 
 class Phase:

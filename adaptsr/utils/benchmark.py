@@ -62,17 +62,45 @@ def load_test_options(opt_path, root_path, force_yml=()):
     return opt
 
 
-def reference_options(opt):
-    """Options of the method's full/original model (``network_ref`` + ``path.pretrain_network_ref``)."""
-    if opt.get('network_ref') is None:
-        return None
+def _reference(opt, network, pretrain, model_type):
     ref = deepcopy(opt)
-    ref['network_g'] = ref.pop('network_ref')
-    ref['model_type'] = 'AdaptiveSRModel'
-    ref['path']['pretrain_network_g'] = opt['path'].get('pretrain_network_ref')
+    ref.pop('network_ref', None)
+    ref.pop('network_refs', None)
+    ref['network_g'] = deepcopy(network)
+    ref['model_type'] = model_type
+    ref['path']['pretrain_network_g'] = pretrain
     ref['path']['param_key_g'] = 'params'
     ref['val'] = {k: v for k, v in ref['val'].items() if k != 'budget_sweep'}
     return ref
+
+
+def reference_options(opt):
+    """Options of the models measured beside the method: ``[(label, options), ...]``.
+
+    * ``network_ref`` + ``path.pretrain_network_ref``: the method's full/original model, label ``reference``;
+    * ``network_refs``: ``{label: {network: {...}, pretrain: path or null, model_type: (AdaptiveSRModel)}}``,
+      further models of similar size (e.g. ETDS against its dual-stream form, ECBSR and ABPN).
+
+    The first entry is the one speed-ups are measured against.
+
+    Raises:
+        ValueError: a ``network_refs`` entry without ``network``, or an unset environment variable in ``pretrain``.
+    """
+    refs = []
+    if opt.get('network_ref') is not None:
+        refs.append(('reference', _reference(opt, opt['network_ref'], opt['path'].get('pretrain_network_ref'),
+                                             'AdaptiveSRModel')))
+    for label, entry in (opt.get('network_refs') or {}).items():
+        if not isinstance(entry, dict) or 'network' not in entry:
+            raise ValueError(f'network_refs.{label}: expected {{network: {{type: ...}}, pretrain: ...}}, got {entry!r}')
+        pretrain = entry.get('pretrain')
+        if isinstance(pretrain, str):
+            pretrain = os.path.expandvars(pretrain)
+            if '$' in pretrain:
+                raise ValueError(f'network_refs.{label}.pretrain: environment variable in {entry["pretrain"]!r} '
+                                 'is not set')
+        refs.append((label, _reference(opt, entry['network'], pretrain, entry.get('model_type', 'AdaptiveSRModel'))))
+    return refs
 
 
 def _rss_bytes():

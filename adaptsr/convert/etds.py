@@ -1,0 +1,255 @@
+"""Equivalent transformation (ET) of ETDS, ECBSR, ABPN and the ETDS ablations into :class:`ETDSPlain`, exactly.
+
+Source: Chao et al., CVPR 2023, github.com/ECNUSR/ETDS (Apache-2.0); ECBSR (Zhang et al., ACM MM 2021); ABPN
+(Du et al., CVPRW 2021). Written from specs/etds.md 3.3-3.4 and 8.
+
+* Dual stream (``ETDSNet``, ``ETDSAblationResidual``): stacked first conv, block-matrix backbone convs
+  ``[[W_b, W_r2b], [0, W_r]]``, both output convs merged and the clamp embedded (``conv_last``/``conv_clip``).
+* Anchor nets (``ECBSRPlain``, ``ABPNNet``, ``ETDSOnlyET``): 3 identity pass-through channels (+ zero channels up to a
+  multiple of 4) carry the input to the last conv, which adds ``repeat_interleave(x, s^2)``; PReLU slopes of the
+  extra channels are 0.
+* BasicSR's training-form ``ECBSR`` (edge-oriented conv blocks) is first collapsed by its blocks' own
+  ``rep_params()`` into ``ECBSRPlain``.
+* ``ETDSAblationAdvancedResidual`` (the residual stream reads the backbone) has no equivalent plain form: refused.
+
+Every conversion is verified on random inputs in [0, 1] (``rand(4, 3, 64, 64)`` as the official check, plus an odd
+size): ``max |clamp(source(x), 0, 1) - plain(x)| x 255`` must stay below ``tol`` (0.01 grey levels), else
+:class:`~adaptsr.ops.reparam.ConversionError`.
+"""
+import re
+
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from adaptsr.ops.reparam import (DTYPE, ConversionError, block_conv, check_equivalence, clip_head, identity_kernel,
+                                 plain_out_channels, probe_inputs, repeat_kernel, to_float32)
+
+DUAL_STREAM_ARCHS = ('ETDSNet', 'ETDSAblationResidual')
+ANCHOR_ARCHS = ('ECBSRPlain', 'ABPNNet', 'ETDSOnlyET')
+
+
+def _conv(module):
+    return module.weight.detach().to(DTYPE), module.bias.detach().to(DTYPE)
+
+
+def _dual_stream_sd(net):
+    scale = net.upscale
+    w0, b0 = _conv(net.conv_first)
+    wr0, br0 = _conv(net.conv_residual_first)
+    sd = {'conv_first.weight': torch.cat([w0, wr0]), 'conv_first.bias': torch.cat([b0, br0])}
+    cross = getattr(net, 'add_residual_convs', None)
+    for i in range(net.num_block):
+        wb, bb = _conv(net.backbone_convs[i])
+        wr, br = _conv(net.residual_convs[i])
+        if cross is not None:
+            wx, bx = _conv(cross[i])
+        else:
+            wx, bx = torch.zeros(wb.shape[0], wr.shape[1], 3, 3, dtype=DTYPE), torch.zeros_like(bb)
+        w, b = block_conv([[wb, wx], [None, wr]], [bb + bx, br])
+        sd[f'backbone_convs.{i}.weight'], sd[f'backbone_convs.{i}.bias'] = w, b
+    wl, bl = _conv(net.conv_last)
+    wrl, brl = _conv(net.conv_residual_last)
+    sd.update(clip_head(torch.cat([wl, wrl], dim=1), bl + brl, plain_out_channels(scale)))
+    return sd, {'num_block': net.num_block, 'num_feat': sd['conv_first.weight'].shape[0], 'act_type': 'relu'}
+
+
+def _anchor_layers(net):
+    """(convs [(w, b)], PReLU slopes or None) of an anchor net: first, M middle, last."""
+    name = type(net).__name__
+    if name == 'ETDSOnlyET':
+        convs = [net.conv_first, *net.backbone_convs, net.conv_last]
+        return [_conv(c) for c in convs], None, 'relu'
+    convs = [_conv(layer[0]) for layer in net.backbone]
+    if net.act_type == 'prelu':
+        slopes = [layer[1].weight.detach().to(DTYPE) for layer in list(net.backbone)[:-1]]
+        if any(s.numel() != convs[0][0].shape[0] for s in slopes):
+            raise ConversionError(f'{name}: PReLU slopes must be per channel ({convs[0][0].shape[0]} values)')
+        return convs, slopes, 'prelu'
+    return convs, None, 'relu'
+
+
+def _anchor_sd(net, multiple=4):
+    convs, slopes, act = _anchor_layers(net)
+    scale = net.upscale
+    c = convs[0][0].shape[0]
+    cin = convs[0][0].shape[1]
+    extra = cin + (-(c + cin)) % multiple  # identity channels + zero channels up to a multiple of `multiple`
+    pad = extra - cin
+    zeros = torch.zeros
+    w0, b0 = convs[0]
+    first = torch.cat([w0, identity_kernel(cin), zeros(pad, cin, 3, 3, dtype=DTYPE)])
+    sd = {'conv_first.weight': first, 'conv_first.bias': torch.cat([b0, zeros(extra, dtype=DTYPE)])}
+    ident = zeros(extra, extra, 3, 3, dtype=DTYPE)  # pass-through of the identity channels, zero channels stay 0
+    ident[:cin, :cin] = identity_kernel(cin)
+    for i, (w, b) in enumerate(convs[1:-1]):
+        wi, bi = block_conv([[w, None], [None, ident]], [b, zeros(extra, dtype=DTYPE)])
+        sd[f'backbone_convs.{i}.weight'], sd[f'backbone_convs.{i}.bias'] = wi, bi
+    wl, bl = convs[-1]
+    rep = torch.cat([repeat_kernel(cin, scale * scale), zeros(wl.shape[0], pad, 3, 3, dtype=DTYPE)], dim=1)
+    sd.update(clip_head(torch.cat([wl, rep], dim=1), bl, plain_out_channels(scale)))
+    if act == 'prelu':
+        ext = [torch.cat([s, zeros(extra, dtype=DTYPE)]) for s in slopes]
+        sd['act_first.weight'] = ext[0]
+        for i, s in enumerate(ext[1:]):
+            sd[f'backbone_acts.{i}.weight'] = s
+    return sd, {'num_block': len(convs) - 2, 'num_feat': c + extra, 'act_type': act}
+
+
+def ecbsr_train_to_plain(net):
+    """BasicSR's training-form ``ECBSR`` -> ``ECBSRPlain`` (each ECB collapsed by its ``rep_params()``).
+
+    Args:
+        net (basicsr.archs.ecbsr_arch.ECBSR): PReLU activations (the ETDS baselines); eval or train mode.
+
+    Returns:
+        ECBSRPlain: equivalent network (float32).
+
+    Raises:
+        ConversionError: activations other than PReLU / linear last block.
+    """
+    blocks = list(net.backbone)
+    if any(b.act_type != 'prelu' for b in blocks[:-1]) or blocks[-1].act_type != 'linear':
+        raise ConversionError('only ECBSR with PReLU blocks and a linear last block converts to ECBSRPlain')
+    plain = ARCH_REGISTRY.get('ECBSRPlain')(num_in_ch=net.num_in_ch, upscale=net.scale,
+                                            num_block=len(blocks) - 2, num_feat=blocks[0].out_channels)
+    sd = {}
+    with torch.no_grad():
+        for i, block in enumerate(blocks):
+            w, b = block.rep_params()
+            sd[f'backbone.{i}.0.weight'], sd[f'backbone.{i}.0.bias'] = w, b
+            if i < len(blocks) - 1:
+                sd[f'backbone.{i}.1.weight'] = block.act.weight.detach().clone()
+    plain.load_state_dict(to_float32(sd), strict=True)
+    return plain
+
+
+def et_convert(net, tol=0.01, inputs=None):
+    """Equivalent transformation of a trained network into :class:`ETDSPlain`, verified.
+
+    Args:
+        net (nn.Module): ``ETDSNet``, ``ETDSAblationResidual``, ``ETDSOnlyET``, ``ECBSRPlain``, ``ABPNNet`` or
+            BasicSR's ``ECBSR`` (training form).
+        tol (float): largest allowed ``max |clamp(net(x), 0, 1) - plain(x)| x 255``.
+        inputs (list[Tensor] | None): check inputs (N, 3, H, W) in [0, 1]; default :func:`probe_inputs`.
+
+    Returns:
+        tuple[ETDSPlain, dict]: the plain network (eval mode, float32) and ``{'max_diff_255', 'num_block',
+        'num_feat', 'act_type', 'scale', 'source_arch'}``.
+
+    Raises:
+        ConversionError: a form without an equivalent plain net (advanced residual, already plain), or a result
+            outside ``tol``.
+    """
+    name = type(net).__name__
+    source = net
+    if name == 'ECBSR':
+        source, net, name = net, ecbsr_train_to_plain(net), 'ECBSRPlain'
+    if name in DUAL_STREAM_ARCHS:
+        sd, cfg = _dual_stream_sd(net)
+    elif name in ANCHOR_ARCHS:
+        sd, cfg = _anchor_sd(net)
+    elif name == 'ETDSAblationAdvancedResidual':
+        raise ConversionError('ETDSAblationAdvancedResidual is not convertible: its advanced_residual_convs feed the '
+                              'backbone into the residual stream, which no plain conv+ReLU net reproduces '
+                              '(specs/etds.md 4)')
+    elif name in ('ETDSPlain', 'ETDSAblationPlain'):
+        raise ConversionError(f'{name} is already a plain network; there is nothing to convert')
+    else:
+        raise ConversionError(f'no equivalent transformation for {name}; convertible: ECBSR, '
+                              f'{", ".join(DUAL_STREAM_ARCHS + ANCHOR_ARCHS)}')
+    scale = net.upscale
+    plain = ARCH_REGISTRY.get('ETDSPlain')(upscale=scale, num_block=cfg['num_block'], num_feat=cfg['num_feat'],
+                                           act_type=cfg['act_type'])
+    plain.load_state_dict(to_float32(sd), strict=True)
+    plain.eval()
+    was_training = source.training
+    diff = check_equivalence(source, plain, inputs or probe_inputs(), tol, what=f'{name} -> ETDSPlain',
+                             ref_train_mode=type(source).__name__ == 'ECBSR')  # its multi-branch forward
+    source.train(was_training)
+    return plain, dict(cfg, scale=scale, source_arch=type(source).__name__, max_diff_255=diff)
+
+
+# ------------------------------------------------------------------------------------------ state_dict level
+def ecbsr_train_kwargs(sd, scale, source='?'):
+    """BasicSR ``ECBSR`` kwargs read off a training-form state_dict (``backbone.{i}.conv3x3.*`` keys).
+
+    ``with_idt`` adds no parameters and cannot be read off the weights; it is left False (the ETDS baselines).
+    """
+    idx = sorted({int(m.group(1)) for k in sd for m in [re.match(r'backbone\.(\d+)\.conv3x3\.weight$', k)] if m})
+    if not idx:
+        raise ConversionError(f'{source}: not a BasicSR ECBSR training-form state_dict')
+    last = sd[f'backbone.{idx[-1]}.conv3x3.weight'].shape[0]
+    if last != 3 * scale * scale:
+        raise ConversionError(f'{source}: ECBSR output conv has {last} channels, but x{scale} needs '
+                              f'{3 * scale * scale}; is this a checkpoint of another scale?')
+    return dict(num_in_ch=3, num_out_ch=3, num_block=len(idx) - 2,
+                num_channel=sd['backbone.0.conv3x3.weight'].shape[0], with_idt=False, act_type='prelu', scale=scale)
+
+
+def infer_arch(sd, scale, source='?'):
+    """Arch name and kwargs of an ETDS-family state_dict (official or adaptsr names).
+
+    The scale is explicit (specs/etds.md 8.9); ``num_block``/``num_feat`` are read from the keys and checked
+    against the tensor shapes.
+
+    Raises:
+        ConversionError: unknown layout, or shapes that disagree with ``scale``.
+    """
+    keys = set(sd)
+    if 'backbone.0.conv3x3.weight' in keys:
+        return 'ECBSR', ecbsr_train_kwargs(sd, scale, source)
+    if any(k.startswith('backbone.') for k in keys):
+        n = len({int(m.group(1)) for k in keys for m in [re.match(r'backbone\.(\d+)\.0\.weight$', k)] if m})
+        c = sd['backbone.0.0.weight'].shape[0]
+        arch, kwargs = 'ECBSRPlain', {'num_block': n - 2, 'num_feat': c}
+        if 'backbone.0.1.weight' not in keys:
+            arch = 'ABPNNet'
+        last = sd[f'backbone.{n - 1}.0.weight'].shape[0]
+        expected = 3 * scale * scale
+    elif 'conv_first.weight' in keys:
+        m = len([k for k in keys if re.match(r'backbone_convs\.\d+\.weight$', k)])
+        cb = sd['conv_first.weight'].shape[0]
+        if 'conv_clip.weight' in keys:
+            arch, kwargs = 'ETDSPlain', {'num_block': m, 'num_feat': cb}
+            if 'act_first.weight' in keys:
+                kwargs['act_type'] = 'prelu'
+            expected = plain_out_channels(scale)
+        elif 'advanced_residual_convs.0.weight' in keys:
+            arch, kwargs, expected = 'ETDSAblationAdvancedResidual', {'num_block': m, 'num_feat': cb + 3}, None
+        elif 'add_residual_convs.0.weight' in keys:
+            arch, kwargs, expected = 'ETDSNet', {'num_block': m, 'num_feat': cb + 3}, None
+        elif 'conv_residual_first.weight' in keys:
+            arch, kwargs, expected = 'ETDSAblationResidual', {'num_block': m, 'num_feat': cb + 3}, None
+        else:
+            arch, kwargs, expected = 'ETDSOnlyET', {'num_block': m, 'num_feat': cb + 3}, None
+        last = sd['conv_last.weight'].shape[0]
+        if expected is None:
+            expected = 3 * scale * scale
+    else:
+        raise ConversionError(f'{source}: not an ETDS/ECBSR/ABPN state_dict (keys: {sorted(keys)[:6]}...)')
+    if last != expected:
+        raise ConversionError(f'{source}: {arch} output conv has {last} channels, but x{scale} needs {expected}; '
+                              f'is this a checkpoint of another scale?')
+    return arch, dict(kwargs, upscale=scale)
+
+
+def build_from_state_dict(sd, scale, source='?'):
+    """Instantiate the inferred arch and load ``sd`` strictly."""
+    import adaptsr.archs  # noqa: F401  (registration)
+    arch, kwargs = infer_arch(sd, scale, source)
+    net = ARCH_REGISTRY.get(arch)(**kwargs)
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as err:
+        raise ConversionError(f'{source}: does not load strictly into {arch}({kwargs}): {err}') from None
+    return net
+
+
+def convert_etds(train_sd, scale, tol=0.01, source='?'):
+    """Pure state_dict function: training form (dual stream, only-ET, ECBSR, ABPN) -> ``ETDSPlain`` state_dict.
+
+    Returns:
+        tuple[dict, dict]: plain state_dict (float32) and the conversion info (see :func:`et_convert`).
+    """
+    plain, info = et_convert(build_from_state_dict(train_sd, scale, source), tol=tol)
+    return plain.state_dict(), info

@@ -1,0 +1,87 @@
+"""ETDS training/test data: BasicSR paired data plus RGB channel shuffle, LR patch size, and the mod-12 protocol.
+
+Source: Chao et al., CVPR 2023, github.com/ECNUSR/ETDS; specs/etds.md 4 (augmentation) and 8.10 (``GTmod12``).
+"""
+import os.path as osp
+import random
+
+import numpy as np
+from basicsr.data.paired_image_dataset import PairedImageDataset
+from basicsr.utils import imfrombytes, img2tensor, scandir
+from basicsr.utils.matlab_functions import imresize
+from basicsr.utils.registry import DATASET_REGISTRY
+
+from adaptsr.data.data_util import check_dataroot
+
+IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.PNG', '.JPG', '.JPEG', '.BMP')
+
+
+@DATASET_REGISTRY.register()
+class ETDSPairedDataset(PairedImageDataset):
+    """BasicSR's ``PairedImageDataset`` with the ETDS recipe's extras.
+
+    Options added to ``PairedImageDataset``'s:
+
+    * ``lq_size`` (int): LR training patch (64 in the paper); sets ``gt_size = lq_size * scale``.
+    * ``use_channels_shuffle`` (bool, default true in training): the same random permutation of the RGB channels
+      for LR and GT, every sample. Flips: ``use_hflip``; ``use_rot`` = vertical flip and transpose, each p = 0.5,
+      as the official hflip/vflip/transpose.
+    * ``regenerate_lq`` (bool, test only) with ``gt_mod`` (int, 12): the published protocol (``GTmod12``): HR cropped
+      top-left to a multiple of ``gt_mod``, LR regenerated from the crop with BasicSR's MATLAB-style
+      ``imresize(hr, 1 / scale)`` and rounded to 8 bits. Only ``dataroot_gt`` (a folder) is read.
+
+    Items: ``{'lq': (3, h, w), 'gt': (3, h * scale, w * scale), 'lq_path', 'gt_path'}``, RGB in [0, 1].
+
+    Raises:
+        ValueError: ``lq_size`` and ``gt_size`` disagree, ``regenerate_lq`` in training or with LMDB, no images.
+        FileNotFoundError / KeyError: a missing folder or option (named).
+    """
+
+    def __init__(self, opt):
+        opt = dict(opt)
+        name = opt.get('name', '?')
+        scale = int(opt['scale'])
+        if opt.get('lq_size') is not None:
+            gt_size = int(opt['lq_size']) * scale
+            if opt.get('gt_size') not in (None, gt_size):
+                raise ValueError(f'dataset {name!r}: lq_size {opt["lq_size"]} x scale {scale} = {gt_size} '
+                                 f'disagrees with gt_size {opt["gt_size"]}')
+            opt['gt_size'] = gt_size
+        self.regenerate = bool(opt.get('regenerate_lq', False))
+        if not self.regenerate:
+            super().__init__(opt)
+            return
+        if opt['phase'] == 'train':
+            raise ValueError(f'dataset {name!r}: regenerate_lq is a test protocol; train on paired LMDBs')
+        if (opt.get('io_backend') or {'type': 'disk'})['type'] != 'disk':
+            raise ValueError(f'dataset {name!r}: regenerate_lq reads an HR folder (io_backend type: disk)')
+        self.opt = opt
+        self.mod = int(opt.get('gt_mod', 12))
+        if self.mod % scale:
+            raise ValueError(f'dataset {name!r}: gt_mod {self.mod} is not a multiple of scale {scale}')
+        root = check_dataroot(opt, 'dataroot_gt')
+        self.paths = [{'gt_path': osp.join(root, p), 'lq_path': osp.join(root, p)}
+                      for p in sorted(scandir(root)) if p.endswith(IMG_EXTENSIONS)]
+        if not self.paths:
+            raise ValueError(f'dataset {name!r}: no images in dataroot_gt = {root!r}')
+
+    def __getitem__(self, index):
+        if self.regenerate:
+            return self._regenerated(index)
+        item = super().__getitem__(index)
+        if self.opt['phase'] == 'train' and self.opt.get('use_channels_shuffle', True):
+            perm = random.sample(range(3), 3)  # python's RNG: seeded per worker by BasicSR
+            item['lq'], item['gt'] = item['lq'][perm], item['gt'][perm]
+        return item
+
+    def _regenerated(self, index):
+        path = self.paths[index]['gt_path']
+        with open(path, 'rb') as f:
+            hr = imfrombytes(f.read(), float32=False)  # uint8 BGR, 3 channels even for grayscale files
+        h, w = hr.shape[:2]
+        hr = hr[:h - h % self.mod, :w - w % self.mod]
+        hr = hr.astype(np.float32) / 255.
+        lq = imresize(hr, 1 / self.opt['scale'])
+        lq = np.clip(np.round(lq * 255.), 0, 255).astype(np.float32) / 255.
+        gt, lq = img2tensor([np.ascontiguousarray(hr), np.ascontiguousarray(lq)], bgr2rgb=True, float32=True)
+        return {'lq': lq, 'gt': gt, 'lq_path': path, 'gt_path': path}
