@@ -4,6 +4,7 @@ Source: Chao et al., CVPR 2023, github.com/ECNUSR/ETDS; specs/etds.md 4 (augment
 """
 import os.path as osp
 import random
+from copy import deepcopy
 
 import numpy as np
 from basicsr.data.paired_image_dataset import PairedImageDataset
@@ -38,7 +39,7 @@ class ETDSPairedDataset(PairedImageDataset):
     """
 
     def __init__(self, opt):
-        opt = dict(opt)
+        opt = deepcopy(opt)  # BasicSR pops keys of io_backend: never mutate the caller's options
         name = opt.get('name', '?')
         scale = int(opt['scale'])
         if opt.get('lq_size') is not None:

@@ -59,7 +59,15 @@ class ETDSModel(AdaptiveSRModel):
                 get_root_logger().info(f'Loaded ETDSPlain from {load_path}, converted from {info["source_arch"]} '
                                        f'(max |difference| x 255 = {info["max_diff_255"]:.2e})')
                 return
-        super().load_network(net, load_path, strict, param_key)
+        try:
+            super().load_network(net, load_path, strict, param_key)
+        except RuntimeError as err:  # name the configuration the file holds (or its other scale)
+            from adaptsr.convert.etds import infer_arch
+            ckpt = to_basicsr_checkpoint(load_checkpoint(load_path), load_path)
+            arch, kwargs = infer_arch(ckpt.get(param_key, ckpt.get('params')), self.opt['scale'], load_path)
+            opts = {k: v for k, v in self.opt['network_g'].items() if k != 'type'}
+            raise RuntimeError(f'{load_path} holds {arch}({kwargs}) but network_g is '
+                               f'{self.opt["network_g"]["type"]}({opts}):\n{err}') from None
 
     def forward_train(self):
         out = self.net_g(self.lq)

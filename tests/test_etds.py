@@ -1,0 +1,303 @@
+"""ETDS: released weights, reference metrics, exact equivalent transformation, training phases, export, bad input."""
+import os.path as osp
+import re
+
+import pytest
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from adaptsr.convert import load_checkpoint
+from adaptsr.convert.etds import build_from_state_dict, convert_etds, et_convert, infer_arch
+from adaptsr.ops.reparam import ConversionError, probe_inputs
+from conftest import BENCHMARK, ROOT, WEIGHTS, read_rgb, require, run_script
+
+CONFIGS = [(5, 16), (4, 32), (6, 32), (7, 48)]
+SCALES = (2, 3, 4)
+PARAMS = {(5, 16): (13944, 16920, 21360), (4, 32): (41512, 46792, 54112), (6, 32): (60008, 65288, 72608),
+          (7, 48): (152184, 159768, 169968)}
+GMACS_360x640 = {(5, 16): (3.19, 3.86, 4.88), (4, 32): (9.52, 10.73, 12.41), (6, 32): (13.77, 14.98, 16.66),
+                 (7, 48): (34.97, 36.71, 39.05)}
+# specs/etds.md 7: Y PSNR on ../shared/benchmark with the provided LR, and Set5 with the mod-12 regenerated LR
+REF_SET5 = {(5, 16, 2): 37.1843, (4, 32, 2): 37.3877, (6, 32, 2): 37.5560, (7, 48, 2): 37.6593,
+            (5, 16, 3): 33.1407, (4, 32, 3): 33.4868, (6, 32, 3): 33.6483, (7, 48, 3): 33.8737,
+            (5, 16, 4): 30.8873, (4, 32, 4): 31.2093, (6, 32, 4): 31.4228, (7, 48, 4): 31.7058}
+REF_SET5_MOD12 = {(5, 16, 2): 37.1810, (4, 32, 2): 37.3765, (6, 32, 2): 37.5409, (7, 48, 2): 37.6349,
+                  (5, 16, 3): 33.1382, (4, 32, 3): 33.4866, (6, 32, 3): 33.6457, (7, 48, 3): 33.8775,
+                  (5, 16, 4): 30.8712, (4, 32, 4): 31.1895, (6, 32, 4): 31.4053, (7, 48, 4): 31.6888}
+# ETDS-M x4 ablations (training-form files), Set5 with the mod-12 protocol (specs/etds.md 7)
+ABLATIONS = {'normal_loss': ('ETDSNet', 31.3525), 'only_ET': ('ETDSOnlyET', 31.3617),
+             'only_residual': ('ETDSAblationResidual', 31.3646),
+             'advance_residual': ('ETDSAblationAdvancedResidual', 31.3764)}
+ECBSR_SET5 = {(4, 16, 2): 37.1728, (4, 16, 3): 33.0657, (4, 16, 4): 30.8875, (4, 32, 2): 37.4037,
+              (4, 32, 3): 33.5614, (4, 32, 4): 31.2543, (6, 40, 2): 37.6319, (6, 40, 3): 33.6718,
+              (6, 40, 4): 31.4215}
+
+
+def etds_file(m, c, s):
+    return require(osp.join(WEIGHTS, f'ETDS/ETDS_M{m}C{c}_x{s}.pth'))
+
+
+def released(m, c, s):
+    net = ARCH_REGISTRY.get('ETDSPlain')(upscale=s, num_block=m, num_feat=c)
+    net.load_state_dict(load_checkpoint(etds_file(m, c, s)), strict=True)
+    return net.eval()
+
+
+def evaluate(net, name, scale, regenerate=False, run=None):
+    """Mean Y PSNR / SSIM (crop_border = scale) of ``net`` on benchmark set ``name`` (BasicSR metrics)."""
+    from adaptsr.data.etds_dataset import ETDSPairedDataset
+    from adaptsr.utils.benchmark import quality
+    opt = {'name': name, 'phase': 'test', 'scale': scale, 'io_backend': {'type': 'disk'},
+           'dataroot_gt': require(osp.join(BENCHMARK, name, 'HR'))}
+    if regenerate:
+        opt.update(regenerate_lq=True, gt_mod=12)
+    else:
+        opt.update(dataroot_lq=require(osp.join(BENCHMARK, name, f'LR_bicubic/X{scale}')), filename_tmpl=f'{{}}x{scale}')
+    psnr, ssim = [], []
+    for item in ETDSPairedDataset(opt):
+        with torch.no_grad():
+            out = (run or net)(item['lq'][None])
+        out = out[0] if isinstance(out, tuple) else out
+        q = quality(out, item['gt'][None], scale)
+        psnr.append(q['psnr_y'])
+        ssim.append(q['ssim_y'])
+    return sum(psnr) / len(psnr), sum(ssim) / len(ssim)
+
+
+# ------------------------------------------------------------------------------------------- released weights
+@pytest.mark.parametrize('m,c', CONFIGS)
+def test_released_plain_models_load_strictly(m, c):
+    for i, s in enumerate(SCALES):
+        sd = load_checkpoint(etds_file(m, c, s))
+        net = ARCH_REGISTRY.get('ETDSPlain')(upscale=s, num_block=m, num_feat=c)
+        net.load_state_dict(sd, strict=True)
+        assert sum(v.numel() for v in sd.values()) == PARAMS[(m, c)][i]
+        k = sd['conv_clip.weight'].shape[0]
+        assert torch.allclose(sd['conv_clip.weight'].view(k, k), -torch.eye(k), atol=1e-6)  # the embedded clamp
+        assert torch.allclose(sd['conv_clip.bias'], torch.ones(k), atol=1e-6)
+        assert infer_arch(sd, s) == ('ETDSPlain', {'num_block': m, 'num_feat': c, 'upscale': s})
+
+
+def test_mac_counter_matches_paper_table():
+    from adaptsr.archs.etds_arch import etds_macs_per_pixel
+    from adaptsr.ops.cost import count_flops
+    assert etds_macs_per_pixel(6, 32, 4) == 72288
+    for (m, c), gmacs in GMACS_360x640.items():
+        for s, g in zip(SCALES, gmacs):
+            assert round(etds_macs_per_pixel(m, c, s) * 360 * 640 / 1e9, 2) == g
+    net = ARCH_REGISTRY.get('ETDSPlain')(upscale=3, num_block=5, num_feat=16)  # hooks agree with the formula
+    assert count_flops(net, torch.zeros(1, 3, 20, 30)) == 2 * etds_macs_per_pixel(5, 16, 3) * 600
+
+
+@pytest.mark.parametrize('m,c', CONFIGS)
+def test_set5_reference_values_all_scales(m, c):
+    """Y PSNR on the provided LR equals the reference table, and the mod-12 protocol reproduces the authors' logs."""
+    for s in SCALES:
+        net = released(m, c, s)
+        psnr, _ = evaluate(net, 'Set5', s)
+        assert abs(psnr - REF_SET5[(m, c, s)]) <= 0.001, (m, c, s, psnr)
+        psnr12, _ = evaluate(net, 'Set5', s, regenerate=True)
+        assert abs(psnr12 - REF_SET5_MOD12[(m, c, s)]) <= 0.001, (m, c, s, psnr12)
+
+
+@pytest.mark.parametrize('m,c', [(4, 16), (4, 32), (6, 40)])
+def test_released_ecbsr_loads_strictly_and_reproduces_set5(m, c):
+    for s in SCALES:
+        path = require(osp.join(WEIGHTS, f'ECBSR/ECBSR_M{m}C{c}_x{s}.pth'))
+        net = ARCH_REGISTRY.get('ECBSRPlain')(upscale=s, num_block=m, num_feat=c)
+        net.load_state_dict(load_checkpoint(path), strict=True)
+        psnr, _ = evaluate(net.eval(), 'Set5', s)
+        assert abs(psnr - ECBSR_SET5[(m, c, s)]) <= 0.001, (m, c, s, psnr)
+
+
+@pytest.mark.parametrize('name', sorted(ABLATIONS))
+def test_ablation_forms_load_and_reproduce_logged_set5(name):
+    arch, logged = ABLATIONS[name]
+    sd = load_checkpoint(require(osp.join(WEIGHTS, f'ETDS/ablations/ETDS_M6C32_x4_{name}.pth')))
+    net = ARCH_REGISTRY.get(arch)(upscale=4, num_block=6, num_feat=32)
+    net.load_state_dict(sd, strict=True)
+    assert infer_arch(sd, 4)[0] == arch
+    psnr, _ = evaluate(net.eval(), 'Set5', 4, regenerate=True)
+    assert abs(psnr - logged) <= 0.001, (name, psnr)
+
+
+# ------------------------------------------------------------------------------------------- conversion
+def test_converter_on_the_released_training_form_file():
+    sd = load_checkpoint(require(osp.join(WEIGHTS, 'ETDS/ablations/ETDS_M6C32_x4_normal_loss.pth')))
+    assert len(sd) == 44 and sum(v.numel() for v in sd.values()) == 65780
+    plain_sd, info = convert_etds(sd, scale=4)
+    assert info['max_diff_255'] < 0.01 and info['source_arch'] == 'ETDSNet'
+    plain = ARCH_REGISTRY.get('ETDSPlain')(upscale=4, num_block=6, num_feat=32)
+    plain.load_state_dict(plain_sd, strict=True)
+    train = build_from_state_dict(sd, 4).eval()
+    img = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X4/birdx4.png')))  # a real image too
+    with torch.no_grad():
+        assert ((train(img)[0].clamp(0, 1) - plain(img)).abs().max() * 255) < 0.01
+
+
+@pytest.mark.parametrize('s', SCALES)
+def test_conversion_is_exact_for_random_nets_of_every_size(s):
+    torch.manual_seed(s)
+    for m, c in CONFIGS:
+        for arch in ('ETDSNet', 'ETDSAblationResidual', 'ETDSOnlyET'):
+            net = ARCH_REGISTRY.get(arch)(upscale=s, num_block=m, num_feat=c)
+            with torch.no_grad():  # move off the identity init, so every block of the ET matters
+                for p in net.parameters():
+                    p.add_(0.05 * torch.randn_like(p))
+            plain, info = et_convert(net)
+            assert info['max_diff_255'] < 0.01, (arch, m, c, s, info)
+            assert (info['num_block'], info['num_feat']) == (m, c)
+            assert plain.conv_last.out_channels == (28 if s == 3 else 3 * s * s)
+
+
+@pytest.mark.parametrize('s', SCALES)
+def test_ecbsr_and_abpn_conversions_are_exact(s):
+    from basicsr.archs.ecbsr_arch import ECBSR
+    torch.manual_seed(10 + s)
+    ecb = ECBSR(3, 3, 4, 16, True, 'prelu', s)  # training form: edge-oriented conv blocks
+    with torch.no_grad():
+        for name, p in ecb.named_parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    _, info = et_convert(ecb)  # multi-branch forward -> ECBSRPlain -> ETDSPlain (C + 4 channels, PReLU)
+    assert info['max_diff_255'] < 0.01 and info['num_feat'] == 20 and info['act_type'] == 'prelu'
+    released_ecbsr = build_from_state_dict(load_checkpoint(require(osp.join(WEIGHTS, f'ECBSR/ECBSR_M4C32_x{s}.pth'))),
+                                           s)
+    _, info = et_convert(released_ecbsr)
+    assert info['max_diff_255'] < 0.01 and info['num_feat'] == 36
+    abpn = ARCH_REGISTRY.get('ABPNNet')(upscale=s)
+    _, info = et_convert(abpn)
+    assert info['max_diff_255'] < 0.01 and info['num_feat'] == 32
+
+
+def test_init_is_nearest_upsampling_and_odd_sizes_work():
+    net = ARCH_REGISTRY.get('ETDSNet')(upscale=3, num_block=5, num_feat=16)
+    img = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X3/babyx3.png')))[..., :37, :23]  # odd size
+    with torch.no_grad():
+        out, lf = net(img)
+    assert torch.equal(lf, torch.nn.functional.interpolate(img, scale_factor=3, mode='nearest'))
+    assert out.shape == (1, 3, 111, 69)
+    plain, info = et_convert(net, inputs=[img])
+    assert plain(img).shape == (1, 3, 111, 69) and info['max_diff_255'] < 0.01
+
+
+def test_non_convertible_and_wrong_inputs_are_refused():
+    adv = load_checkpoint(require(osp.join(WEIGHTS, 'ETDS/ablations/ETDS_M6C32_x4_advance_residual.pth')))
+    with pytest.raises(ConversionError, match='not convertible'):
+        convert_etds(adv, scale=4)
+    with pytest.raises(ConversionError, match='already a plain'):
+        et_convert(released(6, 32, 4))
+    with pytest.raises(ConversionError, match=r'x2 needs 12; is this a checkpoint of another scale'):
+        convert_etds(load_checkpoint(require(osp.join(WEIGHTS, 'ETDS/ablations/ETDS_M6C32_x4_normal_loss.pth'))), 2)
+    with pytest.raises(ConversionError, match='not an ETDS/ECBSR/ABPN state_dict'):
+        infer_arch({'foo.weight': torch.zeros(1)}, 4)
+    broken = {k: v for k, v in load_checkpoint(etds_file(5, 16, 4)).items() if k != 'backbone_convs.2.bias'}
+    with pytest.raises(ConversionError, match=r'(?s)does not load strictly .*backbone_convs\.2\.bias'):
+        build_from_state_dict(broken, 4, 'broken.pth')
+    gray = torch.rand(1, 1, 16, 16)
+    for net in (released(5, 16, 4), ARCH_REGISTRY.get('ETDSNet')(upscale=4)):
+        with pytest.raises(ValueError, match=r'expects RGB input \(N, 3, H, W\), got shape \(1, 1, 16, 16\)'):
+            net(gray)
+
+
+def test_model_refuses_checkpoints_of_another_config_or_scale(tmp_path):
+    from basicsr.models import build_model
+    opt = _test_options(tmp_path, {'type': 'ETDSPlain', 'upscale': 4, 'num_block': 6, 'num_feat': 32},
+                        etds_file(5, 16, 4))
+    with pytest.raises(RuntimeError, match=r"holds ETDSPlain\({'num_block': 5, 'num_feat': 16, 'upscale': 4}\) but "
+                                           r"network_g is ETDSPlain\({'upscale': 4, 'num_block': 6, 'num_feat': 32}"):
+        build_model(opt)
+    opt = _test_options(tmp_path, {'type': 'ETDSPlain', 'upscale': 4, 'num_block': 6, 'num_feat': 32},
+                        etds_file(6, 32, 2))
+    with pytest.raises(ConversionError, match='has 12 channels, but x4 needs 48; is this a checkpoint of another scale'):
+        build_model(opt)
+    # a training-form file into the plain net is converted on load; of another size it is refused
+    nl = require(osp.join(WEIGHTS, 'ETDS/ablations/ETDS_M6C32_x4_normal_loss.pth'))
+    model = build_model(_test_options(tmp_path, {'type': 'ETDSPlain', 'upscale': 4, 'num_block': 6,
+                                                 'num_feat': 32}, nl))
+    ref = build_from_state_dict(load_checkpoint(nl), 4).eval()
+    x = probe_inputs()[1]
+    with torch.no_grad():
+        assert (model.net_g(x) - ref(x)[0].clamp(0, 1)).abs().max() * 255 < 0.01
+    with pytest.raises(RuntimeError, match=r'converts to ETDSPlain\(num_block=6, num_feat=32'):
+        build_model(_test_options(tmp_path, {'type': 'ETDSPlain', 'upscale': 4, 'num_block': 4, 'num_feat': 32},
+                                  nl))
+
+
+def _test_options(tmp_path, network, pretrain):
+    return {'name': 'etds_load', 'model_type': 'ETDSModel', 'scale': network['upscale'], 'num_gpu': 0,
+            'is_train': False, 'dist': False, 'rank': 0, 'world_size': 1, 'network_g': network,
+            'path': {'pretrain_network_g': pretrain, 'strict_load_g': True, 'param_key_g': 'params',
+                     'results_root': str(tmp_path), 'log': str(tmp_path), 'visualization': str(tmp_path)},
+            'val': {'metrics': {}}}
+
+
+# ------------------------------------------------------------------------------------------- scripts
+def test_convert_script_writes_verified_checkpoints_and_never_overwrites(tmp_path):
+    nl = require(osp.join(WEIGHTS, 'ETDS/ablations/ETDS_M6C32_x4_normal_loss.pth'))
+    out = tmp_path / 'plain.pth'
+    proc = run_script([osp.join(ROOT, 'scripts/convert_official.py'), '--method', 'etds', '--scale', '4', '--input',
+                       nl, '--output', str(out)])
+    diff = float(re.search(r'max \|difference\| x 255 = ([0-9.e+-]+)', proc.stdout).group(1))
+    assert 0 < diff < 0.01
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt['meta']['arch'] == 'ETDSPlain' and ckpt['meta']['scale'] == 4
+    stamp = out.stat().st_mtime_ns
+    with pytest.raises(AssertionError, match='exists; choose another --output'):
+        run_script([osp.join(ROOT, 'scripts/convert_official.py'), '--method', 'etds', '--scale', '4', '--input',
+                    nl, '--output', str(out)])
+    assert out.stat().st_mtime_ns == stamp
+    ecb = tmp_path / 'ecbsr_et.pth'
+    run_script([osp.join(ROOT, 'scripts/convert_official.py'), '--method', 'ecbsr', '--et', '--scale', '3',
+                '--input', require(osp.join(WEIGHTS, 'ECBSR/ECBSR_M4C16_x3.pth')), '--output', str(ecb)])
+    ckpt = torch.load(ecb, weights_only=True)
+    assert ckpt['meta']['arch'] == 'ETDSPlain' and ckpt['params']['conv_last.weight'].shape[0] == 28
+    with pytest.raises(AssertionError, match='ConversionError: .*not convertible'):
+        run_script([osp.join(ROOT, 'scripts/convert_official.py'), '--method', 'etds', '--scale', '4', '--input',
+                    require(osp.join(WEIGHTS, 'ETDS/ablations/ETDS_M6C32_x4_advance_residual.pth')),
+                    '--output', str(tmp_path / 'adv.pth')])
+    assert not (tmp_path / 'adv.pth').exists()
+
+
+def test_onnx_export_matches_pytorch(tmp_path):
+    pytest.importorskip('onnxruntime')
+    from adaptsr.convert.onnx_export import export_onnx
+    for m, c, s in [(6, 32, 4), (5, 16, 3)]:
+        res = export_onnx(released(m, c, s), str(tmp_path / f'm{m}c{c}x{s}.onnx'))
+        assert res['max_abs_diff'] < 1e-5 and res['tol'] == 1e-5, res
+    with pytest.raises(FileExistsError):
+        export_onnx(released(5, 16, 3), str(tmp_path / 'm5c16x3.onnx'))
+    proc = run_script([osp.join(ROOT, 'scripts/export_onnx.py'), '--input',
+                       require(osp.join(WEIGHTS, 'ETDS/ablations/ETDS_M6C32_x4_only_ET.pth')), '--scale', '4',
+                       '--output', str(tmp_path / 'only_et.onnx')])
+    assert 'converted ETDSOnlyET -> ETDSPlain' in proc.stdout and (tmp_path / 'only_et.onnx').exists()
+
+
+# ------------------------------------------------------------------------------------------- data
+def test_dataset_channel_shuffle_patch_size_and_mod12(demo_data):
+    import random
+    from adaptsr.data.etds_dataset import ETDSPairedDataset
+    opt = {'name': 'demo', 'phase': 'train', 'scale': 4, 'io_backend': {'type': 'lmdb'}, 'lq_size': 16,
+           'dataroot_gt': osp.join(demo_data, 'train_HR_sub128.lmdb'), 'use_hflip': False, 'use_rot': False,
+           'dataroot_lq': osp.join(demo_data, 'train_LR_bicubic_X4_sub.lmdb'), 'use_channels_shuffle': True}
+    ds = ETDSPairedDataset(opt)  # one dataset: an LMDB opens once per process
+    perms = set()
+    for seed in range(12):
+        ds.opt['use_channels_shuffle'] = True
+        random.seed(seed)
+        a = ds[3]
+        ds.opt['use_channels_shuffle'] = False
+        random.seed(seed)
+        b = ds[3]
+        assert a['lq'].shape == (3, 16, 16) and a['gt'].shape == (3, 64, 64)
+        perm = [next(j for j in range(3) if torch.equal(a['gt'][i], b['gt'][j])) for i in range(3)]
+        assert all(torch.equal(a['lq'][i], b['lq'][perm[i]]) for i in range(3))  # the same permutation for LR
+        perms.add(tuple(perm))
+    assert len(perms) > 1
+    with pytest.raises(ValueError, match='lq_size 16 x scale 4 = 64 disagrees with gt_size 96'):
+        ETDSPairedDataset(dict(opt, gt_size=96))
+    test = ETDSPairedDataset({'name': 'Set5', 'phase': 'test', 'scale': 3, 'regenerate_lq': True, 'gt_mod': 12,
+                              'dataroot_gt': require(osp.join(BENCHMARK, 'Set5/HR')), 'io_backend': {'type': 'disk'}})
+    item = next(it for it in test if 'woman' in it['gt_path'])  # HR 344 x 228 (H x W)
+    assert item['gt'].shape == (3, 336, 228) and item['lq'].shape == (3, 112, 76)
+    assert torch.equal(item['lq'], (item['lq'] * 255).round() / 255)  # 8-bit LR, as the authors' files
