@@ -207,8 +207,8 @@ def main(argv=None):
                   refs=[dict(r, budget='original model' if r['config'] == 'reference' else r['config'])
                         for r in rows if r['budget'] == '-'],
                   title=f"{opt['name']}: PSNR-Y vs GFLOPs per image")
-    cols = ['dataset', 'config', 'budget', 'psnr_y', 'ssim_y', 'psnr_rgb', 'gflops', 'gflops_full', 'heavy_ratio', 'sec_median',
-            'peak_mem_mib', 'flops_speedup', 'time_speedup', 'realized']
+    cols = ['dataset', 'config', 'budget', 'psnr_y', 'ssim_y', 'psnr_rgb', 'gflops', 'gflops_full', 'heavy_ratio',
+            'sec_median', 'peak_mem_mib', 'flops_speedup', 'time_speedup', 'realized']
     print(format_table(rows, cols))
     print(f'written: {args.json}, {stem}.csv, {stem}.png ({info["threads"]} threads, {info["device"]})')
 

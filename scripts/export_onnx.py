@@ -6,8 +6,9 @@
 
 ``--input`` may be any checkpoint the ETDS converter reads: a plain ETDSPlain file (released or converted), or
 anything with an equivalent plain form (ETDSNet, ETDS ablations, ECBSR in either form, ABPN; our own net_g_*.pth),
-which is first converted to ETDSPlain by the equivalent transformation and verified. The export fails when onnxruntime differs from PyTorch by
-1e-5 (or twice PyTorch's own float32 error against float64, where larger) or more on inputs of other sizes than the traced one (64x64 and an odd 37x53, batch 2).
+which is first converted to ETDSPlain by the equivalent transformation and verified. The export fails when
+onnxruntime differs from PyTorch by 1e-5 (or twice PyTorch's own float32 error against float64, where larger) or
+more on inputs of other sizes than the traced one (64x64 and an odd 37x53, batch 2).
 """
 import argparse
 import os

@@ -95,7 +95,8 @@ def write_yaml(path, opt):
 
 def run_script(args, cwd=ROOT, env=None, timeout=900):
     """Run a repository script with this interpreter; returns the CompletedProcess (raises on failure)."""
-    full_env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1', **(env or {}))
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
+    full_env.update(env or {})
     proc = subprocess.run([sys.executable] + list(args), cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=timeout)
     if proc.returncode != 0:

@@ -52,7 +52,8 @@ def evaluate(net, name, scale, regenerate=False, run=None):
     if regenerate:
         opt.update(regenerate_lq=True, gt_mod=12)
     else:
-        opt.update(dataroot_lq=require(osp.join(BENCHMARK, name, f'LR_bicubic/X{scale}')), filename_tmpl=f'{{}}x{scale}')
+        opt.update(dataroot_lq=require(osp.join(BENCHMARK, name, f'LR_bicubic/X{scale}')),
+                   filename_tmpl=f'{{}}x{scale}')
     psnr, ssim = [], []
     for item in ETDSPairedDataset(opt):
         with torch.no_grad():
@@ -209,7 +210,7 @@ def test_model_refuses_checkpoints_of_another_config_or_scale(tmp_path):
         build_model(opt)
     opt = _test_options(tmp_path, {'type': 'ETDSPlain', 'upscale': 4, 'num_block': 6, 'num_feat': 32},
                         etds_file(6, 32, 2))
-    with pytest.raises(ConversionError, match='has 12 channels, but x4 needs 48; is this a checkpoint of another scale'):
+    with pytest.raises(ConversionError, match='12 channels, but x4 needs 48; is this a checkpoint of another scale'):
         build_model(opt)
     # a training-form file into the plain net is converted on load; of another size it is refused
     nl = require(osp.join(WEIGHTS, 'ETDS/ablations/ETDS_M6C32_x4_normal_loss.pth'))
@@ -301,3 +302,44 @@ def test_dataset_channel_shuffle_patch_size_and_mod12(demo_data):
     item = next(it for it in test if 'woman' in it['gt_path'])  # HR 344 x 228 (H x W)
     assert item['gt'].shape == (3, 336, 228) and item['lq'].shape == (3, 112, 76)
     assert torch.equal(item['lq'], (item['lq'] * 255).round() / 255)  # 8-bit LR, as the authors' files
+
+
+# specs/etds.md 7, reference values on ../shared/benchmark (Y PSNR / SSIM): Set14, B100, and Urban100 at x4
+REF_FULL = {
+    (5, 16, 2): {'Set14': (32.7751, 0.9102), 'B100': (31.6088, 0.8922)},
+    (4, 32, 2): {'Set14': (32.9758, 0.9122), 'B100': (31.7652, 0.8943)},
+    (6, 32, 2): {'Set14': (33.1026, 0.9132), 'B100': (31.8495, 0.8954)},
+    (7, 48, 2): {'Set14': (33.2527, 0.9144), 'B100': (31.9681, 0.8969)},
+    (5, 16, 3): {'Set14': (29.5346, 0.8271), 'B100': (28.5461, 0.7907)},
+    (4, 32, 3): {'Set14': (29.7643, 0.8310), 'B100': (28.7078, 0.7948)},
+    (6, 32, 3): {'Set14': (29.8643, 0.8329), 'B100': (28.7843, 0.7968)},
+    (7, 48, 3): {'Set14': (30.0130, 0.8355), 'B100': (28.8978, 0.7996)},
+    (5, 16, 4): {'Set14': (27.7648, 0.7615), 'B100': (27.0486, 0.7180), 'Urban100': (24.7141, 0.7351)},
+    (4, 32, 4): {'Set14': (28.0268, 0.7675), 'B100': (27.1883, 0.7226), 'Urban100': (25.0389, 0.7480)},
+    (6, 32, 4): {'Set14': (28.1441, 0.7703), 'B100': (27.2689, 0.7251), 'Urban100': (25.2104, 0.7545)},
+    (7, 48, 4): {'Set14': (28.3289, 0.7748), 'B100': (27.3748, 0.7287), 'Urban100': (25.4782, 0.7644)},
+}
+ECBSR_FULL = {(4, 16, 2): (32.8001, 31.6003), (4, 16, 3): (29.5405, 28.5703), (4, 16, 4): (27.8104, 27.0602),
+              (4, 32, 2): (33.0443, 31.7868), (4, 32, 3): (29.7927, 28.7271), (4, 32, 4): (28.0573, 27.2171),
+              (6, 40, 2): (33.1938, 31.9299), (6, 40, 3): (29.9245, 28.8505), (6, 40, 4): (28.2110, 27.3275)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('key', sorted(REF_FULL))
+def test_full_reference_table(key):
+    m, c, s = key
+    net = released(m, c, s)
+    for name, (psnr_ref, ssim_ref) in REF_FULL[key].items():
+        psnr, ssim = evaluate(net, name, s)
+        assert abs(psnr - psnr_ref) <= 0.001 and abs(ssim - ssim_ref) <= 0.0001, (key, name, psnr, ssim)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('key', sorted(ECBSR_FULL))
+def test_full_ecbsr_reference_table(key):
+    m, c, s = key
+    net = ARCH_REGISTRY.get('ECBSRPlain')(upscale=s, num_block=m, num_feat=c)
+    net.load_state_dict(load_checkpoint(require(osp.join(WEIGHTS, f'ECBSR/ECBSR_M{m}C{c}_x{s}.pth'))), strict=True)
+    for name, ref in zip(('Set14', 'B100'), ECBSR_FULL[key]):
+        psnr, _ = evaluate(net.eval(), name, s)
+        assert abs(psnr - ref) <= 0.001, (key, name, psnr)
