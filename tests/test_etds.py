@@ -343,3 +343,27 @@ def test_full_ecbsr_reference_table(key):
     for name, ref in zip(('Set14', 'B100'), ECBSR_FULL[key]):
         psnr, _ = evaluate(net.eval(), name, s)
         assert abs(psnr - ref) <= 0.001, (key, name, psnr)
+
+
+def test_training_pairs_whose_hr_is_not_a_multiple_of_the_scale(tmp_path):
+    """HR 128 with its x3 LR 42 (made from the top-left 126): trained on the matching 126 crop, as the demo data."""
+    import cv2
+    from adaptsr.data.etds_dataset import ETDSPairedDataset
+    from adaptsr.utils.data_prep import bicubic_downscale
+    hr = cv2.imread(require(osp.join(BENCHMARK, 'Set14/HR/baboon.png')))[:128, :128]
+    hr_used, lr = bicubic_downscale(hr, 3)
+    assert hr_used.shape[:2] == (126, 126) and lr.shape[:2] == (42, 42)
+    for sub, img in (('hr', hr), ('lr', lr)):
+        (tmp_path / sub).mkdir()
+        cv2.imwrite(str(tmp_path / sub / 'baboon.png'), img)
+    opt = {'name': 'x3', 'phase': 'train', 'scale': 3, 'io_backend': {'type': 'disk'}, 'lq_size': 42,
+           'dataroot_gt': str(tmp_path / 'hr'), 'dataroot_lq': str(tmp_path / 'lr'), 'filename_tmpl': '{}',
+           'use_hflip': False, 'use_rot': False, 'use_channels_shuffle': False}
+    item = ETDSPairedDataset(opt)[0]
+    expected = torch.from_numpy(hr_used[:, :, ::-1].astype('float32') / 255).permute(2, 0, 1)
+    assert item['gt'].shape == (3, 126, 126) and torch.equal(item['gt'], expected)
+    cv2.imwrite(str(tmp_path / 'hr' / 'baboon.png'), hr[:100])  # a real mismatch is still an error naming the file
+    with pytest.raises(ValueError, match=r"'x3': pair .*hr/baboon.png / .*lr/baboon.png: Scale mismatches"):
+        ETDSPairedDataset(opt)[0]
+    with pytest.raises(ValueError, match="'mean' is not supported; ETDS needs RGB in \\[0, 1\\]"):
+        ETDSPairedDataset(dict(opt, mean=[0.5, 0.5, 0.5]))

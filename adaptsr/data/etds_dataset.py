@@ -8,7 +8,8 @@ from copy import deepcopy
 
 import numpy as np
 from basicsr.data.paired_image_dataset import PairedImageDataset
-from basicsr.utils import imfrombytes, img2tensor, scandir
+from basicsr.data.transforms import augment, paired_random_crop
+from basicsr.utils import FileClient, imfrombytes, img2tensor, scandir
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
 
@@ -23,7 +24,9 @@ class ETDSPairedDataset(PairedImageDataset):
 
     Options added to ``PairedImageDataset``'s:
 
-    * ``lq_size`` (int): LR training patch (64 in the paper); sets ``gt_size = lq_size * scale``.
+    * ``lq_size`` (int): LR training patch (64 in the paper); sets ``gt_size = lq_size * scale``. A training HR
+      that is not a multiple of the scale (less than ``scale`` pixels larger than ``LR * scale``) is cropped
+      top-left to ``LR * scale`` first, the part its LR was made from.
     * ``use_channels_shuffle`` (bool, default true in training): the same random permutation of the RGB channels
       for LR and GT, every sample. Flips: ``use_hflip``; ``use_rot`` = vertical flip and transpose, each p = 0.5,
       as the official hflip/vflip/transpose.
@@ -34,7 +37,8 @@ class ETDSPairedDataset(PairedImageDataset):
     Items: ``{'lq': (3, h, w), 'gt': (3, h * scale, w * scale), 'lq_path', 'gt_path'}``, RGB in [0, 1].
 
     Raises:
-        ValueError: ``lq_size`` and ``gt_size`` disagree, ``regenerate_lq`` in training or with LMDB, no images.
+        ValueError: ``lq_size`` and ``gt_size`` disagree, ``mean``/``std``/``color`` given, ``regenerate_lq`` in
+            training or with LMDB, no images; at load time, a pair whose sizes do not match the scale (named).
         FileNotFoundError / KeyError: a missing folder or option (named).
     """
 
@@ -48,6 +52,10 @@ class ETDSPairedDataset(PairedImageDataset):
                 raise ValueError(f'dataset {name!r}: lq_size {opt["lq_size"]} x scale {scale} = {gt_size} '
                                  f'disagrees with gt_size {opt["gt_size"]}')
             opt['gt_size'] = gt_size
+        for key in ('mean', 'std', 'color'):
+            if opt.get(key) is not None:
+                raise ValueError(f'dataset {name!r}: {key!r} is not supported; ETDS needs RGB in [0, 1] without '
+                                 'normalisation (its identity stream and embedded clamp rely on it)')
         self.regenerate = bool(opt.get('regenerate_lq', False))
         if not self.regenerate:
             super().__init__(opt)
@@ -69,11 +77,31 @@ class ETDSPairedDataset(PairedImageDataset):
     def __getitem__(self, index):
         if self.regenerate:
             return self._regenerated(index)
-        item = super().__getitem__(index)
-        if self.opt['phase'] == 'train' and self.opt.get('use_channels_shuffle', True):
+        if self.opt['phase'] != 'train':
+            return super().__getitem__(index)
+        return self._train_item(index)
+
+    def _train_item(self, index):
+        if self.file_client is None:
+            self.file_client = FileClient(self.io_backend_opt.pop('type'), **self.io_backend_opt)
+        s = self.opt['scale']
+        gt_path, lq_path = self.paths[index]['gt_path'], self.paths[index]['lq_path']
+        gt = imfrombytes(self.file_client.get(gt_path, 'gt'), float32=True)
+        lq = imfrombytes(self.file_client.get(lq_path, 'lq'), float32=True)
+        h, w = lq.shape[:2]
+        if 0 <= gt.shape[0] - h * s < s and 0 <= gt.shape[1] - w * s < s:
+            gt = gt[:h * s, :w * s]  # HR not a multiple of the scale: the part its LR was made from (mod crop)
+        try:
+            gt, lq = paired_random_crop(gt, lq, self.opt['gt_size'], s, gt_path)
+        except ValueError as err:
+            raise ValueError(f'dataset {self.opt.get("name", "?")!r}: pair {gt_path} / {lq_path}: '
+                             f'{" ".join(map(str, err.args))}') from None
+        gt, lq = augment([gt, lq], self.opt.get('use_hflip', True), self.opt.get('use_rot', True))
+        gt, lq = img2tensor([gt, lq], bgr2rgb=True, float32=True)
+        if self.opt.get('use_channels_shuffle', True):
             perm = random.sample(range(3), 3)  # python's RNG: seeded per worker by BasicSR
-            item['lq'], item['gt'] = item['lq'][perm], item['gt'][perm]
-        return item
+            gt, lq = gt[perm], lq[perm]
+        return {'lq': lq, 'gt': gt, 'lq_path': lq_path, 'gt_path': gt_path}
 
     def _regenerated(self, index):
         path = self.paths[index]['gt_path']
