@@ -202,6 +202,12 @@ def test_baselines_train_and_end_with_an_exact_plain_model(tmp_path, network):
         if n in fixed:
             assert not p.requires_grad and torch.equal(p.detach(), fixed[n]), n
     assert any(not torch.equal(p.detach(), init[n]) for n, p in net.named_parameters() if n not in fixed)
+    model.feed_data({'lq': ds[0]['lq'][None], 'gt': ds[0]['gt'][None]})
+    model.test()  # cost of the network as deployed (ECBSR: its re-parameterised form, which hooks can see)
+    from adaptsr.convert.etds import ecbsr_train_to_plain
+    from adaptsr.ops.cost import count_flops
+    deployed = ecbsr_train_to_plain(net) if network['type'] == 'ECBSR' else net
+    assert model.cost['flops'] == count_flops(deployed, model.lq) > 0
     model.save(-1, -1)  # the final save runs the last phase's on_end: the plain (ET) model
     ckpt = torch.load(tmp_path / 'net_g_plain_latest.pth', weights_only=True)
     assert ckpt['meta']['arch'] == 'ETDSPlain' and ckpt['meta']['max_diff_255'] < 0.01

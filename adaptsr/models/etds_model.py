@@ -89,6 +89,20 @@ class ETDSModel(AdaptiveSRModel):
         out = net(lq)
         return out[0] if isinstance(out, (tuple, list)) else out
 
+    def last_cost(self, net, lq):
+        """As the base, but BasicSR's ``ECBSR`` in eval mode runs functional convolutions with weights it
+        re-parameterises on every call, which module hooks do not see: its FLOPs are those of the equivalent
+        ``ECBSRPlain`` (the model as deployed)."""
+        bare = self.get_bare_model(net)
+        if type(bare).__name__ != 'ECBSR':
+            return super().last_cost(net, lq)
+        from adaptsr.convert.etds import ecbsr_train_to_plain
+        from adaptsr.ops.cost import count_flops
+        key = ('ECBSR', tuple(lq.shape))
+        if key not in self._flops_cache:
+            self._flops_cache[key] = count_flops(ecbsr_train_to_plain(bare).to(lq.device), lq)
+        return {'flops': self._flops_cache[key], 'flops_full': self._flops_cache[key]}
+
     def save_plain_model(self, name='net_g_plain_latest.pth'):
         """Convert the trained network (EMA copy if any) to ``ETDSPlain``, verify and save it under ``models/``.
 
