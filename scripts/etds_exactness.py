@@ -70,6 +70,7 @@ def main(argv=None):
     parser.add_argument('--json', default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.manual_seed(0)  # BasicSR's ECBSR initialises some tensors from the global generator
     weights = os.environ.get('ADAPTSR_WEIGHTS', osp.join(osp.dirname(__file__), '..', 'weights', 'official'))
     rows = random_rows()
     files = [(f, int(re.search(r'_x(\d)', f).group(1))) for f in sorted(glob.glob(osp.join(weights, 'ECBSR/*.pth')))]
@@ -95,7 +96,8 @@ def main(argv=None):
                 if type(net).__name__ != 'ETDSPlain':
                     net = et_convert(net)[0]
                 res = export_onnx(net, osp.join(tmp, f'{i}.onnx'))
-                onnx_rows.append({'model': osp.basename(path), 'scale': scale, 'max_abs_diff': res['max_abs_diff'],
+                name = osp.relpath(path, weights) if path.startswith(weights) else path
+                onnx_rows.append({'model': name, 'scale': scale, 'max_abs_diff': res['max_abs_diff'],
                                   'fp32_error': res['fp32_error']})
         print(format_table([{k: f'{v:.2e}' if isinstance(v, float) else v for k, v in r.items()} for r in onnx_rows],
                            ['model', 'scale', 'max_abs_diff', 'fp32_error']))
