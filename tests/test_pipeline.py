@@ -133,9 +133,12 @@ def test_plugin_registers_without_clashes():
             'print(ours)')
     proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, check=True)
     ours = eval(proc.stdout.strip().splitlines()[-1])
-    assert {'PCSRNet', 'PCSRCARN', 'PCSRFSRCNN', 'BicubicSR'} <= set(ours['arch'])
-    assert {'PCSRModel', 'AdaptiveSRModel'} <= set(ours['model'])
-    assert ours['loss'] == ['PCSRAverageCostLoss'] and ours['dataset'] == ['PCSRHRDataset']
+    assert {'PCSRNet', 'PCSRCARN', 'PCSRFSRCNN', 'BicubicSR', 'ETDSNet', 'ETDSPlain', 'ETDSOnlyET',
+            'ETDSAblationResidual', 'ETDSAblationAdvancedResidual', 'ETDSAblationPlain', 'ECBSRPlain',
+            'ABPNNet'} <= set(ours['arch'])
+    assert {'PCSRModel', 'AdaptiveSRModel', 'ETDSModel'} <= set(ours['model'])
+    assert sorted(ours['loss']) == ['ETDSResidualL1Loss', 'PCSRAverageCostLoss']
+    assert sorted(ours['dataset']) == ['ETDSPairedDataset', 'PCSRHRDataset']
     basicsr_names = {'ECBSR', 'EDSR', 'MSRResNet', 'RCAN', 'SRModel', 'PairedImageDataset', 'L1Loss'}
     assert not basicsr_names & {n for names in ours.values() for n in names}
 
