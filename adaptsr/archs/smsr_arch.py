@@ -1,0 +1,320 @@
+"""SMSR: sparse mask super-resolution, with learned spatial x channel masks and real sparse convolution at inference.
+
+Source: L. Wang, X. Dong, Y. Wang, X. Ying, Z. Lin, W. An, Y. Guo, "Exploring Sparsity in Image Super-Resolution
+for Efficient Inference", CVPR 2021; github.com/LongguangWang/SMSR (LAVA commit daac49c). Written from
+specs/smsr.md 3-5; module names equal the official ones, so the released x2 file loads strictly.
+
+Forms of the sparse mask block (SMB):
+
+* training: Gumbel-softmax spatial and channel masks (soft), temperature ``tau``; the previous layer's channel mask
+  selects a layer's input (the fixed index convention; ``train_mask_index='current'`` reproduces the pre-fix code);
+* masked-dense inference: hard masks, dense convolutions multiplied by the masks (any batch size; the reference);
+* sparse inference (batch 1): dense channels by dense convolutions over the map, everything involving sparse
+  channels only at the active pixels (:mod:`adaptsr.ops.sparse_conv`); equal to masked-dense.
+"""
+import math
+
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+from torch.nn import functional as F
+
+from adaptsr.ops.sparse_conv import PixelSet, conv3x3_at, pad_map, scatter_add_at, write_padded
+
+RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+class SMSRBlock(nn.Module):
+    """Sparse mask block (official ``SMB``): ``num_layer`` 3x3 convs (no bias), each output split into dense and
+    sparse channels by the learned ``ch_mask`` (1, C, L, 2), and a 1x1 ``collect`` over their concatenation."""
+
+    def __init__(self, num_feat=64, num_layer=4):
+        super().__init__()
+        self.num_feat, self.num_layer = num_feat, num_layer
+        self.ch_mask = nn.Parameter(torch.rand(1, num_feat, num_layer, 2))
+        self.body = nn.ModuleList(nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=False) for _ in range(num_layer))
+        self.collect = nn.Conv2d(num_feat * num_layer, num_feat, 1)
+
+    def hard_channel_masks(self):
+        """(dense, sparse) 0/1 masks, each (L, C): ``round(softmax(ch_mask))``; a 0.5 tie drops the channel."""
+        soft = F.softmax(self.ch_mask.detach(), dim=3)[0].permute(1, 0, 2)  # (L, C, 2)
+        hard = torch.round(soft)
+        return hard[..., 0], hard[..., 1]
+
+    def forward_train(self, x, spa, tau, mask_index='prev'):
+        """Soft masks. ``x`` (B, C, H, W), ``spa`` (B, 1, H, W) soft spatial mask.
+
+        Returns:
+            tuple: output (B, C, H, W) and the kept-computation map ``S * cs + cd`` (B, L * C, H, W).
+        """
+        ch = F.gumbel_softmax(self.ch_mask, tau=tau, hard=False, dim=3)  # (1, C, L, 2), one sample per batch
+        cd = [ch[:, :, i, 0].unsqueeze(-1).unsqueeze(-1) for i in range(self.num_layer)]
+        cs = [ch[:, :, i, 1].unsqueeze(-1).unsqueeze(-1) for i in range(self.num_layer)]
+        feats, sparsity, fea = [], [], x
+        for i, conv in enumerate(self.body):
+            if i == 0:
+                y = conv(fea)
+                fea = y * cd[0] + y * cs[0] * spa
+            else:
+                j = i - 1 if mask_index == 'prev' else i
+                yd, ys = conv(fea * cd[j]), conv(fea * cs[j])
+                fea = yd * cd[i] + yd * cs[i] * spa + ys * cd[i] * spa + ys * cs[i] * spa
+            fea = F.relu(fea)
+            feats.append(fea)
+            sparsity.append(spa * cs[i] + cd[i])
+        return self.collect(torch.cat(feats, 1)), torch.cat(sparsity, 1)
+
+    def forward_masked(self, x, spa, cd, cs):
+        """Hard masks, dense convolutions times masks (the reference semantics). ``spa`` (B, 1, H, W) 0/1."""
+        feats, fea = [], x
+        for i, conv in enumerate(self.body):
+            d, s = cd[i].view(1, -1, 1, 1), cs[i].view(1, -1, 1, 1)
+            if i == 0:
+                fea = conv(fea) * (d + s * spa)
+            else:
+                pd, ps = cd[i - 1].view(1, -1, 1, 1), cs[i - 1].view(1, -1, 1, 1)
+                yd, ys = conv(fea * pd), conv(fea * ps)
+                fea = d * (yd + spa * ys) + s * spa * (yd + ys)
+            fea = F.relu(fea)
+            feats.append(fea)
+        return self.collect(torch.cat(feats, 1))
+
+    def forward_sparse(self, x, pixels, cd, cs):
+        """Batch 1, hard masks: sparse channels are computed only at ``pixels`` (:class:`PixelSet`).
+
+        Dense output channels: a dense conv over the dense input channels everywhere, plus the sparse input channels'
+        contribution at the active pixels. Sparse output channels: every input channel, at the active pixels.
+        """
+        dense_in = x[0]  # (C, H, W): all channels dense at the block input
+        sparse_in = None  # padded flat map (C_s, P) of the previous layer's sparse channels, zero off the mask
+        in_d = torch.arange(self.num_feat, device=x.device)
+        in_s = in_d[:0]
+        dense_feats, sparse_vals, sparse_idx, dense_idx = [], [], [], []
+        for i, conv in enumerate(self.body):
+            w = conv.weight
+            out_d = cd[i].nonzero().squeeze(1)
+            out_s = cs[i].nonzero().squeeze(1)
+            w_dd = w[out_d][:, in_d]
+            dense_out = F.conv2d(dense_in.unsqueeze(0), w_dd, padding=1)[0] if len(out_d) and len(in_d) else \
+                x.new_zeros(len(out_d), *x.shape[2:])
+            padded_d = pad_map(dense_in) if len(in_d) else None
+            sparse_out = x.new_zeros(len(out_s), pixels.n)
+            if len(out_s) and padded_d is not None:
+                sparse_out = sparse_out + conv3x3_at(w[out_s][:, in_d], padded_d, pixels)
+            if sparse_in is not None and len(in_s):
+                if len(out_s):
+                    sparse_out = sparse_out + conv3x3_at(w[out_s][:, in_s], sparse_in, pixels)
+                if len(out_d):
+                    scatter_add_at(dense_out, conv3x3_at(w[out_d][:, in_s], sparse_in, pixels), pixels)
+            dense_in = F.relu(dense_out)
+            sparse_relu = F.relu(sparse_out)
+            dense_feats.append(dense_in)
+            sparse_vals.append(sparse_relu)
+            dense_idx.append(out_d + i * self.num_feat)
+            sparse_idx.append(out_s + i * self.num_feat)
+            sparse_in = write_padded(sparse_relu, pixels)
+            in_d, in_s = out_d, out_s
+        # 1x1 collect over the concatenation: dense columns over the map, sparse columns at the active pixels
+        wc = self.collect.weight[:, :, 0, 0]
+        d_cols, s_cols = torch.cat(dense_idx), torch.cat(sparse_idx)
+        out = F.conv2d(torch.cat(dense_feats).unsqueeze(0), wc[:, d_cols, None, None], self.collect.bias)[0] \
+            if len(d_cols) else self.collect.bias.view(-1, 1, 1).expand(-1, *x.shape[2:]).clone()
+        if len(s_cols) and pixels.n:
+            scatter_add_at(out, wc[:, s_cols] @ torch.cat(sparse_vals), pixels)
+        return out.unsqueeze(0)
+
+    def macs_per_pixel_dense(self):
+        return self.num_layer * 9 * self.num_feat**2 + self.num_layer * self.num_feat * self.num_feat
+
+    def exact_macs(self, hw, rho, cd, cs):
+        """Multiply-adds of the sparse computation (specs/smsr.md 7): per 3x3 layer
+        ``9 HW [Cd_in Cd_out + rho (Cd_in Cs_out + Cs_in (Cd_out + Cs_out))]``, the 1x1 collect alike with 1."""
+        total = 0.0
+        c_in_d, c_in_s = float(self.num_feat), 0.0
+        for i in range(self.num_layer):
+            c_out_d, c_out_s = float(cd[i].sum()), float(cs[i].sum())
+            total += 9 * hw * (c_in_d * c_out_d + rho * (c_in_d * c_out_s + c_in_s * (c_out_d + c_out_s)))
+            c_in_d, c_in_s = c_out_d, c_out_s
+        d_all, s_all = float(sum(c.sum() for c in cd)), float(sum(c.sum() for c in cs))
+        total += hw * self.num_feat * (d_all + rho * s_all)
+        return total
+
+
+class SMSRChannelAttention(nn.Module):
+    """Squeeze-and-excitation channel attention (official ``CALayer``): ``x * sigmoid(W2 relu(W1 avgpool(x)))``."""
+
+    def __init__(self, num_feat=64, reduction=16):
+        super().__init__()
+        self.conv_du = nn.Sequential(nn.Conv2d(num_feat, num_feat // reduction, 1), nn.ReLU(inplace=True),
+                                     nn.Conv2d(num_feat // reduction, num_feat, 1), nn.Sigmoid())
+
+    def forward(self, x):
+        return x * self.conv_du(F.adaptive_avg_pool2d(x, 1))
+
+
+class SMSRModule(nn.Module):
+    """Sparse mask module (official ``SMM``): spatial-mask branch, :class:`SMSRBlock`, channel attention, residual."""
+
+    def __init__(self, num_feat=64, num_layer=4):
+        super().__init__()
+        self.spa_mask = nn.Sequential(
+            nn.Conv2d(num_feat, num_feat // 4, 3, 1, 1), nn.ReLU(True), nn.AvgPool2d(2),
+            nn.Conv2d(num_feat // 4, num_feat // 4, 3, 1, 1), nn.ReLU(True),
+            nn.ConvTranspose2d(num_feat // 4, 2, 3, 2, 1, output_padding=1))
+        self.body = SMSRBlock(num_feat, num_layer)
+        self.ca = SMSRChannelAttention(num_feat)
+
+    def spatial_logits(self, x):
+        return self.spa_mask(x)
+
+
+@ARCH_REGISTRY.register()
+class SMSRNet(nn.Module):
+    """SMSR: 5 sparse mask modules between a head and a collect/tail, plus a bicubic skip.
+
+    Args:
+        num_in_ch (int): 3. num_out_ch (int): 3.
+        num_feat (int): 64. num_module (int): 5. num_layer (int): 4 convs per block.
+        upscale (int): 2, 3 or 4.
+        img_range (float): the arch works in [0, img_range] (255, the official MeanShift constants); inputs and
+            outputs are in [0, 1].
+        rgb_mean (tuple): MeanShift mean (DIV2K), in [0, 1] units.
+        sparse_infer (bool): eval forward of batch 1 uses the sparse kernels; else (and for batch > 1) masked-dense.
+        train_mask_index (str): ``'prev'`` (fixed convention, default) or ``'current'`` (pre-Oct-2021 training code).
+        tau (float): Gumbel-softmax temperature of the training forward (set by the model's schedule).
+
+    Shapes:
+        (N, 3, h, w) in [0, 1] -> (N, 3, h s, w s). Odd ``h``/``w`` are padded by one replicated row/column (the
+        mask branch halves and doubles the resolution) and the output is cropped back.
+        Training forward returns ``(sr, sparsity)`` with ``sparsity`` the kept-computation maps of all modules
+        (5 B, L C, H, W); its mean is the fraction of the block computation kept.
+
+    Raises:
+        ValueError: non-RGB input, unsupported options.
+    """
+
+    def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_module=5, num_layer=4, upscale=2,
+                 img_range=255., rgb_mean=RGB_MEAN, sparse_infer=True, train_mask_index='prev', tau=1.0):
+        super().__init__()
+        if num_in_ch != 3 or num_out_ch != 3:
+            raise ValueError(f'SMSRNet is RGB only (num_in_ch = num_out_ch = 3), got {num_in_ch}/{num_out_ch}')
+        if upscale not in (2, 3, 4):
+            raise ValueError(f'upscale must be 2, 3 or 4, got {upscale}')
+        if train_mask_index not in ('prev', 'current'):
+            raise ValueError(f"train_mask_index must be 'prev' or 'current', got {train_mask_index!r}")
+        self.upscale, self.img_range = upscale, float(img_range)
+        self.sparse_infer, self.train_mask_index, self.tau = sparse_infer, train_mask_index, float(tau)
+        self.num_feat, self.num_module = num_feat, num_module
+        mean = torch.tensor(rgb_mean) * self.img_range
+        self.sub_mean = nn.Conv2d(3, 3, 1)
+        self.add_mean = nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            for conv, sign in ((self.sub_mean, -1), (self.add_mean, 1)):
+                conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+                conv.bias.copy_(sign * mean)
+                conv.weight.requires_grad_(False)
+                conv.bias.requires_grad_(False)
+        self.head = nn.Sequential(nn.Conv2d(3, num_feat, 3, 1, 1), nn.ReLU(True),
+                                  nn.Conv2d(num_feat, num_feat, 3, 1, 1))
+        self.body = nn.ModuleList(SMSRModule(num_feat, num_layer) for _ in range(num_module))
+        self.collect = nn.Sequential(nn.Conv2d(num_feat * num_module, num_feat, 1), nn.ReLU(True),
+                                     nn.Conv2d(num_feat, num_feat, 3, 1, 1))
+        self.tail = nn.Sequential(nn.Conv2d(num_feat, 3 * upscale * upscale, 3, 1, 1))
+        self.last_stats = None
+
+    def set_tau(self, tau):
+        self.tau = float(tau)
+
+    def forward(self, x):
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f'SMSRNet expects RGB input (N, 3, H, W), got shape {tuple(x.shape)}')
+        h, w = x.shape[-2:]
+        pad_h, pad_w = h % 2, w % 2
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode='replicate')
+        x0 = self.sub_mean(x * self.img_range)
+        feat = self.head(x0)
+        outs, sparsity, stats = [], [], []
+        cur = feat
+        sparse = self.sparse_infer and not self.training and x.shape[0] == 1
+        for module in self.body:
+            logits = module.spatial_logits(cur)
+            if self.training:
+                spa = F.gumbel_softmax(logits, tau=self.tau, hard=False, dim=1)[:, 1:]
+                y, keep = module.body.forward_train(cur, spa, self.tau, self.train_mask_index)
+                sparsity.append(keep)
+            else:
+                spa = (logits[:, 1:] > logits[:, :1]).to(cur.dtype)
+                cd, cs = module.body.hard_channel_masks()
+                if sparse:
+                    y = module.body.forward_sparse(cur, PixelSet(spa[0, 0] > 0), cd, cs)
+                else:
+                    y = module.body.forward_masked(cur, spa, cd, cs)
+                stats.append((float(spa.mean()), cd, cs))
+            cur = module.ca(y) + cur
+            outs.append(cur)
+        y = self.collect(torch.cat(outs, 1)) + feat
+        out = F.pixel_shuffle(self.tail(y), self.upscale) + F.interpolate(x0, scale_factor=self.upscale,
+                                                                           mode='bicubic', align_corners=False)
+        out = self.add_mean(out) / self.img_range
+        if pad_h or pad_w:
+            out = out[..., :h * self.upscale, :w * self.upscale]
+        if self.training:
+            return out, torch.cat(sparsity, 0)
+        self.last_stats = self._cost(stats, x.shape)
+        return out
+
+    # ------------------------------------------------------------------------------------------- cost
+    def _cost(self, stats, shape):
+        """FLOPs (2 x MACs) of the last eval forward from its hard masks, the dense equivalent, eta, densities."""
+        n, _, h, w = shape
+        hw = float(n * h * w)
+        block = self.body[0].body
+        smb_dense = block.macs_per_pixel_dense() * hw * self.num_module
+        smb_exact, eta, density, layer_density = 0.0, [], [], []
+        for rho, cd, cs in stats:
+            smb_exact += block.exact_macs(hw, rho, cd, cs)
+            kept = [(float(d.mean()) + rho * float(s.mean())) for d, s in zip(cd, cs)]
+            eta.append(sum(kept) / len(kept))
+            density.append(rho)
+            layer_density.append(kept)
+        non_smb = self.non_smb_macs_per_pixel() * hw
+        return {'flops': 2 * (non_smb + smb_exact), 'flops_full': 2 * (non_smb + smb_dense),
+                'flops_eta': 2 * (non_smb + sum(eta) / len(eta) * smb_dense), 'eta': sum(eta) / len(eta),
+                'mask_density': sum(density) / len(density), 'module_density': density,
+                'layer_kept': layer_density, 'pixels': hw}
+
+    def non_smb_macs_per_pixel(self):
+        """MACs per LR pixel outside the sparse blocks (head, mask branches, collect, tail; the channel attention's
+        convolutions act on one pooled pixel and are not counted); the transposed conv counted by its input pixels,
+        the pooled conv at 1/4 (specs/smsr.md 7)."""
+        c, s2 = self.num_feat, self.upscale**2
+        mask = 9 * c * (c // 4) + 9 * (c // 4)**2 / 4 + 9 * (c // 4) * 2 / 4
+        collect = self.num_module * c * c + 9 * c * c
+        return 27 * c + 9 * c * c + self.num_module * mask + collect + 9 * c * 3 * s2
+
+    def mask_images(self, x):
+        """Hard spatial masks of the ``num_module`` modules for ``x`` (1, 3, h, w): (num_module, h, w) in {0, 1}."""
+        masks = []
+        was = self.training
+        self.eval()
+        hooks = [m.spa_mask.register_forward_hook(lambda mod, i, o: masks.append((o[:, 1] > o[:, 0]).float()))
+                 for m in self.body]
+        try:
+            with torch.no_grad():
+                self(x)
+        finally:
+            for hk in hooks:
+                hk.remove()
+            self.train(was)
+        h, w = x.shape[-2:]
+        return torch.cat(masks)[:, :h, :w]
+
+
+def smsr_dense_gmacs(upscale, hr_size=(720, 1280), num_feat=64, num_module=5, num_layer=4):
+    """Dense SMSR multiply-adds (G) for an ``hr_size`` output: the paper's 720p convention."""
+    net = SMSRNet.__new__(SMSRNet)
+    net.num_feat, net.num_module, net.upscale = num_feat, num_module, upscale
+    lr_px = math.ceil(hr_size[0] / upscale) * math.ceil(hr_size[1] / upscale)
+    smb = num_layer * 9 * num_feat**2 + num_layer * num_feat * num_feat
+    return (SMSRNet.non_smb_macs_per_pixel(net) + num_module * smb) * lr_px / 1e9
