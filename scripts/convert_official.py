@@ -18,6 +18,9 @@ Examples::
     python scripts/convert_official.py --method ecbsr --scale 4 --et \
         --input $ADAPTSR_WEIGHTS/ECBSR/ECBSR_M4C16_x4.pth --output weights/ecbsr_m4c16_x4_et.pth
     python scripts/convert_official.py --method abpn --scale 4 --input abpn.pth --output weights/abpn_x4_et.pth
+    # SMSR (github.com/LongguangWang/SMSR, legacy pickle): x2 only is released
+    python scripts/convert_official.py --method smsr --scale 2 --input $ADAPTSR_WEIGHTS/SMSR/SMSR_x2_model_1000.pt \
+        --output weights/smsr_x2.pth
 
 The converted file is loaded strictly into the target arch before it is written; conversions to a plain form
 print the measured max |difference| x 255 on random inputs and fail above 0.01.
@@ -46,7 +49,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if osp.exists(args.output) and not args.overwrite:  # fail before any work, never after it
         parser.error(f'{args.output} exists; choose another --output or pass --overwrite')
-    kwargs = {'param_key': args.param_key, 'et': args.et} if args.method in ('etds', 'ecbsr', 'abpn') else {}
+    kwargs = {'param_key': args.param_key, 'et': args.et} if args.method in ('etds', 'ecbsr', 'abpn', 'smsr') else {}
     ckpt = CONVERTERS[args.method](load_checkpoint(args.input), scale=args.scale, source=args.input, **kwargs)
     net = build_target(ckpt)
     net.load_state_dict(ckpt['params'], strict=True)

@@ -79,6 +79,14 @@ class SMSRBlock(nn.Module):
             feats.append(fea)
         return self.collect(torch.cat(feats, 1))
 
+    def forward_dense(self, x):
+        """Every channel of every layer at every pixel (the network without masks)."""
+        feats, fea = [], x
+        for conv in self.body:
+            fea = F.relu(conv(fea))
+            feats.append(fea)
+        return self.collect(torch.cat(feats, 1))
+
     def forward_sparse(self, x, pixels, cd, cs):
         """Batch 1, hard masks: sparse channels are computed only at ``pixels`` (:class:`PixelSet`).
 
@@ -182,6 +190,8 @@ class SMSRNet(nn.Module):
         sparse_infer (bool): eval forward of batch 1 uses the sparse kernels; else (and for batch > 1) masked-dense.
         train_mask_index (str): ``'prev'`` (fixed convention, default) or ``'current'`` (pre-Oct-2021 training code).
         tau (float): Gumbel-softmax temperature of the training forward (set by the model's schedule).
+        use_masks (bool): False runs the same network without masks at inference (every channel of every block
+            layer computed everywhere, no mask branch): the dense baseline of the bench.
 
     Shapes:
         (N, 3, h, w) in [0, 1] -> (N, 3, h s, w s). Odd ``h``/``w`` are padded by one replicated row/column (the
@@ -194,7 +204,8 @@ class SMSRNet(nn.Module):
     """
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_module=5, num_layer=4, upscale=2,
-                 img_range=255., rgb_mean=RGB_MEAN, sparse_infer=True, train_mask_index='prev', tau=1.0):
+                 img_range=255., rgb_mean=RGB_MEAN, sparse_infer=True, train_mask_index='prev', tau=1.0,
+                 use_masks=True):
         super().__init__()
         if num_in_ch != 3 or num_out_ch != 3:
             raise ValueError(f'SMSRNet is RGB only (num_in_ch = num_out_ch = 3), got {num_in_ch}/{num_out_ch}')
@@ -204,6 +215,7 @@ class SMSRNet(nn.Module):
             raise ValueError(f"train_mask_index must be 'prev' or 'current', got {train_mask_index!r}")
         self.upscale, self.img_range = upscale, float(img_range)
         self.sparse_infer, self.train_mask_index, self.tau = sparse_infer, train_mask_index, float(tau)
+        self.use_masks = use_masks
         self.num_feat, self.num_module = num_feat, num_module
         mean = torch.tensor(rgb_mean) * self.img_range
         self.sub_mean = nn.Conv2d(3, 3, 1)
@@ -220,7 +232,8 @@ class SMSRNet(nn.Module):
         self.collect = nn.Sequential(nn.Conv2d(num_feat * num_module, num_feat, 1), nn.ReLU(True),
                                      nn.Conv2d(num_feat, num_feat, 3, 1, 1))
         self.tail = nn.Sequential(nn.Conv2d(num_feat, 3 * upscale * upscale, 3, 1, 1))
-        self.last_stats = None
+        self.last_cost = None  # cost of the last eval forward (dict), see _cost
+        self.last_masks = None  # hard spatial masks of the last eval forward: num_module x (h, w), image 0
 
     def set_tau(self, tau):
         self.tau = float(tau)
@@ -234,10 +247,18 @@ class SMSRNet(nn.Module):
             x = F.pad(x, (0, pad_w, 0, pad_h), mode='replicate')
         x0 = self.sub_mean(x * self.img_range)
         feat = self.head(x0)
-        outs, sparsity, stats = [], [], []
+        outs, sparsity, stats, masks = [], [], [], []
         cur = feat
         sparse = self.sparse_infer and not self.training and x.shape[0] == 1
         for module in self.body:
+            if not self.training and not self.use_masks:
+                ones = torch.ones(self.body[0].body.num_layer, self.num_feat, device=cur.device)
+                y = module.body.forward_dense(cur)
+                stats.append((1.0, ones, torch.zeros_like(ones)))
+                masks.append(torch.ones_like(cur[0, 0, :h, :w], dtype=torch.bool))
+                cur = module.ca(y) + cur
+                outs.append(cur)
+                continue
             logits = module.spatial_logits(cur)
             if self.training:
                 spa = F.gumbel_softmax(logits, tau=self.tau, hard=False, dim=1)[:, 1:]
@@ -251,6 +272,7 @@ class SMSRNet(nn.Module):
                 else:
                     y = module.body.forward_masked(cur, spa, cd, cs)
                 stats.append((float(spa.mean()), cd, cs))
+                masks.append(spa[0, 0, :h, :w] > 0)
             cur = module.ca(y) + cur
             outs.append(cur)
         y = self.collect(torch.cat(outs, 1)) + feat
@@ -261,12 +283,16 @@ class SMSRNet(nn.Module):
             out = out[..., :h * self.upscale, :w * self.upscale]
         if self.training:
             return out, torch.cat(sparsity, 0)
-        self.last_stats = self._cost(stats, x.shape)
+        self.last_cost = self._cost(stats, x.shape)
+        self.last_masks = masks
         return out
 
     # ------------------------------------------------------------------------------------------- cost
     def _cost(self, stats, shape):
-        """FLOPs (2 x MACs) of the last eval forward from its hard masks, the dense equivalent, eta, densities."""
+        """Cost of the last eval forward from its hard masks: ``flops`` (2 x exact MACs), ``flops_full`` (dense),
+        ``flops_eta`` (the paper's ``nonSMB + eta * SMB``), ``eta`` (kept fraction of the block computation, the
+        regularised quantity), ``mask_density`` and ``density_m{k}`` (spatial mask density per module),
+        ``layer_kept`` (kept fraction per module and layer)."""
         n, _, h, w = shape
         hw = float(n * h * w)
         block = self.body[0].body
@@ -278,18 +304,19 @@ class SMSRNet(nn.Module):
             eta.append(sum(kept) / len(kept))
             density.append(rho)
             layer_density.append(kept)
-        non_smb = self.non_smb_macs_per_pixel() * hw
-        return {'flops': 2 * (non_smb + smb_exact), 'flops_full': 2 * (non_smb + smb_dense),
+        non_smb = self.non_smb_macs_per_pixel(with_masks=self.use_masks) * hw
+        cost = {'flops': 2 * (non_smb + smb_exact), 'flops_full': 2 * (non_smb + smb_dense),
                 'flops_eta': 2 * (non_smb + sum(eta) / len(eta) * smb_dense), 'eta': sum(eta) / len(eta),
-                'mask_density': sum(density) / len(density), 'module_density': density,
-                'layer_kept': layer_density, 'pixels': hw}
+                'mask_density': sum(density) / len(density), 'layer_kept': layer_density, 'pixels': hw}
+        cost.update({f'density_m{k}': d for k, d in enumerate(density)})
+        return cost
 
-    def non_smb_macs_per_pixel(self):
+    def non_smb_macs_per_pixel(self, with_masks=True):
         """MACs per LR pixel outside the sparse blocks (head, mask branches, collect, tail; the channel attention's
         convolutions act on one pooled pixel and are not counted); the transposed conv counted by its input pixels,
         the pooled conv at 1/4 (specs/smsr.md 7)."""
         c, s2 = self.num_feat, self.upscale**2
-        mask = 9 * c * (c // 4) + 9 * (c // 4)**2 / 4 + 9 * (c // 4) * 2 / 4
+        mask = 9 * c * (c // 4) + 9 * (c // 4)**2 / 4 + 9 * (c // 4) * 2 / 4 if with_masks else 0
         collect = self.num_module * c * c + 9 * c * c
         return 27 * c + 9 * c * c + self.num_module * mask + collect + 9 * c * 3 * s2
 

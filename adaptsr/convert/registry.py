@@ -71,7 +71,24 @@ def _abpn(ckpt, scale=4, source='?', param_key='auto', **_):
     return _plain_checkpoint(plain, info, scale, source, 'abpn')
 
 
-CONVERTERS = {'pcsr': _pcsr, 'carn_m': _carn_m, 'etds': _etds, 'ecbsr': _ecbsr, 'abpn': _abpn}
+def _smsr(ckpt, scale=2, source='?', param_key='auto', **_):
+    """Official SMSR state_dict (legacy pickle, raw OrderedDict, github.com/LongguangWang/SMSR) -> ``SMSRNet``.
+
+    Raises:
+        ValueError: not an SMSR state_dict, or its tail is for another scale.
+    """
+    from adaptsr.convert import basicsr_checkpoint
+    sd = _state_dict(ckpt, source, param_key)
+    if 'body.0.body.ch_mask' not in sd or 'tail.0.weight' not in sd:
+        raise ValueError(f'{source}: not an SMSR state_dict (no body.0.body.ch_mask / tail.0.weight)')
+    found = round((sd['tail.0.weight'].shape[0] / 3) ** 0.5)
+    if found != scale:
+        raise ValueError(f'{source}: SMSR checkpoint is x{found} (tail.0 has {sd["tail.0.weight"].shape[0]} '
+                         f'channels), but --scale is {scale}')
+    return basicsr_checkpoint(sd, 'smsr', 'SMSRNet', scale, source)
+
+
+CONVERTERS = {'pcsr': _pcsr, 'carn_m': _carn_m, 'etds': _etds, 'ecbsr': _ecbsr, 'abpn': _abpn, 'smsr': _smsr}
 
 
 def build_target(ckpt):
@@ -84,6 +101,8 @@ def build_target(ckpt):
         return ARCH_REGISTRY.get('PCSRNet')(**pcsr_net_kwargs(sd), upscale=meta['scale'])
     if meta['arch'] == 'PCSRCARN':
         return ARCH_REGISTRY.get('PCSRCARN')(num_feat=sd['entry.weight'].shape[0], upscale=meta['scale'])
+    if meta['arch'] == 'SMSRNet':
+        return ARCH_REGISTRY.get('SMSRNet')(num_feat=sd['head.0.weight'].shape[0], upscale=meta['scale'])
     if meta['arch'] in ('ETDSPlain', 'ECBSRPlain'):
         from adaptsr.convert.etds import infer_arch
         arch, kwargs = infer_arch(sd, meta['scale'])

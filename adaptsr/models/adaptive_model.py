@@ -317,14 +317,18 @@ class AdaptiveSRModel(SRModel):
         return {'flops': self._flops_cache[key], 'flops_full': self._flops_cache[key]}
 
     def crop_inputs(self):
-        """Apply ``val.crop_mode`` to ``self.lq`` (and ``self.gt``)."""
+        """Apply ``val.crop_mode`` to ``self.lq`` (and ``self.gt``): ``none``, ``pcsr`` (32/28 patch grid) or
+        ``even`` (LR cropped to even height/width, SMSR's official test protocol)."""
         mode = (self.opt.get('val') or {}).get('crop_mode', 'none') or 'none'
         if mode == 'none':
             return
-        if mode != 'pcsr':
-            raise ValueError(f"val.crop_mode must be 'none' or 'pcsr', got {mode!r}")
+        if mode not in ('pcsr', 'even'):
+            raise ValueError(f"val.crop_mode must be 'none', 'pcsr' or 'even', got {mode!r}")
         h, w = self.lq.shape[-2:]
-        hc, wc = patch_grid_crop_size(h), patch_grid_crop_size(w)
+        if mode == 'even':
+            hc, wc = h - h % 2, w - w % 2
+        else:
+            hc, wc = patch_grid_crop_size(h), patch_grid_crop_size(w)
         self.lq = self.lq[..., :hc, :wc]
         if hasattr(self, 'gt'):
             s = self.opt['scale']
@@ -362,6 +366,9 @@ class AdaptiveSRModel(SRModel):
             self.net_g.train()
             if self.schedule is not None:
                 self.apply_train_modes()
+
+    def save_extra_images(self, sr_path):
+        """Hook: method-specific pictures saved next to the SR image ``sr_path`` (e.g. SMSR's masks)."""
 
     def apply_budget(self, value):
         """Set the adaptive knob to ``value`` (budget sweeps); adaptive models override."""
@@ -426,6 +433,7 @@ class AdaptiveSRModel(SRModel):
                 else:
                     path = osp.join(self.opt['path']['visualization'], dataset_name, f'{img_name}_{suffix}.png')
                 imwrite(sr_img, path)
+                self.save_extra_images(path)
             for name, mopt in metrics_opt.items():
                 if 'img2' not in metric_data:
                     raise ValueError(f'val.metrics.{name} needs ground truth, but dataset {dataset_name} has no gt')

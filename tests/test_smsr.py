@@ -1,0 +1,228 @@
+"""SMSR: official x2 weights, reference metrics, sparse == masked-dense, training forward, cost, schedules, bad input."""
+import os.path as osp
+
+import pytest
+import torch
+
+from adaptsr.archs.smsr_arch import SMSRNet, smsr_dense_gmacs
+from adaptsr.convert import load_checkpoint
+from conftest import BENCHMARK, ROOT, WEIGHTS, read_rgb, require, run_script
+
+SET5 = {'baby': (38.888, 0.242), 'bird': (43.282, 0.377), 'butterfly': (35.382, 0.658), 'head': (35.988, 0.391),
+        'woman': (36.415, 0.414)}  # specs/smsr.md 8: Y PSNR and kept ratio eta per image
+CHANNELS = [[(24, 40), (9, 55), (3, 61), (0, 64)], [(16, 48), (4, 60), (1, 63), (0, 64)],
+            [(16, 48), (7, 57), (1, 63), (0, 64)], [(3, 61), (0, 64), (0, 64), (0, 64)],
+            [(14, 50), (5, 59), (0, 64), (0, 64)]]
+
+
+@pytest.fixture(scope='module')
+def official():
+    sd = load_checkpoint(require(osp.join(WEIGHTS, 'SMSR/SMSR_x2_model_1000.pt')))
+    net = SMSRNet(upscale=2)
+    net.load_state_dict(sd, strict=True)
+    return net.eval()
+
+
+def pair(name, scale=2, setname='Set5'):
+    lq = read_rgb(require(osp.join(BENCHMARK, f'{setname}/LR_bicubic/X{scale}/{name}x{scale}.png')))
+    gt = read_rgb(require(osp.join(BENCHMARK, f'{setname}/HR/{name}.png')))
+    return lq, gt
+
+
+def test_official_weights_load_strictly_with_the_published_channel_masks(official):
+    sd = load_checkpoint(osp.join(WEIGHTS, 'SMSR/SMSR_x2_model_1000.pt'))
+    assert len(sd) == 99 and sum(v.numel() for v in sd.values()) == 987330
+    for k, module in enumerate(official.body):
+        cd, cs = module.body.hard_channel_masks()
+        assert [(int(d.sum()), int(s.sum())) for d, s in zip(cd, cs)] == CHANNELS[k]
+
+
+def test_set5_reference_per_image_and_sparse_equals_masked_dense(official):
+    from adaptsr.utils.benchmark import quality
+    psnrs = []
+    for name, (psnr_ref, eta_ref) in SET5.items():
+        lq, gt = pair(name)  # Set5 x2 LR sizes are all even: the official even-crop is a no-op here
+        with torch.no_grad():
+            official.sparse_infer = True
+            sparse = official(lq)
+            cost = official.last_cost
+            official.sparse_infer = False
+            dense = official(lq)
+        official.sparse_infer = True
+        assert (sparse - dense).abs().max() * 255 <= 1e-3, name  # [0, 255] units, spec 11.4
+        q = quality(sparse, gt[..., :lq.shape[2] * 2, :lq.shape[3] * 2], 2)
+        assert abs(q['psnr_y'] - psnr_ref) <= 0.002, (name, q)
+        assert abs(cost['eta'] - eta_ref) <= 0.001, (name, cost['eta'])
+        assert 0 < cost['flops'] < cost['flops_full']
+        psnrs.append(q['psnr_y'])
+    assert abs(sum(psnrs) / 5 - 37.991) <= 0.002
+
+
+def _random_net(seed, spatial=None, channels=None):
+    torch.manual_seed(seed)
+    net = SMSRNet(upscale=3, num_feat=16, num_module=2)
+    with torch.no_grad():
+        for m in net.body:
+            if spatial is not None:  # force the spatial mask: all active (+) or none (-)
+                m.spa_mask[5].bias.copy_(torch.tensor([-spatial, spatial]) * 100.)
+            if channels == 'dense':
+                m.body.ch_mask[..., 0] = 1.
+                m.body.ch_mask[..., 1] = 0.
+            elif channels == 'sparse':
+                m.body.ch_mask[..., 0] = 0.
+                m.body.ch_mask[..., 1] = 1.
+    return net.eval()
+
+
+@pytest.mark.parametrize('spatial,channels', [(None, None), (1, 'sparse'), (-1, 'sparse'), (1, 'dense'),
+                                              (None, 'dense'), (None, 'sparse')])
+def test_sparse_path_equals_masked_dense_on_random_nets_and_extremes(spatial, channels):
+    net = _random_net(3, spatial, channels)
+    x = torch.rand(1, 3, 30, 22)
+    with torch.no_grad():
+        net.sparse_infer = False
+        dense = net(x)
+        net.sparse_infer = True
+        sparse = net(x)
+    assert (sparse - dense).abs().max() * 255 <= 1e-3
+    density = net.last_cost['mask_density']
+    if spatial is not None:
+        assert density == (1.0 if spatial > 0 else 0.0)
+
+
+def test_training_forward_with_hard_masks_equals_eval(monkeypatch):
+    """tau -> 0 with the noise removed: the training forward (fixed 'prev' index convention) equals masked-dense."""
+    import adaptsr.archs.smsr_arch as arch
+    net = _random_net(5)
+    x = torch.rand(2, 3, 24, 20)
+    with torch.no_grad():
+        net.sparse_infer = False
+        ref = net(x)
+
+    def hard(logits, tau=1.0, hard=False, dim=-1):
+        return torch.nn.functional.one_hot(logits.argmax(dim), logits.shape[dim]).movedim(-1, dim).float()
+
+    monkeypatch.setattr(arch.F, 'gumbel_softmax', hard)
+    net.train()
+    with torch.no_grad():
+        out, sparsity = net(x)
+    err_prev = float((out - ref).abs().max())
+    assert err_prev < 1e-5
+    kept = sparsity.mean()
+    net.eval()
+    with torch.no_grad():
+        net(x)
+    assert abs(float(kept) - net.last_cost['eta']) < 1e-6  # the regularised quantity is the kept ratio
+    net.train_mask_index = 'current'
+    net.train()
+    with torch.no_grad():
+        err_current = float((net(x)[0] - ref).abs().max())
+    assert err_current > 100 * max(err_prev, 1e-7)  # the pre-fix convention computes something else
+
+
+def test_mac_counter_matches_paper_convention_and_hooks():
+    assert abs(smsr_dense_gmacs(2) - 223.8) <= 0.5 and abs(smsr_dense_gmacs(3) - 100.4) <= 0.5
+    assert abs(smsr_dense_gmacs(4) - 57.1) <= 0.5
+    smb = 5 * (4 * 9 * 64 * 64 + 256 * 64) * 640 * 360 / 1e9
+    assert round(smsr_dense_gmacs(2) - smb + 0.51 * smb, 1) == 131.3
+    from adaptsr.ops.cost import count_flops
+    net = SMSRNet(upscale=2, use_masks=False).eval()
+    x = torch.rand(1, 3, 20, 24)
+    flops = count_flops(net, x, norm_layers=False, transposed='input')
+    # not in the paper's count: the attention's 1x1 convs on one pooled pixel, and the MeanShift 1x1 convs
+    extra = 5 * 2 * (64 * 4 + 4 * 64) + 2 * (9 + 9 * 4) * 20 * 24
+    assert flops == net.last_cost['flops'] + extra == net.last_cost['flops_full'] + extra
+
+
+def test_schedules_follow_the_iteration():
+    from adaptsr.models.smsr_model import smsr_lambda_ramp, smsr_tau
+    ramp = {1: 0.0, 1000: 0.0, 1001: 1 / 50, 50001: 1.0, 199001: 1.0, 500001: 1.0}
+    tau = {1: 1.0, 1000: 1.0, 1001: 0.998, 50001: 0.9, 199001: 0.602, 500001: 0.4}
+    for it in ramp:
+        assert abs(smsr_lambda_ramp(it) - ramp[it]) < 1e-12
+        assert abs(smsr_tau(it, 'linear') - tau[it]) < 1e-9
+        assert smsr_tau(it, 'constant') == 1.0
+    with pytest.raises(ValueError, match="tau_schedule must be 'linear' or 'constant'"):
+        smsr_tau(1, 'cosine')
+
+
+def test_odd_sizes_grayscale_and_batches(official):
+    lq, _ = pair('bird')
+    odd = lq[..., :45, :37]
+    with torch.no_grad():
+        out = official(odd)
+        assert out.shape == (1, 3, 90, 74)
+        official.sparse_infer = False
+        dense = official(odd)
+        official.sparse_infer = True
+        assert (out - dense).abs().max() * 255 <= 1e-3
+        batch = torch.cat([lq[..., :40, :40], lq[..., 40:80, 40:80]])
+        both = official(batch)  # batch > 1: the masked-dense path, per-image masks
+        for i in range(2):
+            assert (both[i:i + 1] - official(batch[i:i + 1])).abs().max() * 255 <= 1e-3
+    with pytest.raises(ValueError, match=r'expects RGB input \(N, 3, H, W\), got shape \(1, 1, 8, 8\)'):
+        official(torch.rand(1, 1, 8, 8))
+
+
+def test_wrong_scale_checkpoint_is_refused(tmp_path):
+    src = require(osp.join(WEIGHTS, 'SMSR/SMSR_x2_model_1000.pt'))
+    with pytest.raises(AssertionError, match='SMSR checkpoint is x2 .* but --scale is 3'):
+        run_script([osp.join(ROOT, 'scripts/convert_official.py'), '--method', 'smsr', '--scale', '3', '--input',
+                    src, '--output', str(tmp_path / 'x3.pth')])
+    out = tmp_path / 'x2.pth'
+    run_script([osp.join(ROOT, 'scripts/convert_official.py'), '--method', 'smsr', '--scale', '2', '--input', src,
+                '--output', str(out)])
+    from basicsr.models import build_model
+    opt = {'name': 'smsr_load', 'model_type': 'SMSRModel', 'scale': 3, 'num_gpu': 0, 'is_train': False,
+           'dist': False, 'rank': 0, 'world_size': 1, 'network_g': {'type': 'SMSRNet', 'upscale': 3},
+           'path': {'pretrain_network_g': str(out), 'strict_load_g': True, 'param_key_g': 'params'},
+           'val': {'metrics': {}}}
+    with pytest.raises(ValueError, match='checkpoint is for x2 but the options say scale: 3'):
+        build_model(opt)
+
+
+def test_one_training_iteration_trains_the_masks(tmp_path):
+    from basicsr.models import build_model
+    opt = {'name': 'smsr_train', 'model_type': 'SMSRModel', 'scale': 2, 'num_gpu': 0, 'is_train': True,
+           'dist': False, 'rank': 0, 'world_size': 1, 'root_path': str(tmp_path),
+           'network_g': {'type': 'SMSRNet', 'upscale': 2, 'num_feat': 16, 'num_module': 2},
+           'path': {'pretrain_network_g': None, 'strict_load_g': True, 'experiments_root': str(tmp_path),
+                    'models': str(tmp_path), 'training_states': str(tmp_path), 'log': str(tmp_path),
+                    'visualization': str(tmp_path)},
+           'train': {'ema_decay': 0, 'smsr': {'iters_per_epoch': 1, 'lambda_warmup_epochs': 2},
+                     'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.999]},
+                     'phases': [{'name': 'sparse', 'iters': 5, 'losses': {
+                         'pixel_opt': {'type': 'L1Loss', 'loss_weight': 255.0},
+                         'sparsity_opt': {'type': 'SMSRSparsityLoss', 'loss_weight': 0.1}}}]}}
+    model = build_model(opt)
+    lq, gt = pair('bird')
+    model.feed_data({'lq': lq[..., :32, :32], 'gt': gt[..., :64, :64]})
+    model.optimize_parameters(3)  # epoch 3 of 1 iteration: ramp 1, tau 1 - 2/500
+    net = model.net_g
+    assert model.log_dict['tau'] == pytest.approx(0.996) and model.log_dict['lambda_ramp'] == 1.0
+    assert float(model.log_dict['l_sparsity_opt']) == pytest.approx(0.1 * float(model.log_dict['kept']), rel=1e-5)
+    for name in ('body.0.body.ch_mask', 'body.0.spa_mask.0.weight', 'body.1.body.body.3.weight'):
+        assert dict(net.named_parameters())[name].grad.abs().sum() > 0, name
+    assert not net.sub_mean.weight.requires_grad and net.sub_mean.weight.grad is None  # MeanShift stays fixed
+
+
+@pytest.mark.slow
+def test_set14_b100_reference(official):
+    """specs/smsr.md 8: Set14 33.623 / 0.9179, B100 32.163 / 0.8992 (even-crop, Y, crop 2)."""
+    from adaptsr.data.etds_dataset import ETDSPairedDataset  # noqa: F401  (registration only)
+    from basicsr.data import build_dataset
+    from adaptsr.utils.benchmark import quality
+    for name, (p_ref, s_ref) in {'Set14': (33.623, 0.9179), 'B100': (32.163, 0.8992)}.items():
+        ds = build_dataset({'name': name, 'type': 'PairedImageDataset', 'phase': 'test', 'scale': 2,
+                            'dataroot_gt': osp.join(BENCHMARK, name, 'HR'), 'filename_tmpl': '{}x2',
+                            'dataroot_lq': osp.join(BENCHMARK, name, 'LR_bicubic/X2'), 'io_backend': {'type': 'disk'}})
+        ps, ss = [], []
+        for item in ds:
+            lq = item['lq'][None]
+            h, w = lq.shape[-2:]
+            lq = lq[..., :h - h % 2, :w - w % 2]
+            with torch.no_grad():
+                q = quality(official(lq), item['gt'][None][..., :lq.shape[2] * 2, :lq.shape[3] * 2], 2)
+            ps.append(q['psnr_y'])
+            ss.append(q['ssim_y'])
+        assert abs(sum(ps) / len(ps) - p_ref) <= 0.002 and abs(sum(ss) / len(ss) - s_ref) <= 0.0002, name
