@@ -19,7 +19,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from adaptsr.ops.sparse_conv import PixelSet, conv3x3_at, pad_map, scatter_add_at, write_padded
+from adaptsr.ops.sparse_conv import PixelSet, gather_compact, gather_rows, tap_major
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -88,48 +88,73 @@ class SMSRBlock(nn.Module):
         return self.collect(torch.cat(feats, 1))
 
     def forward_sparse(self, x, pixels, cd, cs):
-        """Batch 1, hard masks: sparse channels are computed only at ``pixels`` (:class:`PixelSet`).
+        """Batch 1, hard masks: every computation that involves sparse channels runs only at ``pixels``.
 
-        Dense output channels: a dense conv over the dense input channels everywhere, plus the sparse input channels'
-        contribution at the active pixels. Sparse output channels: every input channel, at the active pixels.
+        Per layer, dense output channels = one dense conv over the dense input channels, everywhere; at the active
+        pixels, one gather of the 3x3 neighbourhoods (dense inputs from the zero-padded channels-last dense map,
+        sparse inputs from a compact matrix of the active pixels only) and matrix products give the sparse outputs
+        and the sparse inputs' contribution to the dense outputs. Sparse features never exist off the mask. The 1x1
+        ``collect`` is split the same way.
+
+        Args:
+            x (Tensor): (1, C, H, W) block input. pixels (PixelSet): active pixels of the spatial mask.
+            cd, cs (Tensor): (L, C) hard dense / sparse channel masks.
+
+        Returns:
+            Tensor: (1, C, H, W), equal to :meth:`forward_masked` up to float rounding.
         """
-        dense_in = x[0]  # (C, H, W): all channels dense at the block input
-        sparse_in = None  # padded flat map (C_s, P) of the previous layer's sparse channels, zero off the mask
-        in_d = torch.arange(self.num_feat, device=x.device)
-        in_s = in_d[:0]
-        dense_feats, sparse_vals, sparse_idx, dense_idx = [], [], [], []
+        h, w = x.shape[-2:]
+        n = pixels.n
+        dense = x.contiguous(memory_format=torch.channels_last)  # (1, n_d, H, W) dense input channels
+        order = torch.arange(self.num_feat, device=x.device)  # input channel order: dense, then sparse
+        n_d, n_s = self.num_feat, 0
+        compact = None  # (1 + N, n_s) sparse input features at the active pixels, row 0 = zeros
+        dense_maps, sparse_feats, d_cols, s_cols = [], [], [], []
         for i, conv in enumerate(self.body):
-            w = conv.weight
-            out_d = cd[i].nonzero().squeeze(1)
-            out_s = cs[i].nonzero().squeeze(1)
-            w_dd = w[out_d][:, in_d]
-            dense_out = F.conv2d(dense_in.unsqueeze(0), w_dd, padding=1)[0] if len(out_d) and len(in_d) else \
-                x.new_zeros(len(out_d), *x.shape[2:])
-            padded_d = pad_map(dense_in) if len(in_d) else None
-            sparse_out = x.new_zeros(len(out_s), pixels.n)
-            if len(out_s) and padded_d is not None:
-                sparse_out = sparse_out + conv3x3_at(w[out_s][:, in_d], padded_d, pixels)
-            if sparse_in is not None and len(in_s):
-                if len(out_s):
-                    sparse_out = sparse_out + conv3x3_at(w[out_s][:, in_s], sparse_in, pixels)
-                if len(out_d):
-                    scatter_add_at(dense_out, conv3x3_at(w[out_d][:, in_s], sparse_in, pixels), pixels)
-            dense_in = F.relu(dense_out)
-            sparse_relu = F.relu(sparse_out)
-            dense_feats.append(dense_in)
-            sparse_vals.append(sparse_relu)
-            dense_idx.append(out_d + i * self.num_feat)
-            sparse_idx.append(out_s + i * self.num_feat)
-            sparse_in = write_padded(sparse_relu, pixels)
-            in_d, in_s = out_d, out_s
-        # 1x1 collect over the concatenation: dense columns over the map, sparse columns at the active pixels
-        wc = self.collect.weight[:, :, 0, 0]
-        d_cols, s_cols = torch.cat(dense_idx), torch.cat(sparse_idx)
-        out = F.conv2d(torch.cat(dense_feats).unsqueeze(0), wc[:, d_cols, None, None], self.collect.bias)[0] \
-            if len(d_cols) else self.collect.bias.view(-1, 1, 1).expand(-1, *x.shape[2:]).clone()
-        if len(s_cols) and pixels.n:
-            scatter_add_at(out, wc[:, s_cols] @ torch.cat(sparse_vals), pixels)
-        return out.unsqueeze(0)
+            out_d, out_s = cd[i].nonzero().squeeze(1), cs[i].nonzero().squeeze(1)
+            od, os_ = len(out_d), len(out_s)
+            weight = conv.weight[:, order]
+            if od and n_d:
+                new_dense = F.conv2d(dense, weight[out_d, :n_d], padding=1).contiguous(
+                    memory_format=torch.channels_last)  # rows below are views of it
+            else:
+                new_dense = x.new_zeros(1, od, h, w).contiguous(memory_format=torch.channels_last)
+            new_compact = x.new_zeros(1 + n, os_)  # row 0 stays zero: the inactive neighbours' features
+            new_sparse = new_compact[1:]
+            if n and (os_ or (od and n_s)):
+                gathered = []
+                if n_d:
+                    rows = F.pad(dense, (1, 1, 1, 1)).permute(0, 2, 3, 1).reshape(-1, n_d)
+                    gathered.append((gather_rows(rows, pixels), slice(0, n_d)))
+                if n_s:
+                    gathered.append((gather_compact(compact, pixels), slice(n_d, n_d + n_s)))
+                for g, cols in gathered:
+                    if os_:
+                        new_sparse.addmm_(g, tap_major(weight[out_s, cols]))
+                    if od and cols.start >= n_d:  # sparse inputs reach dense outputs at the active pixels only
+                        dense_rows = new_dense.permute(0, 2, 3, 1).reshape(-1, od)
+                        dense_rows.index_add_(0, pixels.flat, g @ tap_major(weight[out_d, cols]))
+            dense = new_dense.relu_() if od else new_dense
+            new_sparse.relu_()
+            compact = new_compact
+            dense_maps.append(dense)
+            sparse_feats.append(new_sparse)
+            d_cols.append(out_d + i * self.num_feat)
+            s_cols.append(out_s + i * self.num_feat)
+            order = torch.cat([out_d, out_s])
+            n_d, n_s = od, os_
+        wc = self.collect.weight
+        d_cols, s_cols = torch.cat(d_cols), torch.cat(s_cols)
+        if len(d_cols):
+            out = F.conv2d(torch.cat(dense_maps, 1), wc[:, d_cols], self.collect.bias)
+        else:
+            out = self.collect.bias.view(1, -1, 1, 1).expand(1, -1, h, w).contiguous(
+                memory_format=torch.channels_last)
+        if len(s_cols) and n:
+            out = out.contiguous(memory_format=torch.channels_last)
+            out.permute(0, 2, 3, 1).reshape(-1, out.shape[1]).index_add_(
+                0, pixels.flat, torch.cat(sparse_feats, 1) @ wc[:, s_cols, 0, 0].t())
+        return out.contiguous()
 
     def macs_per_pixel_dense(self):
         return self.num_layer * 9 * self.num_feat**2 + self.num_layer * self.num_feat * self.num_feat

@@ -35,6 +35,29 @@ class PixelSet:
         self.padded = (rows + 1) * (w + 2) + (cols + 1)
         offsets = torch.tensor([dh * (w + 2) + dw for dh in (-1, 0, 1) for dw in (-1, 0, 1)], device=mask.device)
         self.taps = self.padded.unsqueeze(0) + offsets.unsqueeze(1)
+        self.rows = self.taps.t().reshape(-1)  # (N * 9,) pixel-major: for channels-last row gathers
+        # neighbours as rows of a compact (1 + N, C) matrix of the active pixels' features, row 0 being zeros
+        slot = torch.zeros((h + 2) * (w + 2), dtype=torch.long, device=mask.device)
+        slot[self.padded] = torch.arange(1, self.n + 1, device=mask.device)
+        self.compact = slot[self.rows]  # (N * 9,)
+
+
+def gather_compact(compact, pixels):
+    """3x3 neighbourhoods from compact features (1 + N, C) (row 0 = zeros, row 1 + k = active pixel k; inactive
+    neighbours read row 0): -> (N, 9 * C), columns tap-major."""
+    return compact.index_select(0, pixels.compact).reshape(pixels.n, -1)
+
+
+def gather_rows(rows, pixels):
+    """3x3 neighbourhoods of the active pixels from a channels-last padded map: (P, C) -> (N, 9 * C), columns
+    ordered tap-major (match ``weight.permute(0, 2, 3, 1).reshape(C_out, 9 * C)``). Contiguous row copies: the fast
+    layout for CPU gathers."""
+    return rows.index_select(0, pixels.rows).reshape(pixels.n, -1)
+
+
+def tap_major(weight):
+    """(C_out, C_in, 3, 3) -> (9 * C_in, C_out), rows ordered tap-major, for ``gather_rows(...) @ tap_major(w)``."""
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).t()
 
 
 def pad_map(x):
