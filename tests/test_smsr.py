@@ -1,4 +1,4 @@
-"""SMSR: official x2 weights, reference metrics, sparse == masked-dense, training forward, cost, schedules, bad input."""
+"""SMSR: official x2 weights, reference metrics, sparse == masked-dense, training forward, cost, schedules, input."""
 import os.path as osp
 
 import pytest
