@@ -153,8 +153,9 @@ def test_demo_training_converted_model_beats_bicubic(tmp_path, demo_data):
     opt['logger']['use_tb_logger'] = False
     shutil.copy(osp.join(ROOT, 'train.py'), tmp_path / 'train.py')
     path = write_yaml(tmp_path / 'demo.yml', opt)
+    # about 2.5 min alone on 2 cores; a generous limit so that a busy machine slows it down without failing it
     run_script([str(tmp_path / 'train.py'), '-opt', path], cwd=tmp_path, env={'PYTHONPATH': ROOT,
-                                                                            'OMP_NUM_THREADS': '2'})
+                                                                            'OMP_NUM_THREADS': '2'}, timeout=3600)
     models = tmp_path / 'experiments' / opt['name'] / 'models'
     from adaptsr.utils.benchmark import quality
     from basicsr.utils.registry import ARCH_REGISTRY
