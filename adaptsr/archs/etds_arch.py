@@ -154,8 +154,30 @@ class ETDSAblationAdvancedResidual(_DualStreamBase):
         super().__init__(num_in_ch, num_out_ch, upscale, num_block, num_feat, num_residual_feat, advanced=True)
 
 
+class _SingleStream(nn.Module):
+    """One conv+ReLU stream of ``width`` channels, last conv, optional nearest-upsampling shortcut, PixelShuffle."""
+
+    def __init__(self, num_in_ch, num_out_ch, upscale, num_block, width, shortcut):
+        super().__init__()
+        _check_common(num_in_ch, num_out_ch, upscale, num_block)
+        self.upscale, self.num_block, self.shortcut = upscale, num_block, shortcut
+        self.conv_first = _conv(num_in_ch, width)
+        self.backbone_convs = nn.ModuleList(_conv(width, width) for _ in range(num_block))
+        self.conv_last = _conv(width, num_out_ch * upscale * upscale)
+
+    def forward(self, x):
+        _check_input(x, type(self).__name__)
+        feat = F.relu(self.conv_first(x))
+        for conv in self.backbone_convs:
+            feat = F.relu(conv(feat))
+        out = self.conv_last(feat)
+        if self.shortcut:
+            out = out + torch.repeat_interleave(x, self.upscale * self.upscale, dim=1)
+        return F.pixel_shuffle(out, self.upscale)
+
+
 @ARCH_REGISTRY.register()
-class ETDSOnlyET(nn.Module):
+class ETDSOnlyET(_SingleStream):
     """ETDS ablation "only ET": one conv+ReLU stream of ``num_feat - 3`` channels plus a nearest-upsampling shortcut
     (``repeat_interleave`` of the input); converts exactly to :class:`ETDSPlain` with ``num_feat`` channels.
 
@@ -168,25 +190,11 @@ class ETDSOnlyET(nn.Module):
     """
 
     def __init__(self, num_in_ch=3, num_out_ch=3, upscale=4, num_block=6, num_feat=32):
-        super().__init__()
-        _check_common(num_in_ch, num_out_ch, upscale, num_block)
-        cb = num_feat - num_in_ch
-        self.upscale, self.num_block = upscale, num_block
-        self.conv_first = _conv(num_in_ch, cb)
-        self.backbone_convs = nn.ModuleList(_conv(cb, cb) for _ in range(num_block))
-        self.conv_last = _conv(cb, num_out_ch * upscale * upscale)
-
-    def forward(self, x):
-        _check_input(x, type(self).__name__)
-        feat = F.relu(self.conv_first(x))
-        for conv in self.backbone_convs:
-            feat = F.relu(conv(feat))
-        shortcut = torch.repeat_interleave(x, self.upscale * self.upscale, dim=1)
-        return F.pixel_shuffle(self.conv_last(feat) + shortcut, self.upscale)
+        super().__init__(num_in_ch, num_out_ch, upscale, num_block, num_feat - num_in_ch, shortcut=True)
 
 
 @ARCH_REGISTRY.register()
-class ETDSAblationPlain(nn.Module):
+class ETDSAblationPlain(_SingleStream):
     """ETDS ablation "Plain": conv+ReLU stack of ``num_feat`` channels, last conv and PixelShuffle; no residual
     stream, no shortcut, no clip (the paper's Plain M6C32 baseline).
 
@@ -198,19 +206,7 @@ class ETDSAblationPlain(nn.Module):
     """
 
     def __init__(self, num_in_ch=3, num_out_ch=3, upscale=4, num_block=6, num_feat=32):
-        super().__init__()
-        _check_common(num_in_ch, num_out_ch, upscale, num_block)
-        self.upscale = upscale
-        self.conv_first = _conv(num_in_ch, num_feat)
-        self.backbone_convs = nn.ModuleList(_conv(num_feat, num_feat) for _ in range(num_block))
-        self.conv_last = _conv(num_feat, num_out_ch * upscale * upscale)
-
-    def forward(self, x):
-        _check_input(x, type(self).__name__)
-        feat = F.relu(self.conv_first(x))
-        for conv in self.backbone_convs:
-            feat = F.relu(conv(feat))
-        return F.pixel_shuffle(self.conv_last(feat), self.upscale)
+        super().__init__(num_in_ch, num_out_ch, upscale, num_block, num_feat, shortcut=False)
 
 
 @ARCH_REGISTRY.register()
