@@ -140,6 +140,9 @@ def main(argv=None):
     parser.add_argument('-opt', required=True, help='test options YAML')
     parser.add_argument('--force_yml', nargs='+', default=[], help='override options: key:sub=value')
     parser.add_argument('--budgets', default=None, help='comma-separated knob values (e.g. 0,1,adaptive)')
+    parser.add_argument('--base', choices=('reference', 'budget'), default='reference',
+                        help="speed-ups of the budgets against the first reference model (default) or against the "
+                             "method's own first budget (e.g. APE at threshold 1: same tiles, no exits)")
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     parser.add_argument('--datasets', default=None, help='comma-separated dataset names to run (default: all)')
     parser.add_argument('--max_images', type=int, default=None, help='first N images of each dataset')
@@ -190,6 +193,8 @@ def main(argv=None):
                                   memory=lambda b=budget: probe_memory(args, b, None))
             row.update(dataset=dopt['name'], config=opt['network_g']['type'], budget=model.budget_label(),
                        network=opt['network_g']['type'])
+            if args.base == 'budget' and budget is budgets[0]:
+                base = row  # the method's first budget is the baseline of the others
             if base is not None:
                 add_speedups(row, base)
             details[f"{dopt['name']}/{row['budget']}"] = per

@@ -79,6 +79,31 @@ class SMSRBlock(nn.Module):
             feats.append(fea)
         return self.collect(torch.cat(feats, 1))
 
+    def forward_split(self, x, spa, cd, cs):
+        """Hard masks, exact like :meth:`forward_masked`, at the dense model's cost: each layer runs one convolution
+        over its dense input channels and one over its sparse input channels (zero off the mask), both for all
+        outputs, then combines them with the spatial mask. The sparse-inference fallback for modules whose mask is
+        too dense for the pixel gathers to pay off (``SMSRNet.sparse_max_density``). ``x`` (1, C, H, W)."""
+        feats, fea = [], x.contiguous(memory_format=torch.channels_last)
+        order = torch.arange(self.num_feat, device=x.device)  # input channel order: dense, then sparse
+        n_d = self.num_feat
+        cols = []
+        for i, conv in enumerate(self.body):
+            out_d, out_s = cd[i].nonzero().squeeze(1), cs[i].nonzero().squeeze(1)
+            od = len(out_d)
+            weight = conv.weight[torch.cat([out_d, out_s])][:, order]
+            y = F.conv2d(fea[:, :n_d], weight[:, :n_d], padding=1) if n_d else None
+            if n_d < self.num_feat:
+                ys = F.conv2d(fea[:, n_d:], weight[:, n_d:], padding=1) * spa
+                y = ys if y is None else y + ys  # D->all + spa * (S->all)
+            if od < self.num_feat:  # sparse outputs: spa * (D->S + S->S)
+                y = torch.cat([y[:, :od], y[:, od:] * spa], 1) if od else y * spa
+            fea = y.relu_().contiguous(memory_format=torch.channels_last)
+            feats.append(fea)
+            cols.append(torch.cat([out_d, out_s]) + i * self.num_feat)
+            order, n_d = torch.cat([out_d, out_s]), od
+        return F.conv2d(torch.cat(feats, 1), self.collect.weight[:, torch.cat(cols)], self.collect.bias)
+
     def forward_dense(self, x):
         """Every channel of every layer at every pixel (the network without masks)."""
         feats, fea = [], x
@@ -227,7 +252,7 @@ class SMSRNet(nn.Module):
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_module=5, num_layer=4, upscale=2,
                  img_range=255., rgb_mean=RGB_MEAN, sparse_infer=True, train_mask_index='prev', tau=1.0,
-                 use_masks=True):
+                 use_masks=True, sparse_max_density=1.0):
         super().__init__()
         if num_in_ch != 3 or num_out_ch != 3:
             raise ValueError(f'SMSRNet is RGB only (num_in_ch = num_out_ch = 3), got {num_in_ch}/{num_out_ch}')
@@ -238,6 +263,9 @@ class SMSRNet(nn.Module):
         self.upscale, self.img_range = upscale, float(img_range)
         self.sparse_infer, self.train_mask_index, self.tau = sparse_infer, train_mask_index, float(tau)
         self.use_masks = use_masks
+        if not 0.0 <= float(sparse_max_density) <= 1.0:
+            raise ValueError(f'sparse_max_density must be in [0, 1], got {sparse_max_density}')
+        self.sparse_max_density = float(sparse_max_density)
         self.num_feat, self.num_module = num_feat, num_module
         mean = torch.tensor(rgb_mean) * self.img_range
         self.sub_mean = nn.Conv2d(3, 3, 1)
@@ -291,8 +319,10 @@ class SMSRNet(nn.Module):
             else:
                 spa = (logits[:, 1:] > logits[:, :1]).to(cur.dtype)
                 cd, cs = module.body.hard_channel_masks()
-                if sparse:
+                if sparse and float(spa.mean()) <= self.sparse_max_density:
                     y = module.body.forward_sparse(cur, PixelSet(spa[0, 0] > 0), cd, cs)
+                elif sparse:
+                    y = module.body.forward_split(cur, spa, cd, cs)
                 else:
                     y = module.body.forward_masked(cur, spa, cd, cs)
                 stats.append((float(spa.mean()), cd, cs))

@@ -87,9 +87,17 @@ class AdaptiveSRModel(SRModel):
             raise KeyError(f'{load_path}: no {param_key!r} (nor "params") in checkpoint; keys: {list(ckpt)}')
         sd = {k[7:] if k.startswith('module.') else k: v for k, v in ckpt[key].items()}
         bare = self.get_bare_model(net)
+        sd = self.adapt_state_dict(bare, sd, load_path)
         own = bare.state_dict()
         missing = sorted(set(own) - set(sd))
         unexpected = sorted(set(sd) - set(own))
+        allowed = self.allowed_missing_prefixes()
+        if not strict and allowed is not None:
+            outside = [k for k in missing if not k.startswith(tuple(allowed))]
+            if outside or unexpected:
+                raise RuntimeError(f'cannot load {load_path} into {type(bare).__name__} (strict=False): only keys '
+                                   f'starting with {allowed} may be missing; missing {outside}, unexpected '
+                                   f'{unexpected}')
         mismatched = [f'{k}: checkpoint {tuple(sd[k].shape)} vs network {tuple(own[k].shape)}'
                       for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
         problems = []
@@ -103,7 +111,17 @@ class AdaptiveSRModel(SRModel):
             raise RuntimeError(f'cannot load {load_path} into {type(bare).__name__} (strict={strict}):\n' +
                                '\n'.join(problems))
         bare.load_state_dict(sd, strict=strict)
-        get_root_logger().info(f'Loaded {type(bare).__name__} from {load_path} [{key}] ({len(sd)} tensors)')
+        get_root_logger().info(f'Loaded {type(bare).__name__} from {load_path} [{key}] ({len(sd)} tensors)' +
+                               (f'; not in the checkpoint (newly initialised): {missing}' if missing else ''))
+
+    def adapt_state_dict(self, net, sd, load_path):
+        """Hook: rename a checkpoint's state_dict into ``net``'s names before loading (default: unchanged)."""
+        return sd
+
+    def allowed_missing_prefixes(self):
+        """Hook: with ``strict_load_g: false``, the key prefixes that may be missing (``None``: BasicSR's rule, any
+        key may be missing)."""
+        return None
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         if optim_type not in _OPTIMIZERS:
@@ -318,17 +336,19 @@ class AdaptiveSRModel(SRModel):
 
     def crop_inputs(self):
         """Apply ``val.crop_mode`` to ``self.lq`` (and ``self.gt``): ``none``, ``pcsr`` (32/28 patch grid) or
-        ``even`` (LR cropped to even height/width, SMSR's official test protocol)."""
+        ``even`` (LR cropped to even height/width, SMSR's official test protocol) or ``ape`` (LR cropped to the 48/46
+        patch grid, the border strip APE's official test drops)."""
         mode = (self.opt.get('val') or {}).get('crop_mode', 'none') or 'none'
         if mode == 'none':
             return
-        if mode not in ('pcsr', 'even'):
-            raise ValueError(f"val.crop_mode must be 'none', 'pcsr' or 'even', got {mode!r}")
+        if mode not in ('pcsr', 'even', 'ape'):
+            raise ValueError(f"val.crop_mode must be 'none', 'pcsr', 'even' or 'ape', got {mode!r}")
         h, w = self.lq.shape[-2:]
         if mode == 'even':
             hc, wc = h - h % 2, w - w % 2
         else:
-            hc, wc = patch_grid_crop_size(h), patch_grid_crop_size(w)
+            grid = (32, 28) if mode == 'pcsr' else (48, 46)
+            hc, wc = patch_grid_crop_size(h, *grid), patch_grid_crop_size(w, *grid)
         self.lq = self.lq[..., :hc, :wc]
         if hasattr(self, 'gt'):
             s = self.opt['scale']
@@ -342,6 +362,7 @@ class AdaptiveSRModel(SRModel):
         val_opt = self.opt.get('val') or {}
         tile = val_opt.get('tile_size')
         costs = []
+        self.tile_boxes = []
 
         def forward(lq):
             out = self.run_network(net, lq)
@@ -351,7 +372,8 @@ class AdaptiveSRModel(SRModel):
         with torch.no_grad():
             if tile:
                 self.output = tiled_forward(forward, self.lq, self.opt['scale'], int(tile),
-                                            int(val_opt.get('tile_overlap', 0)), int(val_opt.get('tile_batch', 1)))
+                                            int(val_opt.get('tile_overlap', 0)), int(val_opt.get('tile_batch', 1)),
+                                            boxes_out=self.tile_boxes)
             else:
                 self.output = forward(self.lq)
         self.cost = {}

@@ -48,13 +48,15 @@ class FlopCounter:
         model (nn.Module): the network to watch.
         norm_layers (bool): count BatchNorm (2 x numel) and PReLU (numel); the papers' convention.
         transposed (str): ``'output'`` (papers' convention) or ``'input'`` (real MACs) pixels for ConvTranspose2d.
+        skip (iterable[nn.Module]): modules not counted (e.g. a method's MeanShift convs or its decision head).
 
     Attributes:
         total (int): FLOPs counted so far.
     """
 
-    def __init__(self, model, norm_layers=True, transposed='output'):
+    def __init__(self, model, norm_layers=True, transposed='output', skip=()):
         self.model = model
+        self.skip = set(skip)
         self.norm_layers = norm_layers
         self.transposed = transposed
         self.total = 0
@@ -65,7 +67,7 @@ class FlopCounter:
 
     def __enter__(self):
         for m in self.model.modules():
-            if len(list(m.children())) == 0 and any(True for _ in m.parameters(recurse=False)):
+            if m not in self.skip and len(list(m.children())) == 0 and any(True for _ in m.parameters(recurse=False)):
                 self._handles.append(m.register_forward_hook(self._hook))
         return self
 

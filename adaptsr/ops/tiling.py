@@ -37,7 +37,7 @@ def tile_boxes(height, width, tile_size, overlap=0):
     return [(t, l, b, r) for (t, b) in starts(height) for (l, r) in starts(width)]
 
 
-def tiled_forward(fn, lq, scale, tile_size, overlap=0, tile_batch=1):
+def tiled_forward(fn, lq, scale, tile_size, overlap=0, tile_batch=1, boxes_out=None):
     """Run ``fn`` tile by tile on ``lq`` and merge the outputs by overlap averaging.
 
     Args:
@@ -47,6 +47,8 @@ def tiled_forward(fn, lq, scale, tile_size, overlap=0, tile_batch=1):
         tile_size (int), overlap (int): see :func:`tile_boxes`.
         tile_batch (int): tiles of equal size stacked into one call (e.g. PCSR's patch mode: 32x32 tiles, overlap 4,
             96 per batch, so that its ADM clusters the batch jointly).
+        boxes_out (list, optional): receives each call's tile boxes (a list of (top, left, bottom, right) in LR
+            pixels per call of ``fn``, in call order), e.g. to map per-tile decisions back onto the image.
 
     Returns:
         Tensor: SR image (N, C_out, H*scale, W*scale).
@@ -66,6 +68,8 @@ def tiled_forward(fn, lq, scale, tile_size, overlap=0, tile_batch=1):
     for same_size in groups.values():
         for start in range(0, len(same_size), max(1, tile_batch)):
             chunk = same_size[start:start + max(1, tile_batch)]
+            if boxes_out is not None:
+                boxes_out.append(list(chunk))
             sr = fn(torch.cat([lq[:, :, t:b, l:r] for (t, l, b, r) in chunk], dim=0))
             if out is None:
                 out = sr.new_zeros(n, sr.shape[1], h * scale, w * scale)

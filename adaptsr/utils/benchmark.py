@@ -62,7 +62,7 @@ def load_test_options(opt_path, root_path, force_yml=()):
     return opt
 
 
-def _reference(opt, network, pretrain, model_type):
+def _reference(opt, network, pretrain, model_type, val=None):
     ref = deepcopy(opt)
     ref.pop('network_ref', None)
     ref.pop('network_refs', None)
@@ -71,6 +71,7 @@ def _reference(opt, network, pretrain, model_type):
     ref['path']['pretrain_network_g'] = pretrain
     ref['path']['param_key_g'] = 'params'
     ref['val'] = {k: v for k, v in ref['val'].items() if k != 'budget_sweep'}
+    ref['val'].update(deepcopy(val or {}))
     return ref
 
 
@@ -79,7 +80,8 @@ def reference_options(opt):
 
     * ``network_ref`` + ``path.pretrain_network_ref``: the method's full/original model, label ``reference``;
     * ``network_refs``: ``{label: {network: {...}, pretrain: path or null, model_type: (AdaptiveSRModel)}}``,
-      further models of similar size (e.g. ETDS against its dual-stream form, ECBSR and ABPN).
+      further models of similar size (e.g. ETDS against its dual-stream form, ECBSR and ABPN); an entry's optional
+      ``val`` overrides the test options for that model (e.g. ``{tile_size: null}``: the whole image at once).
 
     The first entry is the one speed-ups are measured against.
 
@@ -99,7 +101,8 @@ def reference_options(opt):
             if '$' in pretrain:
                 raise ValueError(f'network_refs.{label}.pretrain: environment variable in {entry["pretrain"]!r} '
                                  'is not set')
-        refs.append((label, _reference(opt, entry['network'], pretrain, entry.get('model_type', 'AdaptiveSRModel'))))
+        refs.append((label, _reference(opt, entry['network'], pretrain, entry.get('model_type', 'AdaptiveSRModel'),
+                                       entry.get('val'))))
     return refs
 
 

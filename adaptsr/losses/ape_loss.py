@@ -1,0 +1,87 @@
+"""APE training losses: L1 at every exit and the incremental-capacity regression.
+
+Source: S. Wang et al., "Adaptive Patch Exiting for Scalable Single Image Super-Resolution", ECCV 2022
+(github.com/littlepure2333/APE; the author's DynamicSR, strategy ``de3``); specs/ape.md 4:
+``loss = sum_i L1(out_i, hr) + MSE(ic_i, 1 - tanh(PSNR_i - PSNR_{i-1}))`` with ``PSNR_{-1} = 0``, the target
+detached, the L1 on the [0, 255] scale.
+"""
+import torch
+from basicsr.utils.registry import LOSS_REGISTRY
+from torch import nn
+
+
+def per_sample_psnr(sr, hr, shave=0):
+    """RGB PSNR (dB) per sample of unclamped, unrounded tensors, for pixel range [0, 1].
+
+    Args:
+        sr (Tensor), hr (Tensor): (N, C, H, W) in [0, 1] (``sr`` may leave the range).
+        shave (int): border pixels left out on each side (APE: scale + 6).
+
+    Returns:
+        Tensor: (N,) PSNR in dB (MSE floored at 1e-10, i.e. at most 100 dB).
+    """
+    if shave:
+        sr, hr = sr[..., shave:-shave, shave:-shave], hr[..., shave:-shave, shave:-shave]
+    mse = (sr - hr).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return -10 * torch.log10(mse)
+
+
+def ic_targets(outs, hr, shave, psnr0=None):
+    """Incremental-capacity targets ``1 - tanh(PSNR_i - PSNR_{i-1})`` per exit, detached.
+
+    Args:
+        outs (list[Tensor]): SR per exit, each (N, 3, H, W) in [0, 1].
+        hr (Tensor): (N, 3, H, W) in [0, 1].
+        shave (int): PSNR border.
+        psnr0 (Tensor, optional): (N,) PSNR before the first exit; ``None`` = 0 dB (the paper's code: exit 0's target
+            is then about 0, so nothing exits there).
+
+    Returns:
+        list[Tensor]: (N,) targets, one per exit.
+    """
+    with torch.no_grad():
+        prev = torch.zeros(hr.shape[0], device=hr.device) if psnr0 is None else psnr0.detach()
+        targets = []
+        for out in outs:
+            p = per_sample_psnr(out.detach(), hr, shave)
+            targets.append(1 - torch.tanh(p - prev))
+            prev = p
+    return targets
+
+
+@LOSS_REGISTRY.register()
+class APEExitL1Loss(nn.Module):
+    """``loss_weight * sum_i mean|out_i - hr|`` over the exits' SR outputs.
+
+    Args:
+        loss_weight (float): 255 gives the paper's L1 on the [0, 255] scale.
+    """
+
+    def __init__(self, loss_weight=255.0):
+        super().__init__()
+        self.loss_weight = float(loss_weight)
+
+    def forward(self, outs, hr):
+        return self.loss_weight * sum((out - hr).abs().mean() for out in outs)
+
+
+@LOSS_REGISTRY.register()
+class APEICLoss(nn.Module):
+    """``loss_weight * sum_i MSE(ic_i, target_i)``: the shared regressor's incremental-capacity regression.
+
+    Args:
+        loss_weight (float): 1 (the paper's balance against :class:`APEExitL1Loss` with weight 255).
+
+    Forward args: ``ics`` (list of (N, 1) in (-1, 1)), ``outs`` (list of SR), ``hr``, ``shave`` (int), ``psnr0``
+    ((N,) or None), see :func:`ic_targets`.
+    """
+
+    def __init__(self, loss_weight=1.0):
+        super().__init__()
+        self.loss_weight = float(loss_weight)
+
+    def forward(self, ics, outs, hr, shave, psnr0=None):
+        if len(ics) != len(outs):
+            raise ValueError(f'APEICLoss: {len(ics)} IC predictions for {len(outs)} exit outputs')
+        targets = ic_targets(outs, hr, shave, psnr0)
+        return self.loss_weight * sum(((ic.view(-1) - t) ** 2).mean() for ic, t in zip(ics, targets))

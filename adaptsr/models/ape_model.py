@@ -1,0 +1,141 @@
+"""APEModel: adaptive patch exiting (exit losses + incremental-capacity regression; tiled inference with exits).
+
+Source: S. Wang et al., "Adaptive Patch Exiting for Scalable Single Image Super-Resolution", ECCV 2022
+(github.com/littlepure2333/APE); specs/ape.md 4-6.
+"""
+import os.path as osp
+
+import cv2
+import numpy as np
+import torch
+from basicsr.utils import imwrite
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch.nn import functional as F
+
+from adaptsr.convert.ape import to_ape_state_dict
+from adaptsr.losses.ape_loss import APEExitL1Loss, APEICLoss, per_sample_psnr
+from adaptsr.models.adaptive_model import AdaptiveSRModel
+
+
+@MODEL_REGISTRY.register()
+class APEModel(AdaptiveSRModel):
+    """Trains and tests the APE archs (:mod:`adaptsr.archs.ape_arch`).
+
+    Training (``train.phases``; the paper fine-tunes every parameter from a pretrained backbone): phase losses
+    ``APEExitL1Loss`` (weight 255: L1 on the [0, 255] scale, summed over exits) and ``APEICLoss`` (weight 1). Options
+    ``train.ape``: ``psnr_shave`` (default scale + 6), ``prev_psnr0``: ``zero`` (the paper's code, default) or
+    ``bicubic`` (PSNR_0 of the bicubic upsampling; an ablation). ``path.strict_load_g: false`` loads a backbone
+    checkpoint: only ``regressor.*`` may then be missing. BasicSR ``EDSR``/``RCAN`` checkpoints are renamed on load.
+
+    Test: the LR image is tiled (``val.tile_size`` 48, ``tile_overlap`` 2, i.e. stride 46 as the paper, the last
+    tile shifted to the border so the whole image is covered; ``tile_batch`` 500 tiles per call). At each exit the
+    tiles whose predicted incremental capacity reaches ``val.exit_threshold`` (the budget knob, default 1 = never
+    exit) leave the batch; outputs are merged by overlap averaging. ``val.crop_mode: ape`` reproduces the official
+    test's crop of the border strip. Metrics add ``mean_exit``, ``gmacs_per_patch`` (the paper's unit, for the
+    tile size), ``exit_hist_{k}`` (fraction of tiles leaving at exit k) and the base ``gflops``/``flops_ratio``
+    (tiles at full depth as reference). With ``val.save_img`` the exit depth per tile is saved next to each SR
+    image (``*_exits.png``, dark = early exit).
+    """
+
+    def __init__(self, opt):
+        val = opt.setdefault('val', {}) or {}
+        opt['val'] = val
+        val.setdefault('tile_size', 48)
+        val.setdefault('tile_overlap', 2)
+        val.setdefault('tile_batch', 500)
+        self.threshold = float(val.get('exit_threshold', 1.0))
+        self.ape_opt = dict((opt.get('train') or {}).get('ape') or {})
+        if self.ape_opt.get('prev_psnr0', 'zero') not in ('zero', 'bicubic'):
+            raise ValueError(f"train.ape.prev_psnr0 must be 'zero' or 'bicubic', got {self.ape_opt['prev_psnr0']!r}")
+        self._exit_ids = []
+        super().__init__(opt)
+
+    # loading ----------------------------------------------------------------------------------------------------
+    def adapt_state_dict(self, net, sd, load_path):
+        return to_ape_state_dict(sd, net, load_path)
+
+    def allowed_missing_prefixes(self):
+        return ['regressor.']
+
+    # training ---------------------------------------------------------------------------------------------------
+    def forward_train(self):
+        outs, ics = self.net_g(self.lq)
+        self.output = outs[-1]
+        log = {f'ic_{k}': ic.detach().mean() for k, ic in enumerate(ics)}
+        return {'outs': outs, 'ics': ics, 'log': log}
+
+    def loss_inputs(self, key, loss_fn, extras):
+        if isinstance(loss_fn, APEExitL1Loss):
+            return extras['outs'], self.gt
+        if isinstance(loss_fn, APEICLoss):
+            scale = self.opt['scale']
+            shave = int(self.ape_opt.get('psnr_shave', scale + 6))
+            psnr0 = None
+            if self.ape_opt.get('prev_psnr0', 'zero') == 'bicubic':
+                up = F.interpolate(self.lq, scale_factor=scale, mode='bicubic', align_corners=False)
+                psnr0 = per_sample_psnr(up, self.gt, shave)
+            return extras['ics'], extras['outs'], self.gt, shave, psnr0
+        return super().loss_inputs(key, loss_fn, extras)
+
+    # test -------------------------------------------------------------------------------------------------------
+    def apply_budget(self, value):
+        self.threshold = float(value)
+
+    def budget_label(self):
+        return f'thr{self.threshold:g}'
+
+    def test(self):
+        self._exit_ids = []
+        super().test()
+
+    def run_network(self, net, lq):
+        sr, ids = self.get_bare_model(net).forward_exit(lq, self.threshold)
+        self._exit_ids.append(ids.cpu())
+        return sr
+
+    def last_cost(self, net, lq):
+        bare = self.get_bare_model(net)
+        table = bare.exit_flops_table(lq.shape[2], lq.shape[3])
+        ids = self._exit_ids[-1]
+        hist = torch.bincount(ids, minlength=bare.num_exits).tolist()
+        cost = {'flops': float(sum(table[e] * c for e, c in enumerate(hist))), 'flops_full': table[-1] * len(ids),
+                'tiles': len(ids), 'exit_sum': float(ids.sum())}
+        ref = bare.exit_flops_table(48, 48)
+        cost['macs_48'] = float(sum(ref[e] * c for e, c in enumerate(hist))) / 2
+        cost.update({f'exit_hist_{e}': c for e, c in enumerate(hist)})
+        return cost
+
+    def cost_metric_names(self):
+        names = super().cost_metric_names()
+        names.update({'mean_exit': 'lower', 'gmacs_per_patch': 'lower'})
+        names.update({f'exit_hist_{e}': 'higher' for e in range(self.get_bare_model(self.net_g).num_exits)})
+        return names
+
+    def cost_metric_values(self):
+        values = super().cost_metric_values()
+        tiles = max(self.cost.get('tiles', 0), 1)
+        values['mean_exit'] = self.cost.get('exit_sum', float('nan')) / tiles
+        values['gmacs_per_patch'] = self.cost.get('macs_48', float('nan')) / tiles / 1e9
+        for e in range(self.get_bare_model(self.net_g).num_exits):
+            values[f'exit_hist_{e}'] = self.cost.get(f'exit_hist_{e}', 0) / tiles
+        return values
+
+    def exit_map(self):
+        """Mean exit id per LR pixel over the tiles covering it, (H, W) float, from the last :meth:`test`."""
+        h, w = self.lq.shape[-2:]
+        total, count = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+        for boxes, ids in zip(self.tile_boxes, self._exit_ids):
+            for (t, l, b, r), e in zip(boxes, ids.tolist()):
+                total[t:b, l:r] += e
+                count[t:b, l:r] += 1
+        return total / np.maximum(count, 1)
+
+    def save_extra_images(self, sr_path):
+        if not self._exit_ids or not self.tile_boxes:
+            return
+        n_exits = self.get_bare_model(self.net_g).num_exits
+        depth = self.exit_map() / max(n_exits - 1, 1)
+        s = self.opt['scale']
+        img = cv2.applyColorMap((depth * 255).round().astype(np.uint8), cv2.COLORMAP_VIRIDIS)
+        img = cv2.resize(img, (img.shape[1] * s, img.shape[0] * s), interpolation=cv2.INTER_NEAREST)
+        imwrite(img, osp.splitext(sr_path)[0] + '_exits.png')

@@ -1,0 +1,263 @@
+"""APE: exit bookkeeping, frozen features, exactness at threshold 1, backbone loads, cost table, loss, training, tiling."""
+import os.path as osp
+
+import pytest
+import torch
+
+from adaptsr.archs.ape_arch import APEECBSR, APEEDSR, APERCAN, APEVDSR
+from conftest import BENCHMARK, ROOT, WEIGHTS, read_rgb, require
+
+ECBSR_FILE = 'ECBSR/ECBSR_M6C40_x4.pth'
+
+
+def tiny_edsr(seed=0, **kw):
+    torch.manual_seed(seed)
+    return APEEDSR(num_feat=8, num_block=4, exit_interval=2, upscale=2, res_scale=1.0, **kw).eval()
+
+
+def ecbsr_sd():
+    from adaptsr.convert import load_checkpoint
+    from adaptsr.convert.registry import _state_dict
+    path = require(osp.join(WEIGHTS, ECBSR_FILE))
+    return _state_dict(load_checkpoint(path), path)
+
+
+def butterfly_tiles(n=6, size=48):
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X2/butterflyx2.png')))
+    return torch.cat([lq[..., 10 * i:10 * i + size, 5 * i:5 * i + size] for i in range(n)])
+
+
+def test_exit_bookkeeping_thresholds_and_saturated_regressor():
+    net = tiny_edsr()
+    x = butterfly_tiles(5, 16)
+    with torch.no_grad():
+        full = net(x)
+        sr, ids = net.forward_exit(x, 1.01)
+        assert ids.tolist() == [1] * 5 and torch.equal(sr, full)  # never exiting = counted as the last exit
+        _, ids = net.forward_exit(x, -1.01)
+        assert ids.tolist() == [0] * 5
+        net.regressor[2].bias.fill_(100.)  # IC saturates at 1.0: every patch leaves at exit 0 below threshold 1
+        _, ids = net.forward_exit(x, 0.999)
+        assert ids.tolist() == [0] * 5
+        _, ids = net.forward_exit(x, 1.0)  # threshold 1 disables exits even when tanh rounds to 1.0
+        assert ids.tolist() == [1] * 5
+        net.regressor[2].bias.fill_(-100.)
+        _, ids = net.forward_exit(x, 0.999)
+        assert ids.tolist() == [1] * 5
+
+
+@pytest.mark.parametrize('make', [
+    lambda: tiny_edsr(1),
+    lambda: (torch.manual_seed(2), APERCAN(num_feat=8, num_group=4, num_block=2, reduction=4, upscale=3))[1],
+    lambda: (torch.manual_seed(3), APEVDSR(num_feat=8, num_conv=6, exit_interval=1, upscale=2))[1],
+    lambda: (torch.manual_seed(4), APEECBSR(num_feat=8, num_block=4, upscale=4))[1]])
+def test_exited_patches_keep_their_exit_output_and_later_units_skip_them(make):
+    """A patch leaving at exit j gets exactly the training forward's j-th exit output (frozen features), and the
+    units after an exit run only on the patches still in the batch."""
+    net = make().eval()
+    x = butterfly_tiles(6, 16)
+    with torch.no_grad():
+        pooled = []  # a regressor whose decisions differ between patches: spread its exit-0 inputs around 0
+        hook = net.regressor[1].register_forward_hook(lambda m, a, o: pooled.append(o))
+        net.train()
+        net(x)
+        hook.remove()
+        w = torch.randn_like(net.regressor[2].weight)
+        z = pooled[0] @ w.t()
+        net.regressor[2].weight.copy_(w / z.std())
+        net.regressor[2].bias.fill_(float(-z.mean() / z.std()))
+        outs, ics = net(x)
+        net.eval()
+        thr = float(ics[0].view(-1).sort().values[2]) + 1e-7  # about half the patches leave at exit 0
+        seen = []
+        hooks = [net.unit(i).register_forward_hook(lambda m, a, o, i=i: seen.append((i, a[0].shape[0])))
+                 for i in range(net.num_units)]
+        sr, ids = net.forward_exit(x, thr)
+        for h in hooks:
+            h.remove()
+    assert 0 < len(set(ids.tolist())) and ids.min() < net.num_exits - 1  # some patches exit early
+    for p, e in enumerate(ids.tolist()):
+        assert torch.allclose(sr[p], outs[e][p], atol=1e-5, rtol=0), (p, e)
+    for i, batch in seen:  # batch sizes follow the decisions
+        assert batch == int((ids >= i // net.exit_interval).sum())
+
+
+def test_threshold_one_reproduces_the_plain_backbone_exactly_on_tiles():
+    """Official ECBSR M6C40 weights in APE-ECBSR (regressor random): tiled threshold-1 output == ECBSRPlain on the
+    same tiles, bit for bit; the arch's eval forward == ECBSRPlain on the whole image."""
+    from adaptsr.archs.ecbsr_arch import ECBSRPlain
+    from adaptsr.ops.tiling import tiled_forward
+    sd = ecbsr_sd()
+    ape = APEECBSR(upscale=4, num_block=6, num_feat=40).eval()
+    missing = ape.load_state_dict(sd, strict=False).missing_keys
+    assert sorted(missing) == ['regressor.2.bias', 'regressor.2.weight']
+    plain = ECBSRPlain(upscale=4, num_block=6, num_feat=40).eval()
+    plain.load_state_dict(sd, strict=True)
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png')))  # 125 x 120: 46 does not divide
+    with torch.no_grad():
+        ref = tiled_forward(plain, lq, 4, 48, 2, 500)
+        out = tiled_forward(lambda t: ape.forward_exit(t, 1.0)[0], lq, 4, 48, 2, 500)
+        assert torch.equal(out, ref)
+        assert torch.equal(ape(lq), plain(lq))
+
+
+def test_backbone_checkpoints_load_and_only_the_regressor_may_be_missing(tmp_path):
+    """Released ECBSR file -> APEECBSR via APEModel (strict_load_g false); BasicSR EDSR/RCAN checkpoints and
+    DynamicSR ``eedm`` keys are renamed; any other missing key is refused by name."""
+    from basicsr.archs.edsr_arch import EDSR
+    from basicsr.archs.rcan_arch import RCAN
+    from adaptsr.convert.ape import to_ape_state_dict
+    model = _model(tmp_path, pretrain=require(osp.join(WEIGHTS, ECBSR_FILE)))
+    net = model.net_g
+    sd = ecbsr_sd()
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in sd.items())
+    broken = {k: v for k, v in sd.items() if k != 'backbone.3.0.weight'}
+    torch.save({'params': broken}, tmp_path / 'broken.pth')
+    with pytest.raises(RuntimeError, match=r"backbone\.3\.0\.weight"):
+        model.load_network(net, str(tmp_path / 'broken.pth'), strict=False)
+    x = butterfly_tiles(2, 20)
+    torch.manual_seed(0)
+    edsr = EDSR(3, 3, num_feat=16, num_block=4, upscale=3, res_scale=0.1).eval()
+    ape = APEEDSR(num_feat=16, num_block=4, upscale=3, res_scale=0.1, exit_interval=2).eval()
+    assert ape.load_state_dict(to_ape_state_dict(edsr.state_dict(), ape), strict=False).missing_keys == [
+        'regressor.2.weight', 'regressor.2.bias']
+    rcan = RCAN(3, 3, num_feat=16, num_group=3, num_block=2, squeeze_factor=4, upscale=2).eval()
+    ape_rcan = APERCAN(num_feat=16, num_group=3, num_block=2, reduction=4, upscale=2).eval()
+    sd_rcan = to_ape_state_dict(dict(rcan.state_dict(), **{'eedm.2.weight': torch.ones(1, 16),
+                                                           'eedm.2.bias': torch.zeros(1)}), ape_rcan)
+    ape_rcan.load_state_dict(sd_rcan, strict=True)
+    with torch.no_grad():
+        assert (edsr(x) - ape(x)).abs().max() * 255 < 1e-3  # same network; MeanShift order differs by rounding
+        assert (rcan(x) - ape_rcan(x)).abs().max() * 255 < 1e-3
+    with pytest.raises(ValueError, match='4 body units'):
+        to_ape_state_dict(edsr.state_dict(), APEEDSR(num_feat=16, num_block=8, upscale=3))
+
+
+def test_exit_flops_table_reproduces_the_paper_gmacs():
+    """specs/ape.md 6: GMACs per 48x48 LR patch (regressor, MeanShift and bicubic not counted)."""
+    g = [v / 2e9 for v in APEEDSR(upscale=2).exit_flops_table(48)]
+    assert abs(g[-1] - 93.85) <= 0.1 and abs((g[1] - g[0]) / 4 - 2.72) <= 0.01 and len(g) == 8
+    assert abs(APEEDSR(upscale=3).exit_flops_table(48)[-1] / 2e9 - 100.7) <= 0.1
+    assert abs(APEEDSR(upscale=4).exit_flops_table(48)[-1] / 2e9 - 115.8) <= 0.1
+    rcan = [v / 2e9 for v in APERCAN(upscale=2, num_block=20).exit_flops_table(48)]
+    assert abs(rcan[-1] - 35.36) <= 0.1 and abs(rcan[1] - rcan[0] - 3.49) <= 0.01 and len(rcan) == 10
+    assert abs(APEVDSR(upscale=2).exit_flops_table(48)[-1] / 2e9 - 6.15) <= 0.03
+    assert abs(APEVDSR(upscale=4).exit_flops_table(48)[-1] / 2e9 - 24.6) <= 0.1
+    ecb = APEECBSR(upscale=4, num_block=16, num_feat=64).exit_flops_table(48)
+    assert abs(ecb[-1] / 2e9 - 1.43) <= 0.01 and abs((ecb[1] - ecb[0]) / 2e9 - 0.085) <= 0.001
+    from adaptsr.ops.cost import count_flops
+    net = tiny_edsr()  # the table equals a hook count of the plain forward, minus the MeanShift convs
+    full = count_flops(net, torch.zeros(1, 3, 48, 48), norm_layers=False, transposed='input')
+    assert net.exit_flops_table(48)[-1] == full - 2 * 9 * (48 * 48 + 96 * 96)
+
+
+def test_ic_targets_are_detached_and_follow_the_psnr_gains():
+    from adaptsr.losses.ape_loss import APEICLoss, ic_targets, per_sample_psnr
+    hr = read_rgb(require(osp.join(BENCHMARK, 'Set5/HR/bird.png')))[..., :64, :64].repeat(2, 1, 1, 1)
+    outs = [(hr + 0.05 * torch.randn_like(hr)).requires_grad_(), (hr + 0.01 * torch.randn_like(hr)).requires_grad_()]
+    t = ic_targets(outs, hr, shave=10)
+    p0, p1 = per_sample_psnr(outs[0].detach(), hr, 10), per_sample_psnr(outs[1].detach(), hr, 10)
+    assert torch.allclose(t[0], 1 - torch.tanh(p0)) and float(t[0].max()) < 1e-6  # exit 0: about 0 (dead exit)
+    assert torch.allclose(t[1], 1 - torch.tanh(p1 - p0))
+    assert not t[0].requires_grad and not t[1].requires_grad
+    ics = [torch.zeros(2, 1, requires_grad=True), torch.zeros(2, 1, requires_grad=True)]
+    loss = APEICLoss()(ics, outs, hr, 10)
+    loss.backward()
+    assert outs[0].grad is None and outs[1].grad is None  # no gradient through the target
+    assert ics[0].grad is not None and abs(float(loss) - float(sum((tt ** 2).mean() for tt in t))) < 1e-6
+    mse = ((outs[0].detach() - hr)[..., 10:-10, 10:-10] ** 2).mean()
+    assert abs(float(p0.mean()) - float(-10 * torch.log10(mse))) < 0.05
+
+
+def _model(tmp_path, pretrain=None, iters=3):
+    from basicsr.models import build_model
+    opt = {'name': 'ape_check', 'model_type': 'APEModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
+           'dist': False, 'rank': 0, 'world_size': 1, 'is_train': True, 'root_path': str(tmp_path),
+           'datasets': {}, 'network_g': {'type': 'APEECBSR', 'upscale': 4, 'num_block': 6, 'num_feat': 40},
+           'path': {'pretrain_network_g': pretrain, 'strict_load_g': False, 'param_key_g': 'params',
+                    'experiments_root': str(tmp_path), 'models': str(tmp_path), 'training_states': str(tmp_path),
+                    'log': str(tmp_path), 'visualization': str(tmp_path)},
+           'train': {'optim_g': {'type': 'Adam', 'lr': 1e-4}, 'phases': [
+               {'name': 'ape', 'iters': iters, 'losses': {'exit_l1': {'type': 'APEExitL1Loss', 'loss_weight': 255.},
+                                                          'ic': {'type': 'APEICLoss', 'loss_weight': 1.}}}]},
+           'val': {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}}}
+    return build_model(opt)
+
+
+def test_training_step_moves_every_parameter_and_the_regressor_learns(tmp_path):
+    model = _model(tmp_path, pretrain=require(osp.join(WEIGHTS, ECBSR_FILE)))
+    gt = read_rgb(require(osp.join(BENCHMARK, 'Set14/HR/baboon.png')))[..., :128, :128]
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png')))[..., :32, :32]
+    net = model.net_g
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    model.update_learning_rate(1)
+    model.feed_data({'lq': lq, 'gt': gt})
+    model.optimize_parameters(1)
+    assert {'l_exit_l1', 'l_ic', 'ic_0', 'ic_5'} <= set(model.log_dict)
+    changed = {n for n, p in net.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == set(before)  # all parameters train (the paper's fine-tuning), regressor included
+
+
+def test_tiled_inference_covers_any_size_and_images_smaller_than_a_tile(tmp_path):
+    """Model test(): 48/46 tiles cover the whole image (the official code drops the border); sizes that 46 does not
+    divide and images smaller than a tile work; costs follow the exit histogram; the exit map is saved."""
+    import cv2
+    model = _model(tmp_path, pretrain=require(osp.join(WEIGHTS, ECBSR_FILE)))
+    lq_full = read_rgb(require(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png')))
+    net = model.net_g
+    for size in ((30, 21), (101, 77), tuple(lq_full.shape[-2:])):
+        lq = lq_full[..., :size[0], :size[1]]
+        model.feed_data({'lq': lq})
+        model.apply_budget(1.0)
+        model.test()
+        assert model.output.shape[-2:] == (size[0] * 4, size[1] * 4)
+        with torch.no_grad():
+            net.eval()
+            if size == (30, 21):
+                assert torch.equal(model.output, net(lq))  # one tile: the image itself
+        v = model.cost_metric_values()
+        assert v['mean_exit'] == 5 and v['flops_ratio'] == 1.0
+    with torch.no_grad():
+        net.regressor[2].weight.zero_()
+        net.regressor[2].bias.fill_(0.5)  # IC = tanh(0.5) = 0.46 everywhere
+    model.apply_budget(0.4)
+    model.test()
+    v = model.cost_metric_values()
+    table = net.exit_flops_table(48)
+    assert v['mean_exit'] == 0 and abs(v['flops_ratio'] - table[0] / table[-1]) < 1e-9
+    assert v['exit_hist_0'] == 1.0 and abs(v['gmacs_per_patch'] - table[0] / 2e9) < 1e-9
+    path = str(tmp_path / 'baboon.png')
+    model.save_extra_images(path)
+    exits = cv2.imread(str(tmp_path / 'baboon_exits.png'))
+    assert exits.shape[:2] == (lq_full.shape[2] * 4, lq_full.shape[3] * 4)
+
+
+def test_official_crop_mode_keeps_the_patch_grid():
+    from adaptsr.ops.tiling import patch_grid_crop_size
+    for n in (48, 93, 94, 100, 140, 141, 500):
+        n_patches = (n - 48) // 46 + 1
+        assert patch_grid_crop_size(n, 48, 46) == 46 * (n_patches - 1) + 48
+
+
+def test_bad_input_is_rejected_clearly():
+    net = tiny_edsr()
+    with pytest.raises(ValueError, match='RGB'):
+        net.forward_exit(torch.rand(1, 1, 16, 16), 0.5)
+    with pytest.raises(ValueError, match='exit_interval'):
+        APEEDSR(num_feat=8, num_block=4, exit_interval=3)
+    with pytest.raises(ValueError, match='upscale'):
+        APEEDSR(num_feat=8, num_block=4, upscale=5)
+    from adaptsr.convert.ape import basicsr_to_ape
+    with pytest.raises(ValueError, match='cannot load into APEEDSR'):
+        basicsr_to_ape({'conv_first.weight': 0, 'body.0.residual_group.0.rcab.0.weight': 0}, net)
+
+
+def test_registered_names():
+    import adaptsr.archs  # noqa: F401
+    import adaptsr.losses  # noqa: F401
+    import adaptsr.models  # noqa: F401
+    from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+    for name in ('APEEDSR', 'APERCAN', 'APEVDSR', 'APEECBSR'):
+        assert name in ARCH_REGISTRY
+    assert 'APEExitL1Loss' in LOSS_REGISTRY and 'APEICLoss' in LOSS_REGISTRY and 'APEModel' in MODEL_REGISTRY
+    assert osp.exists(osp.join(ROOT, 'options/train/ape_ecbsr_m6c40_x4_demo.yml'))
