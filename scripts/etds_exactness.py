@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 from adaptsr.convert import load_checkpoint  # noqa: E402
 from adaptsr.convert.etds import build_from_state_dict, et_convert  # noqa: E402
-from adaptsr.convert.registry import _state_dict  # noqa: E402
+from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
 from adaptsr.utils.report import format_table  # noqa: E402
 
 CONFIGS = [(5, 16), (4, 32), (6, 32), (7, 48)]
@@ -80,7 +80,7 @@ def main(argv=None):
         path, scale = spec.rsplit(':', 1)
         files.append((path, int(scale)))
     for path, scale in files:
-        net = build_from_state_dict(_state_dict(load_checkpoint(path), path), scale, path)
+        net = build_from_state_dict(checkpoint_state_dict(load_checkpoint(path), path), scale, path)
         rows.append(row(osp.relpath(path, weights) if path.startswith(weights) else path, scale, net))
     print(format_table([dict(r, max_diff_255=f"{r['max_diff_255']:.2e}") for r in rows],
                        ['source', 'scale', 'arch', 'plain', 'max_diff_255']))
@@ -92,7 +92,7 @@ def main(argv=None):
                                                                                                    'ETDS/ETDS_*.pth')))]
         with tempfile.TemporaryDirectory() as tmp:
             for i, (path, scale) in enumerate(plain_files + files[len(files) - len(args.checkpoints):]):
-                net = build_from_state_dict(_state_dict(load_checkpoint(path), path), scale, path)
+                net = build_from_state_dict(checkpoint_state_dict(load_checkpoint(path), path), scale, path)
                 if type(net).__name__ != 'ETDSPlain':
                     net = et_convert(net)[0]
                 res = export_onnx(net, osp.join(tmp, f'{i}.onnx'))

@@ -21,7 +21,7 @@ import adaptsr  # noqa: E402,F401
 from adaptsr.convert import load_checkpoint  # noqa: E402
 from adaptsr.convert.etds import build_from_state_dict, et_convert  # noqa: E402
 from adaptsr.convert.onnx_export import export_onnx  # noqa: E402
-from adaptsr.convert.registry import _state_dict  # noqa: E402
+from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
 
 
 def main(argv=None):
@@ -35,8 +35,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if osp.exists(args.output) and not args.overwrite:
         parser.error(f'{args.output} exists; choose another --output or pass --overwrite')
-    net = build_from_state_dict(_state_dict(load_checkpoint(args.input), args.input, args.param_key), args.scale,
-                                args.input)
+    sd = checkpoint_state_dict(load_checkpoint(args.input), args.input, args.param_key)
+    net = build_from_state_dict(sd, args.scale, args.input)
     if type(net).__name__ != 'ETDSPlain':  # deploy the ET form: plain conv + activation, clamp embedded
         net, info = et_convert(net)
         print(f'converted {info["source_arch"]} -> ETDSPlain: max |difference| x 255 = {info["max_diff_255"]:.3g}')

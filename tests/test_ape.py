@@ -1,4 +1,4 @@
-"""APE: exit bookkeeping, frozen features, exactness at threshold 1, backbone loads, cost table, loss, training, tiling."""
+"""APE: exit bookkeeping, frozen features, exactness at threshold 1, backbone loads, cost table, loss, tiling."""
 import os.path as osp
 
 import pytest
@@ -17,9 +17,9 @@ def tiny_edsr(seed=0, **kw):
 
 def ecbsr_sd():
     from adaptsr.convert import load_checkpoint
-    from adaptsr.convert.registry import _state_dict
+    from adaptsr.convert.registry import checkpoint_state_dict
     path = require(osp.join(WEIGHTS, ECBSR_FILE))
-    return _state_dict(load_checkpoint(path), path)
+    return checkpoint_state_dict(load_checkpoint(path), path)
 
 
 def butterfly_tiles(n=6, size=48):

@@ -366,13 +366,8 @@ class SMSRNet(nn.Module):
         return cost
 
     def non_smb_macs_per_pixel(self, with_masks=True):
-        """MACs per LR pixel outside the sparse blocks (head, mask branches, collect, tail; the channel attention's
-        convolutions act on one pooled pixel and are not counted); the transposed conv counted by its input pixels,
-        the pooled conv at 1/4 (specs/smsr.md 7)."""
-        c, s2 = self.num_feat, self.upscale**2
-        mask = 9 * c * (c // 4) + 9 * (c // 4)**2 / 4 + 9 * (c // 4) * 2 / 4 if with_masks else 0
-        collect = self.num_module * c * c + 9 * c * c
-        return 27 * c + 9 * c * c + self.num_module * mask + collect + 9 * c * 3 * s2
+        """See :func:`smsr_non_smb_macs_per_pixel`."""
+        return smsr_non_smb_macs_per_pixel(self.upscale, self.num_feat, self.num_module, with_masks)
 
     def mask_images(self, x):
         """Hard spatial masks of the ``num_module`` modules for ``x`` (1, 3, h, w): (num_module, h, w) in {0, 1}."""
@@ -392,10 +387,18 @@ class SMSRNet(nn.Module):
         return torch.cat(masks)[:, :h, :w]
 
 
+def smsr_non_smb_macs_per_pixel(upscale, num_feat=64, num_module=5, with_masks=True):
+    """SMSR multiply-adds per LR pixel outside the sparse blocks (head, mask branches, collect, tail; the channel
+    attention's convolutions act on one pooled pixel and are not counted); the transposed conv counted by its input
+    pixels, the pooled conv at 1/4 (specs/smsr.md 7). ``with_masks=False``: without the mask branches."""
+    c, s2 = num_feat, upscale**2
+    mask = 9 * c * (c // 4) + 9 * (c // 4)**2 / 4 + 9 * (c // 4) * 2 / 4 if with_masks else 0
+    collect = num_module * c * c + 9 * c * c
+    return 27 * c + 9 * c * c + num_module * mask + collect + 9 * c * 3 * s2
+
+
 def smsr_dense_gmacs(upscale, hr_size=(720, 1280), num_feat=64, num_module=5, num_layer=4):
     """Dense SMSR multiply-adds (G) for an ``hr_size`` output: the paper's 720p convention."""
-    net = SMSRNet.__new__(SMSRNet)
-    net.num_feat, net.num_module, net.upscale = num_feat, num_module, upscale
     lr_px = math.ceil(hr_size[0] / upscale) * math.ceil(hr_size[1] / upscale)
     smb = num_layer * 9 * num_feat**2 + num_layer * num_feat * num_feat
-    return (SMSRNet.non_smb_macs_per_pixel(net) + num_module * smb) * lr_px / 1e9
+    return (smsr_non_smb_macs_per_pixel(upscale, num_feat, num_module) + num_module * smb) * lr_px / 1e9

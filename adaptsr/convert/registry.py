@@ -13,7 +13,7 @@ def _carn_m(ckpt, scale=4, source='?'):
     return convert_carn_m(ckpt, scale=scale, source=source)
 
 
-def _state_dict(ckpt, source, param_key='auto'):
+def checkpoint_state_dict(ckpt, source, param_key='auto'):
     """The weights of any supported checkpoint: ``param_key`` of a BasicSR checkpoint (``auto``: ``params_ema`` when
     present, the EMA model that ETDS releases, else ``params``), or a raw state_dict."""
     ckpt = to_basicsr_checkpoint(ckpt, source)
@@ -34,7 +34,7 @@ def _etds(ckpt, scale=4, source='?', param_key='auto', et=True, **_):
     """ETDS family -> ``ETDSPlain``: released plain files are checked and wrapped; training forms (ours or the
     official ablations; also ECBSR/ABPN states) are converted by ET and verified."""
     from adaptsr.convert.etds import build_from_state_dict, et_convert
-    net = build_from_state_dict(_state_dict(ckpt, source, param_key), scale, source)
+    net = build_from_state_dict(checkpoint_state_dict(ckpt, source, param_key), scale, source)
     if type(net).__name__ == 'ETDSPlain':
         return _plain_checkpoint(net, {'source_arch': 'ETDSPlain', 'max_diff_255': 0.0}, scale, source, 'etds')
     plain, info = et_convert(net)
@@ -46,7 +46,7 @@ def _ecbsr(ckpt, scale=4, source='?', param_key='auto', et=False, **_):
     wrapped; with ``et``, either goes on to ``ETDSPlain`` (C + 4 channels, PReLU, embedded clamp)."""
     from adaptsr.convert.etds import build_from_state_dict, check_equivalence, ecbsr_train_to_plain, et_convert
     from adaptsr.ops.reparam import ConversionError, probe_inputs
-    net = build_from_state_dict(_state_dict(ckpt, source, param_key), scale, source)
+    net = build_from_state_dict(checkpoint_state_dict(ckpt, source, param_key), scale, source)
     info = {'source_arch': type(net).__name__, 'max_diff_255': 0.0}
     if type(net).__name__ == 'ECBSR':
         plain = ecbsr_train_to_plain(net)
@@ -64,7 +64,7 @@ def _abpn(ckpt, scale=4, source='?', param_key='auto', **_):
     """ABPN -> ``ETDSPlain`` by ET, verified."""
     from adaptsr.convert.etds import build_from_state_dict, et_convert
     from adaptsr.ops.reparam import ConversionError
-    net = build_from_state_dict(_state_dict(ckpt, source, param_key), scale, source)
+    net = build_from_state_dict(checkpoint_state_dict(ckpt, source, param_key), scale, source)
     if type(net).__name__ != 'ABPNNet':
         raise ConversionError(f'{source}: --method abpn expects an ABPN checkpoint, found {type(net).__name__}')
     plain, info = et_convert(net)
@@ -78,7 +78,7 @@ def _smsr(ckpt, scale=2, source='?', param_key='auto', **_):
         ValueError: not an SMSR state_dict, or its tail is for another scale.
     """
     from adaptsr.convert import basicsr_checkpoint
-    sd = _state_dict(ckpt, source, param_key)
+    sd = checkpoint_state_dict(ckpt, source, param_key)
     if 'body.0.body.ch_mask' not in sd or 'tail.0.weight' not in sd:
         raise ValueError(f'{source}: not an SMSR state_dict (no body.0.body.ch_mask / tail.0.weight)')
     found = round((sd['tail.0.weight'].shape[0] / 3) ** 0.5)

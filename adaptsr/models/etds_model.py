@@ -39,35 +39,34 @@ class ETDSModel(AdaptiveSRModel):
             ConversionError: not convertible, or the check fails. RuntimeError: the converted model's size differs
             from ``network_g`` (another configuration). Others as :meth:`AdaptiveSRModel.load_network`.
         """
-        from adaptsr.convert import load_checkpoint
-        from adaptsr.convert.etds import convert_etds
-        from adaptsr.convert.registry import to_basicsr_checkpoint
-        bare = self.get_bare_model(net)
-        if type(bare).__name__ == 'ETDSPlain':
-            ckpt = to_basicsr_checkpoint(load_checkpoint(load_path), load_path)
-            sd = ckpt.get(param_key, ckpt.get('params'))
-            if sd is not None and 'conv_clip.weight' not in sd:
-                plain_sd, info = convert_etds(sd, scale=self.opt['scale'], source=load_path)
-                own = bare.state_dict()
-                bad = [f'{k}: converted {tuple(v.shape)} vs network {tuple(own[k].shape)}'
-                       for k, v in plain_sd.items() if k in own and own[k].shape != v.shape]
-                if bad or set(own) != set(plain_sd):
-                    raise RuntimeError(f'{load_path}: converts to ETDSPlain(num_block={info["num_block"]}, '
-                                       f'num_feat={info["num_feat"]}, act_type={info["act_type"]}), which differs '
-                                       f'from network_g: {bad or sorted(set(own) ^ set(plain_sd))}')
-                bare.load_state_dict(plain_sd, strict=True)
-                get_root_logger().info(f'Loaded ETDSPlain from {load_path}, converted from {info["source_arch"]} '
-                                       f'(max |difference| x 255 = {info["max_diff_255"]:.2e})')
-                return
         try:
             super().load_network(net, load_path, strict, param_key)
         except RuntimeError as err:  # name the configuration the file holds (or its other scale)
+            from adaptsr.convert import load_checkpoint
             from adaptsr.convert.etds import infer_arch
+            from adaptsr.convert.registry import to_basicsr_checkpoint
             ckpt = to_basicsr_checkpoint(load_checkpoint(load_path), load_path)
             arch, kwargs = infer_arch(ckpt.get(param_key, ckpt.get('params')), self.opt['scale'], load_path)
             opts = {k: v for k, v in self.opt['network_g'].items() if k != 'type'}
             raise RuntimeError(f'{load_path} holds {arch}({kwargs}) but network_g is '
                                f'{self.opt["network_g"]["type"]}({opts}):\n{err}') from None
+
+    def adapt_state_dict(self, net, sd, load_path):
+        """Into an ``ETDSPlain``, a training-form state_dict is converted by ET and verified (read once)."""
+        if type(net).__name__ != 'ETDSPlain' or 'conv_clip.weight' in sd:
+            return sd
+        from adaptsr.convert.etds import convert_etds
+        plain_sd, info = convert_etds(sd, scale=self.opt['scale'], source=load_path)
+        own = net.state_dict()
+        bad = [f'{k}: converted {tuple(v.shape)} vs network {tuple(own[k].shape)}'
+               for k, v in plain_sd.items() if k in own and own[k].shape != v.shape]
+        if bad or set(own) != set(plain_sd):
+            raise RuntimeError(f'{load_path}: converts to ETDSPlain(num_block={info["num_block"]}, '
+                               f'num_feat={info["num_feat"]}, act_type={info["act_type"]}), which differs '
+                               f'from network_g: {bad or sorted(set(own) ^ set(plain_sd))}')
+        get_root_logger().info(f'{load_path}: converted from {info["source_arch"]} to ETDSPlain '
+                               f'(max |difference| x 255 = {info["max_diff_255"]:.2e})')
+        return plain_sd
 
     def forward_train(self):
         out = self.net_g(self.lq)
