@@ -261,3 +261,54 @@ def test_registered_names():
         assert name in ARCH_REGISTRY
     assert 'APEExitL1Loss' in LOSS_REGISTRY and 'APEICLoss' in LOSS_REGISTRY and 'APEModel' in MODEL_REGISTRY
     assert osp.exists(osp.join(ROOT, 'options/train/ape_ecbsr_m6c40_x4_demo.yml'))
+
+
+@pytest.mark.slow
+def test_demo_training_then_threshold_sweep_trades_psnr_for_flops(tmp_path, demo_data):
+    """options/train/ape_ecbsr_m6c40_x4_demo.yml from the official ECBSR weights, then a sweep on Set5 x4: PSNR and
+    FLOPs fall together as the threshold falls, threshold 1 stays above bicubic."""
+    import shutil
+    import yaml
+    from basicsr.models import build_model
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from adaptsr.utils.benchmark import quality
+    from conftest import run_script, write_yaml
+    require(osp.join(WEIGHTS, ECBSR_FILE))
+    with open(osp.join(ROOT, 'options/train/ape_ecbsr_m6c40_x4_demo.yml')) as f:
+        opt = yaml.safe_load(f)
+    for key in ('train', 'val'):
+        d = opt['datasets'][key]
+        for k in ('dataroot_gt', 'dataroot_lq'):
+            d[k] = osp.join(demo_data, osp.relpath(d[k], 'datasets/demo'))
+    opt['logger']['use_tb_logger'] = False
+    shutil.copy(osp.join(ROOT, 'train.py'), tmp_path / 'train.py')
+    path = write_yaml(tmp_path / 'demo.yml', opt)
+    # about 8 min alone on 2 cores; a generous limit for a busy machine
+    run_script([str(tmp_path / 'train.py'), '-opt', path], cwd=tmp_path, env={'PYTHONPATH': ROOT,
+                                                                            'OMP_NUM_THREADS': '2'}, timeout=3600)
+    ckpt = tmp_path / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth'
+    test_opt = {'name': 'ape_sweep', 'model_type': 'APEModel', 'scale': 4, 'num_gpu': 0, 'is_train': False,
+                'dist': False, 'rank': 0, 'world_size': 1, 'network_g': dict(opt['network_g']),
+                'path': {'pretrain_network_g': str(ckpt), 'strict_load_g': True, 'param_key_g': 'params'},
+                'val': {'metrics': {}}}
+    model = build_model(test_opt)
+    bicubic = ARCH_REGISTRY.get('BicubicSR')(upscale=4)
+    rows = {}
+    for thr in (1.0, 0.9, 0.8, 0.6):
+        model.apply_budget(thr)
+        psnr, flops, full, bic = [], [], [], []
+        for name in ('baby', 'bird', 'butterfly', 'head', 'woman'):
+            lq = read_rgb(require(osp.join(BENCHMARK, f'Set5/LR_bicubic/X4/{name}x4.png')))
+            gt = read_rgb(osp.join(BENCHMARK, f'Set5/HR/{name}.png'))[..., :lq.shape[2] * 4, :lq.shape[3] * 4]
+            model.feed_data({'lq': lq, 'gt': gt})
+            model.test()
+            psnr.append(quality(model.output, gt, 4)['psnr_y'])
+            flops.append(model.cost['flops'])
+            full.append(model.cost['flops_full'])
+            with torch.no_grad():
+                bic.append(quality(bicubic(lq), gt, 4)['psnr_y'])
+        rows[thr] = (sum(psnr) / 5, sum(flops) / sum(full), sum(bic) / 5)
+    (p1, r1, b), (p9, r9, _), (p8, r8, _), (p6, r6, _) = (rows[t] for t in (1.0, 0.9, 0.8, 0.6))
+    assert r1 == 1.0 and p1 > b + 1.0, rows
+    assert r1 >= r9 >= r8 >= r6 and r6 < 0.9, rows  # FLOPs fall with the threshold ...
+    assert p6 < p1 and p6 > b, rows                   # ... and PSNR with them, staying above bicubic

@@ -1,0 +1,115 @@
+"""Where SMSR's inference time goes on this machine: per sparse mask module, the sparse path (pixel gathers +
+GEMMs), the dense-split path (two convolutions per layer, masked) and the network without masks, against the
+module's spatial mask density; then torch.profiler's per-operator totals of whole forwards.
+
+    python scripts/profile_smsr.py --threads 2 --images ${ADAPTSR_BENCHMARK}/B100/LR_bicubic/X2/3096x2.png ...
+        [--weights ${ADAPTSR_WEIGHTS}/SMSR/SMSR_x2_model_1000.pt] [--json bench_out/smsr_profile.json]
+
+The per-module figures are what ``SMSRNet(sparse_max_density=...)`` trades: above the density where the sparse
+path stops beating the dense-split one, a module is better computed densely (exactly, with the same masks).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+
+import adaptsr  # noqa: E402,F401
+from adaptsr.archs.smsr_arch import SMSRNet  # noqa: E402
+from adaptsr.convert import load_checkpoint  # noqa: E402
+from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
+from adaptsr.ops.sparse_conv import PixelSet  # noqa: E402
+
+
+def best_of(fn, repeat=3):
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def read(path):
+    import cv2
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f'cannot read image {path}')
+    x = torch.from_numpy(img[:, :, ::-1].copy()).permute(2, 0, 1).float().div(255)[None]
+    return x[..., :x.shape[2] // 2 * 2, :x.shape[3] // 2 * 2]
+
+
+@torch.no_grad()
+def module_rows(net, x, name):
+    inputs = []
+    hooks = [m.spa_mask.register_forward_pre_hook(lambda mod, a: inputs.append(a[0])) for m in net.body]
+    net(x)
+    for h in hooks:
+        h.remove()
+    rows = []
+    for k, (module, cur) in enumerate(zip(net.body, inputs)):
+        logits = module.spatial_logits(cur)
+        spa = (logits[:, 1:] > logits[:, :1]).to(cur.dtype)
+        cd, cs = module.body.hard_channel_masks()
+        rows.append({'image': name, 'module': k, 'density': float(spa.mean()),
+                     'sparse_ms': 1e3 * best_of(lambda: module.body.forward_sparse(cur, PixelSet(spa[0, 0] > 0), cd,
+                                                                                    cs)),
+                     'split_ms': 1e3 * best_of(lambda: module.body.forward_split(cur, spa, cd, cs)),
+                     'no_masks_ms': 1e3 * best_of(lambda: module.body.forward_dense(cur))})
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--images', nargs='+', required=True, help='LR images (x2)')
+    parser.add_argument('--weights', default=osp.join(os.environ.get('ADAPTSR_WEIGHTS', 'weights/official'),
+                                                      'SMSR/SMSR_x2_model_1000.pt'))
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--json', default=None, help='write the rows and operator totals here')
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sd = checkpoint_state_dict(load_checkpoint(args.weights), args.weights)
+    nets = {}
+    for label, kwargs in (('sparse', {}), ('split', {'sparse_max_density': 0.0}), ('no_masks', {'use_masks': False})):
+        nets[label] = SMSRNet(upscale=2, **kwargs)
+        nets[label].load_state_dict(sd, strict=True)
+        nets[label].eval()
+    rows, ops = [], {}
+    for path in args.images:
+        x = read(path)
+        name = osp.splitext(osp.basename(path))[0]
+        rows += module_rows(nets['sparse'], x, name)
+        for label, net in nets.items():
+            with torch.no_grad():
+                net(x)
+                with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                    net(x)
+            for ev in prof.key_averages():
+                ops.setdefault(label, {}).setdefault(ev.key, 0.0)
+                ops[label][ev.key] += ev.self_cpu_time_total / 1e3
+    print(f'{"image":>10} {"module":>6} {"density":>8} {"sparse ms":>10} {"split ms":>9} {"no-mask ms":>10}')
+    for r in rows:
+        print(f'{r["image"]:>10} {r["module"]:>6} {r["density"]:8.3f} {r["sparse_ms"]:10.1f} {r["split_ms"]:9.1f} '
+              f'{r["no_masks_ms"]:10.1f}')
+    for label, table in ops.items():
+        total = sum(table.values())
+        top = sorted(table.items(), key=lambda kv: -kv[1])[:8]
+        print(f'\n{label}: {total:.0f} ms of operator self time over {len(args.images)} images')
+        for key, ms in top:
+            print(f'  {key:<32} {ms:8.1f} ms  {100 * ms / total:5.1f}%')
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump({'threads': args.threads, 'torch': torch.__version__, 'modules': rows, 'operators_ms': ops}, f,
+                      indent=2)
+
+
+if __name__ == '__main__':
+    main()
