@@ -83,8 +83,12 @@ def test_sparse_path_equals_masked_dense_on_random_nets_and_extremes(spatial, ch
         net.sparse_infer = False
         dense = net(x)
         net.sparse_infer = True
+        net.sparse_max_density = 0.0  # every module by the dense-split form (used above the density limit)
+        split = net(x)
+        net.sparse_max_density = 1.0
         sparse = net(x)
     assert (sparse - dense).abs().max() * 255 <= 1e-3
+    assert (split - dense).abs().max() * 255 <= 1e-3
     density = net.last_cost['mask_density']
     if spatial is not None:
         assert density == (1.0 if spatial > 0 else 0.0)
