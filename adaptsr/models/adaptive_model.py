@@ -157,6 +157,7 @@ class AdaptiveSRModel(SRModel):
         if self.phase is not None and self.phase.get('on_end'):
             getattr(self, self.phase.get('on_end'))()
         self.phase = phase
+        self.prepare_phase(phase)
         net = self.get_bare_model(self.net_g)
         trainable = []
         for name, param in net.named_parameters():
@@ -193,10 +194,27 @@ class AdaptiveSRModel(SRModel):
         if phase.get('on_start'):
             getattr(self, phase.get('on_start'))()
 
+    def prepare_phase(self, phase):
+        """Hook: runs when ``phase`` begins, before its trainable set and optimizer are built (e.g. CABM switches
+        the network's quantisation mode here)."""
+
     def _build_optimizer(self, phase, params):
         optim_opt = deepcopy(phase.get('optim_g'))
         if optim_opt is None:
             raise ValueError(f'train.phases[{phase.index}] ({phase.name}) has no optim_g (nor train.optim_g)')
+        param_lrs = phase.get('param_lrs')  # {name substring: lr}: parameter groups with their own learning rates
+        if param_lrs:
+            names = {id(p): n for n, p in self.get_bare_model(self.net_g).named_parameters()}
+            groups = {key: [] for key in param_lrs}
+            rest = []
+            for p in params:
+                key = next((k for k in param_lrs if k in names[id(p)]), None)
+                (groups[key] if key is not None else rest).append(p)
+            empty = [k for k, v in groups.items() if not v]
+            if empty:
+                raise ValueError(f'train.phases[{phase.index}] ({phase.name}).param_lrs: {empty} match no optimized '
+                                 'parameter')
+            params = [{'params': rest}] + [{'params': v, 'lr': float(param_lrs[k])} for k, v in groups.items()]
         self.optimizer_g = self.get_optimizer(optim_opt.pop('type'), params, **optim_opt)
         self.optimizers = [self.optimizer_g]
         self.schedulers = []

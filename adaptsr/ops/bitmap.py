@@ -171,3 +171,61 @@ class EdgeBitTable:
         """Mean of every entry's FAB (a summary for logs); nan for an empty table."""
         fabs = [e['FAB'] for v in self.table.values() for e in v]
         return sum(fabs) / len(fabs) if fabs else math.nan
+
+
+@torch.no_grad()
+def build_table(net, lr_root, tile_size=96, step=94, bug_compatible=False, max_images=None):
+    """Step 4 of CABM: run a CADyQ network tile by tile over the LR images of ``lr_root`` and record, per tile, its
+    edge score and the bits its selectors chose (specs/cabm.md 5.2).
+
+    Args:
+        net (CABMEDSR): the trained CADyQ network (run in ``cadyq`` mode, eval, batch 1; its mode is restored).
+        lr_root (str): folder of LR images (png/jpg/bmp), e.g. DIV2K valid LR x4.
+        tile_size (int), step (int): LR tiles (96, 94); the last tile of a row/column is shifted to the border.
+        bug_compatible (bool): the released code's edge score (see :func:`edge_score`).
+        max_images (int, optional): only the first images (sorted by name).
+
+    Returns:
+        EdgeBitTable: finalised, with metadata (score flag, tiles, step, source, images, tiles, model digest).
+
+    Raises:
+        FileNotFoundError: no image in ``lr_root``.
+    """
+    import hashlib
+    import os
+
+    from adaptsr.ops.tiling import tile_boxes
+    names = sorted(n for n in os.listdir(lr_root) if n.lower().endswith(('.png', '.jpg', '.jpeg', '.bmp')))
+    if max_images:
+        names = names[:max_images]
+    if not names:
+        raise FileNotFoundError(f'no LR image in {lr_root}')
+    digest = hashlib.sha1()
+    for v in net.state_dict().values():
+        digest.update(v.detach().cpu().numpy().tobytes())
+    table = EdgeBitTable(net.bits, 2 * net.num_block,
+                         {'edge_score': 'bug_compatible' if bug_compatible else 'intended', 'tile_size': tile_size,
+                          'tile_step': step, 'source': os.path.abspath(lr_root), 'model_sha1': digest.hexdigest(),
+                          'images': len(names)})
+    mode, was_training = net.mode, net.training
+    net.set_mode('cadyq')
+    net.eval()
+    tiles = 0
+    try:
+        device = next(net.parameters()).device
+        for name in names:
+            img = cv2.imread(os.path.join(lr_root, name), cv2.IMREAD_COLOR)
+            if img is None:
+                raise ValueError(f'cannot read image {os.path.join(lr_root, name)}')
+            rgb = np.ascontiguousarray(img[:, :, ::-1])
+            x = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255)[None].to(device)
+            for (t, l, b, r) in tile_boxes(x.shape[2], x.shape[3], tile_size, tile_size - step):
+                patch = x[..., t:b, l:r]
+                net(patch)
+                table.add(edge_score(rgb[t:b, l:r], bug_compatible), net.last_stats['flags'][0].tolist())
+                tiles += 1
+    finally:
+        net.set_mode(mode)
+        net.train(was_training)
+    table.meta['tiles'] = tiles
+    return table.finalize()

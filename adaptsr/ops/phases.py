@@ -14,6 +14,8 @@ A method's whole recipe is one YAML; ``train.phases`` is an ordered list of phas
   ``all``, frozen parameters are in it too but have no gradient, so it skips them (ETDS's official recipe).
 * ``keep_optimizer`` (bool, default false): continue the previous phase's optimizer and scheduler (state and step
   count) instead of building new ones; needs ``optimize: all`` in both phases.
+* ``param_lrs`` (dict): parameter-name substring -> learning rate; matching parameters form their own optimizer
+  groups (e.g. CABM's ``alpha`` clips at 1e-2 beside the weights at 1e-5).
 * ``on_start`` / ``on_end``: names of model hooks (methods of the model) run when the phase starts / ends; the last
   phase's ``on_end`` runs when training finishes (the final save).
 * anything else is method-specific and read by the method's model (e.g. PCSR's ``forward``).
@@ -24,7 +26,7 @@ of that phase, so a phase can be trained alone from a pretrained checkpoint of t
 from copy import deepcopy
 
 _KNOWN_KEYS = {'name', 'iters', 'trainable', 'frozen_eval', 'optim_g', 'scheduler', 'losses', 'warmup_iter',
-               'optimize', 'keep_optimizer', 'on_start', 'on_end'}
+               'optimize', 'keep_optimizer', 'on_start', 'on_end', 'param_lrs', 'cabm_mode'}
 
 
 class Phase:

@@ -1,0 +1,254 @@
+"""CABMModel: the five-step CABM recipe (FP -> PAMS w8a8 -> CADyQ -> edge-to-bit table -> CABM fine-tune) as phases
+of one YAML, and tiled mixed-precision inference with FAB / BitOPs accounting.
+
+Source: S. Tian et al., "CABM: Content-Aware Bit Mapping for Single Image Super-Resolution Network with Large
+Input", CVPR 2023 (github.com/Sheldon04/CABM-pytorch); specs/cabm.md 4-6.
+"""
+import csv
+import os
+import os.path as osp
+from copy import deepcopy
+
+import torch
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from adaptsr.losses.cabm_loss import CABMBitLoss, CABMDistillLoss
+from adaptsr.models.adaptive_model import AdaptiveSRModel
+from adaptsr.ops.bitmap import EdgeBitTable, build_table, edge_score
+
+_DEFAULTS = {'iters_per_epoch': 1000, 'alpha_init_iters': 1000, 'calibration_train': 6.0, 'select_bit': 0,
+             'bug_compatible_edge_score': False, 'lut_tile': 96, 'lut_step': 94}
+
+
+@MODEL_REGISTRY.register()
+class CABMModel(AdaptiveSRModel):
+    """Trains and tests :class:`~adaptsr.archs.cabm_arch.CABMEDSR` through the CABM recipe.
+
+    Phases (``train.phases``) carry ``cabm_mode``: ``fp`` (L1), ``pams`` (L1; alphas initialised from data in the
+    first ``alpha_init_iters`` iterations of the phase, then learned), ``cadyq`` (L1 + ``CABMBitLoss`` +
+    ``CABMDistillLoss`` against the PAMS w8a8 teacher), ``lut`` (L1 + distillation, bits from the table). Hooks:
+    ``snapshot_teacher`` (end of ``pams``: the frozen w8a8 teacher, also saved as ``models/net_t_pams.pth``),
+    ``build_lut`` (end of ``cadyq``: step 4, the table ``models/cabm_lut.json``), ``save_phase_model`` (any phase:
+    ``models/net_g_<phase>.pth``; every phase's file loads strictly into the same arch). Per-group learning rates
+    (weights vs ``alpha`` vs ``net_small``) come from the phase's ``param_lrs``.
+
+    ``train.cabm`` options: ``iters_per_epoch`` (1000: the bit loss's epoch), ``alpha_init_iters`` (1000; 0 keeps
+    loaded alphas), ``calibration_train`` (6.0), ``select_bit`` (0), ``bug_compatible_edge_score`` (false: the
+    intended score; true reproduces the released clamp bug; stored in the table), ``lut_dataroot`` (folder of LR
+    images for the table: DIV2K valid LR x4 in the paper), ``lut_tile`` (96), ``lut_step`` (94).
+
+    Test: ``network_g.mode`` picks the form; ``lut`` needs ``path.cabm_lut``. ``val.calibration`` is the budget knob
+    (FAB ceiling of the lookup; 100 = no filter). Tiles: ``val.tile_size`` 96 (``tile_overlap`` 0 = step 96).
+    Metrics add ``fab`` (mean activation bits of the 32 selector-quantised convs, per tile then image),
+    ``gbitops`` (``OPs_fp + 8/32 * FAB/32 * OPs_quant`` in G multiply-adds, on the image's tiles) and
+    ``gbitops_720p`` (the same for a 720p output, the paper's unit); per-layer bit histograms are written to
+    ``<results>/<dataset>[_<budget>]_layer_bits.csv``.
+    """
+
+    def __init__(self, opt):
+        self.cabm_opt = dict(_DEFAULTS, **((opt.get('train') or {}).get('cabm') or {}))
+        val = opt.get('val') or {}
+        opt['val'] = val
+        val.setdefault('tile_size', 96)
+        val.setdefault('tile_overlap', 0)
+        self.calibration = float(val.get('calibration', 100.0))
+        self.lut, self.net_t, self.current_iter = None, None, 1
+        self._tile_stats = []
+        super().__init__(opt)
+        lut_path = (opt.get('path') or {}).get('cabm_lut')
+        if lut_path and self.lut is None:
+            self.lut = EdgeBitTable.load(lut_path)
+        if self.get_bare_model(self.net_g).mode == 'lut' and self.lut is None and not opt['is_train']:
+            raise ValueError('network_g.mode is lut but path.cabm_lut names no table file')
+
+    # phases ------------------------------------------------------------------------------------------------------
+    def _models_dir(self):
+        return self.opt['path'].get('models', '.')
+
+    def prepare_phase(self, phase):
+        mode = phase.get('cabm_mode')
+        if mode is None:
+            return
+        net = self.get_bare_model(self.net_g)
+        if mode == 'cadyq' and net.mode == 'pams':  # PAMS -> CADyQ: the 8-bit clips seed the 4/6-bit quantisers
+            with torch.no_grad():
+                for sel in net.selectors():
+                    for q in (sel.quant_bit1, sel.quant_bit2):
+                        q.alpha.copy_(sel.quant_bit3.alpha)
+                        q.max_val.copy_(sel.quant_bit3.max_val)
+        net.set_mode(mode)
+        if mode in ('cadyq', 'lut') and self.net_t is None:
+            path = self.opt['path'].get('pretrain_network_t') or osp.join(self._models_dir(), 'net_t_pams.pth')
+            if not osp.exists(path):
+                raise FileNotFoundError(f'phase {phase.name} ({mode}) distils from the PAMS w8a8 teacher, but there is '
+                                        f'none: run the pams phase first or set path.pretrain_network_t ({path})')
+            self.net_t = self._copy(net)
+            self.load_network(self.net_t, path, True, 'params')
+            self._freeze_teacher()
+        if mode == 'lut' and self.lut is None:
+            path = self.opt['path'].get('cabm_lut') or osp.join(self._models_dir(), 'cabm_lut.json')
+            if not osp.exists(path):
+                raise FileNotFoundError(f'phase {phase.name} (lut) needs the edge-to-bit table: run build_lut at the '
+                                        f'end of the cadyq phase or set path.cabm_lut ({path})')
+            self.lut = EdgeBitTable.load(path)
+
+    @staticmethod
+    def _copy(net):
+        """A deep copy of the network without its last forward's tensors (non-leaf tensors cannot be copied)."""
+        stash = net.last_stats, net.flags
+        net.last_stats, net.flags = None, None
+        try:
+            return deepcopy(net)
+        finally:
+            net.last_stats, net.flags = stash
+
+    def _freeze_teacher(self):
+        self.net_t.set_mode('pams')
+        self.net_t.eval()
+        for p in self.net_t.parameters():
+            p.requires_grad_(False)
+
+    def snapshot_teacher(self):
+        """End of the PAMS phase: keep the w8a8 network as the frozen distillation teacher (and save it)."""
+        self.net_t = self._copy(self.get_bare_model(self.net_g))
+        self._freeze_teacher()
+        os.makedirs(self._models_dir(), exist_ok=True)
+        torch.save({'params': self.net_t.state_dict()}, osp.join(self._models_dir(), 'net_t_pams.pth'))
+        get_root_logger().info('CABM: PAMS w8a8 teacher saved to models/net_t_pams.pth')
+
+    def save_phase_model(self):
+        """Save the network at the end of the current phase as ``models/net_g_<phase>.pth``."""
+        os.makedirs(self._models_dir(), exist_ok=True)
+        path = osp.join(self._models_dir(), f'net_g_{self.phase.name}.pth')
+        torch.save({'params': self.get_bare_model(self.net_g).state_dict()}, path)
+        get_root_logger().info(f'CABM: phase {self.phase.name} model saved to {path}')
+
+    def build_lut(self):
+        """Step 4: the edge-to-bit table from the CADyQ network (saved as ``models/cabm_lut.json``); also saves
+        the CADyQ model (``models/net_g_<phase>.pth``)."""
+        self.save_phase_model()
+        root = self.cabm_opt.get('lut_dataroot')
+        if not root or not osp.isdir(root):
+            raise FileNotFoundError(f'train.cabm.lut_dataroot must be a folder of LR images, got {root!r}')
+        net = self.get_bare_model(self.net_g)
+        table = build_table(net, root, int(self.cabm_opt['lut_tile']), int(self.cabm_opt['lut_step']),
+                            bool(self.cabm_opt['bug_compatible_edge_score']))
+        path = osp.join(self._models_dir(), 'cabm_lut.json')
+        table.save(path, overwrite=True)  # this run's own table, rebuilt when the phase re-runs
+        self.lut = table
+        get_root_logger().info(f'CABM: edge-to-bit table with {len(table)} bins, mean FAB {table.mean_fab():.3f}, '
+                               f'from {table.meta["tiles"]} tiles of {root}, saved to {path}')
+
+    # training ----------------------------------------------------------------------------------------------------
+    def optimize_parameters(self, current_iter):
+        self.current_iter = current_iter
+        net = self.get_bare_model(self.net_g)
+        local = current_iter - (self.phase.start if self.phase is not None else 0)
+        net.set_alpha_init(net.mode != 'fp' and local <= int(self.cabm_opt['alpha_init_iters']))
+        super().optimize_parameters(current_iter)
+        net.set_alpha_init(False)
+
+    def _scores(self, lq):
+        bug = bool(self.cabm_opt['bug_compatible_edge_score'])
+        return [edge_score(lq[i], bug) for i in range(lq.shape[0])]
+
+    def forward_train(self):
+        net = self.get_bare_model(self.net_g)
+        if net.mode == 'lut':
+            net.set_bit_flags(self.lut.lookup_batch(self._scores(self.lq), float(self.cabm_opt['calibration_train']),
+                                                    int(self.cabm_opt['select_bit'])).to(self.lq.device))
+        self.output = self.net_g(self.lq)
+        stats = net.last_stats
+        extras = {'stats': stats, 'log': {'fab': stats['fab'].detach().mean()}}
+        if self.net_t is not None and any(isinstance(f, CABMDistillLoss) for f in self.phase_losses.values()):
+            with torch.no_grad():
+                self.net_t(self.lq)
+            extras['teacher'] = self.net_t.last_stats
+        return extras
+
+    def loss_inputs(self, key, loss_fn, extras):
+        if isinstance(loss_fn, CABMDistillLoss):
+            if 'teacher' not in extras:
+                raise ValueError(f'loss {key}: CABMDistillLoss needs the PAMS teacher (phases cadyq / lut)')
+            s, t = extras['stats'], extras['teacher']
+            return s['res'], t['res'], s['feats'], t['feats']
+        if isinstance(loss_fn, CABMBitLoss):
+            epoch = (self.current_iter - 1) // int(self.cabm_opt['iters_per_epoch']) + 1
+            return extras['stats']['weighted_bits'], epoch
+        return super().loss_inputs(key, loss_fn, extras)
+
+    # test --------------------------------------------------------------------------------------------------------
+    def apply_budget(self, value):
+        self.calibration = float(value)
+
+    def budget_label(self):
+        return f'cal{self.calibration:g}'
+
+    def test(self):
+        self._tile_stats = []
+        super().test()
+
+    def run_network(self, net, lq):
+        bare = self.get_bare_model(net)
+        if bare.mode == 'lut':
+            if self.lut is None:
+                raise ValueError('CABM lut mode needs a table: path.cabm_lut or the build_lut phase hook')
+            bare.set_bit_flags(self.lut.lookup_batch(self._scores(lq), self.calibration, 0).to(lq.device))
+        out = net(lq)
+        self._tile_stats.append({k: bare.last_stats[k].detach().cpu() if bare.last_stats[k] is not None else None
+                                 for k in ('fab', 'flags')})
+        return out
+
+    def last_cost(self, net, lq):
+        bare = self.get_bare_model(net)
+        unquant, quant = bare.macs_split(lq.shape[2], lq.shape[3])
+        fab = self._tile_stats[-1]['fab']
+        n = lq.shape[0]
+        if bare.mode == 'fp':
+            bitops = n * (unquant + quant)
+        else:
+            bitops = float(sum(unquant + 8 / 32 * float(f) / 32 * quant for f in fab))
+        cost = {'flops': 2 * n * (unquant + quant), 'flops_full': 2 * n * (unquant + quant), 'bitops': bitops,
+                'fab_sum': float(fab.sum()), 'tiles': n}
+        flags = self._tile_stats[-1]['flags']
+        if flags is not None:
+            hist = torch.stack([(flags == i).sum(0) for i in range(len(bare.bits))], 1)  # (32, 3)
+            self._layer_hist = getattr(self, '_layer_hist', None)
+            self._layer_hist = hist if self._layer_hist is None else self._layer_hist + hist
+        return cost
+
+    def cost_metric_names(self):
+        names = super().cost_metric_names()
+        names.update({'fab': 'lower', 'gbitops': 'lower', 'gbitops_720p': 'lower'})
+        return names
+
+    def cost_metric_values(self):
+        values = super().cost_metric_values()
+        tiles = max(self.cost.get('tiles', 0), 1)
+        fab = self.cost.get('fab_sum', float('nan')) / tiles
+        values['fab'] = fab
+        values['gbitops'] = self.cost.get('bitops', float('nan')) / 1e9
+        bare = self.get_bare_model(self.net_g)
+        s = bare.upscale
+        unquant, quant = bare.macs_split(720 // s, 1280 // s)
+        values['gbitops_720p'] = (unquant + quant if bare.mode == 'fp' else
+                                  unquant + 8 / 32 * fab / 32 * quant) / 1e9
+        return values
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img, tag=None):
+        self._layer_hist = None
+        super().nondist_validation(dataloader, current_iter, tb_logger, save_img, tag)
+        if self._layer_hist is None or self.opt['is_train']:
+            return
+        bits = self.get_bare_model(self.net_g).bits
+        out_dir = self.opt['path'].get('results_root') or self.opt['path'].get('experiments_root', '.')
+        os.makedirs(out_dir, exist_ok=True)
+        name = dataloader.dataset.opt['name'] + (f'_{tag}' if tag else '')
+        path = osp.join(out_dir, f'{name}_layer_bits.csv')
+        with open(path, 'w', newline='') as f:
+            writer = csv.writer(f)
+            writer.writerow(['layer'] + [f'tiles_{b}bit' for b in bits] + ['mean_bits'])
+            for layer, row in enumerate(self._layer_hist.tolist()):
+                mean = sum(b * c for b, c in zip(bits, row)) / max(sum(row), 1)
+                writer.writerow([layer] + row + [f'{mean:.3f}'])
