@@ -135,10 +135,10 @@ def test_plugin_registers_without_clashes():
     ours = eval(proc.stdout.strip().splitlines()[-1])
     assert {'PCSRNet', 'PCSRCARN', 'PCSRFSRCNN', 'BicubicSR', 'ETDSNet', 'ETDSPlain', 'ETDSOnlyET',
             'ETDSAblationResidual', 'ETDSAblationAdvancedResidual', 'ETDSAblationPlain', 'ECBSRPlain',
-            'ABPNNet', 'SMSRNet', 'APEEDSR', 'APERCAN', 'APEVDSR', 'APEECBSR'} <= set(ours['arch'])
-    assert {'PCSRModel', 'AdaptiveSRModel', 'ETDSModel', 'SMSRModel', 'APEModel'} <= set(ours['model'])
-    assert sorted(ours['loss']) == ['APEExitL1Loss', 'APEICLoss', 'ETDSResidualL1Loss', 'PCSRAverageCostLoss',
-                                    'SMSRSparsityLoss']
+            'ABPNNet', 'SMSRNet', 'APEEDSR', 'APERCAN', 'APEVDSR', 'APEECBSR', 'CABMEDSR'} <= set(ours['arch'])
+    assert {'PCSRModel', 'AdaptiveSRModel', 'ETDSModel', 'SMSRModel', 'APEModel', 'CABMModel'} <= set(ours['model'])
+    assert sorted(ours['loss']) == ['APEExitL1Loss', 'APEICLoss', 'CABMBitLoss', 'CABMDistillLoss',
+                                    'ETDSResidualL1Loss', 'PCSRAverageCostLoss', 'SMSRSparsityLoss']
     assert sorted(ours['dataset']) == ['ETDSPairedDataset', 'PCSRHRDataset']
     basicsr_names = {'ECBSR', 'EDSR', 'MSRResNet', 'RCAN', 'SRModel', 'PairedImageDataset', 'L1Loss'}
     assert not basicsr_names & {n for names in ours.values() for n in names}

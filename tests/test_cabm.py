@@ -1,0 +1,211 @@
+"""CABM: quantisers, bit selectors, key layout, edge score, lookup table, BitOPs, phase switching, the whole recipe."""
+import json
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from adaptsr.archs.cabm_arch import CABMEDSR
+from adaptsr.ops.bitmap import EdgeBitTable, build_table, edge_score
+from adaptsr.ops.quant import ActQuant, BitSelector, quantize_weight
+from conftest import BENCHMARK, ROOT, read_rgb, require
+
+
+def test_weight_quantisation_is_8bit_max_abs_with_straight_through_gradient():
+    w = torch.tensor([-1.0, 0.5, 0.26, 1e-3], requires_grad=True)
+    q = quantize_weight(w, 8)
+    assert torch.allclose(q * 127 / (1.0 + 1e-8), torch.tensor([-127., 64., 33., 0.]), atol=1e-4)
+    q.sum().backward()
+    assert torch.equal(w.grad, torch.ones(4))  # STE
+    g = torch.randn(64, 64, 3, 3)
+    assert len(torch.unique(quantize_weight(g, 8))) <= 255
+
+
+@pytest.mark.parametrize('bits,levels', [(4, 7), (6, 31), (8, 127)])
+def test_activation_levels_clip_and_gradients(bits, levels):
+    quant = ActQuant(bits)
+    quant.alpha.data.fill_(2.0)
+    x = torch.linspace(-3, 3, 1001, requires_grad=True)
+    y = quant(x)
+    values = torch.unique(torch.round(y.detach() / 2.0 * levels))
+    assert values.min() == -levels and values.max() == levels and len(values) == 2 * levels + 1
+    (y * torch.linspace(0, 1, 1001)).sum().backward()
+    inside = x.detach().abs() < 2.0
+    assert torch.allclose(x.grad[inside], torch.linspace(0, 1, 1001)[inside])  # STE inside the clip
+    assert (x.grad[~inside] == 0).all() and quant.alpha.grad.abs() > 0  # alpha learns through clip and scale
+
+
+def test_alpha_initialisation_uses_the_batch_mean_of_per_sample_max():
+    quant = ActQuant(8).train()
+    x = torch.zeros(2, 3, 4, 4)
+    x[0, 1, 2, 2], x[1, 0, 0, 0] = 6.0, -2.0
+    quant.init_mode = True
+    quant(x)
+    assert float(quant.max_val) == 4.0 and float(quant.alpha) == 4.0
+    quant.init_mode = False
+    assert float(quant(x).max()) == 4.0  # learned mode clips at alpha
+
+
+def test_cadyq_selector_starts_at_8_bits_and_its_bit_cost_has_gradient():
+    torch.manual_seed(0)
+    net = CABMEDSR(upscale=4, mode='cadyq')
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X4/birdx4.png')))[..., :24, :24]
+    net(lq.repeat(2, 1, 1, 1))
+    stats = net.last_stats
+    assert stats['fab'].tolist() == [8.0, 8.0] and (stats['flags'] == 2).all()
+    stats['weighted_bits'].sum().backward()
+    assert net.body[0].bitsel1.net_small[0].weight.grad.abs().sum() > 0
+
+
+def test_key_layout_equals_the_official_cadyq_state_dict():
+    sd = CABMEDSR(upscale=4).state_dict()
+    assert len(sd) == 16 * 22 + 14
+    for i in (0, 15):
+        for sel in (f'body.{i}.bitsel1', f'body.{i}.body.2'):
+            for b in (1, 2, 3):
+                assert sd[f'{sel}.quant_bit{b}.alpha'].shape == (1,) and sd[f'{sel}.quant_bit{b}.max_val'].shape == ()
+            assert sd[f'{sel}.net_small.0.weight'].shape == (3, 66) and sd[f'{sel}.net_small.0.bias'].shape == (3,)
+        assert sd[f'body.{i}.body.0.weight'].shape == sd[f'body.{i}.body.3.weight'].shape == (64, 64, 3, 3)
+        assert sd[f'body.{i}.quant_act3.alpha'].shape == (1,)
+    assert sd['tail.0.0.weight'].shape == sd['tail.0.2.weight'].shape == (256, 64, 3, 3)
+    assert sd['tail.1.weight'].shape == (3, 64, 3, 3) and sd['body.16.weight'].shape == (64, 64, 3, 3)
+    n = sum(v.numel() for k, v in CABMEDSR(upscale=4).named_parameters()
+            if not any(t in k for t in ('alpha', 'net_small', 'mean')))
+    assert n == 1517571
+
+
+def test_edge_score_matches_the_spec_on_a_real_tile_and_never_modifies_the_input():
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Urban100/LR_bicubic/X4/img_001x4.png')))[..., :96, :96]
+    before = lq.clone()
+    assert abs(edge_score(lq) - 89.62) < 0.005
+    assert abs(edge_score(lq, bug_compatible=True) - 9.10) < 0.005
+    assert torch.equal(lq, before)
+    delta = np.zeros((5, 5, 3), np.uint8)
+    delta[2, 2] = 100  # gray 100: |laplacian| = 200 at the corners, 800 saturated at the centre
+    assert edge_score(delta) == pytest.approx((4 * 200 + 255) / 25)
+    assert edge_score(np.full((8, 8, 3), 40, np.uint8), bug_compatible=True) == 0.0  # no zero pixel
+
+
+def _table(entries):
+    table = EdgeBitTable((4, 6, 8), 4)
+    for score, cfg in entries:
+        table.add(score, cfg)
+    return table.finalize()
+
+
+def test_lookup_walks_down_filters_by_calibration_and_terminates(tmp_path):
+    table = _table([(1.0, [2, 2, 2, 2]), (1.0, [0, 2, 2, 2]), (5.5, [0, 0, 0, 0]), (9.0, [1, 1, 1, 1])])
+    assert table.lookup(5.57) == [0, 0, 0, 0]          # nearest populated bin below
+    assert table.lookup(3.0) == [0, 2, 2, 2]           # walks down to 1.0, lowest FAB first
+    assert table.lookup(3.0, select_bit=1) == [2, 2, 2, 2]
+    assert table.lookup(9.3, calibration=6.0) == [0, 0, 0, 0]  # bin 9.0 has FAB 6.0, not below 6.0
+    assert table.lookup(0.2) == [0, 2, 2, 2]           # no "0.0" bin: the nearest above, no endless loop
+    assert table.lookup(3.0, calibration=4.0) == [2, 2, 2, 2]  # nothing below the ceiling: all 8-bit
+    assert table.lookup(9.0, select_bit=2) in ([1, 1, 1, 1],)
+    path = tmp_path / 'lut.json'
+    table.save(str(path))
+    with pytest.raises(FileExistsError):
+        table.save(str(path))
+    loaded = EdgeBitTable.load(str(path))
+    assert loaded.table == table.table and json.load(open(path))['version'] == 1
+    bad = json.load(open(path))
+    bad['format'] = 'something'
+    json.dump(bad, open(tmp_path / 'bad.json', 'w'))
+    with pytest.raises(ValueError, match='not an adaptsr-cabm-lut file'):
+        EdgeBitTable.load(str(tmp_path / 'bad.json'))
+
+
+def test_table_build_on_real_tiles_records_scores_and_selector_bits(tmp_path):
+    img = cv2.imread(require(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png')))
+    cv2.imwrite(str(tmp_path / 'baboon.png'), img[:60, :100])
+    torch.manual_seed(0)
+    net = CABMEDSR(upscale=4, mode='lut')
+    table = build_table(net, str(tmp_path), tile_size=48, step=46)
+    assert net.mode == 'lut' and table.meta['tiles'] == 6 and len(table) >= 1
+    entry = next(iter(table.table.values()))[0]
+    assert entry['bit_config'] == [2] * 32 and entry['FAB'] == 8.0  # CADyQ at init: all 8-bit
+
+
+def test_bitops_follow_the_definition_at_720p():
+    unquant, quant = CABMEDSR(upscale=4).macs_split(180, 320)
+    assert abs((unquant + quant) / 1e9 - 114.2) < 0.05 and abs(quant / 1e9 - 67.9) < 0.05
+    assert abs((unquant + 8 / 32 * 8 / 32 * quant) / 1e9 - 50.5) < 0.05
+    assert abs((unquant + 8 / 32 * 5 / 32 * quant) / 1e9 - 48.9) < 0.05
+
+
+def _model(tmp_path, phases, pretrain=None):
+    from basicsr.models import build_model
+    opt = {'name': 'cabm_check', 'model_type': 'CABMModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
+           'dist': False, 'rank': 0, 'world_size': 1, 'is_train': True, 'root_path': str(tmp_path), 'datasets': {},
+           'network_g': {'type': 'CABMEDSR', 'upscale': 4, 'num_block': 16, 'mode': 'fp'},
+           'path': {'pretrain_network_g': pretrain, 'strict_load_g': True, 'experiments_root': str(tmp_path),
+                    'models': str(tmp_path), 'training_states': str(tmp_path), 'log': str(tmp_path),
+                    'visualization': str(tmp_path)},
+           'train': {'cabm': {'alpha_init_iters': 1, 'iters_per_epoch': 2}, 'optim_g': {'type': 'Adam', 'lr': 1e-4},
+                     'phases': phases},
+           'val': {'metrics': {}}}
+    return build_model(opt)
+
+
+L1 = {'type': 'L1Loss', 'loss_weight': 255.0}
+
+
+def test_phases_switch_modes_train_the_right_parameters_and_load_strictly(tmp_path):
+    phases = [{'name': 'fp', 'cabm_mode': 'fp', 'iters': 1, 'losses': {'l1': L1}, 'on_end': 'save_phase_model'},
+              {'name': 'pams', 'cabm_mode': 'pams', 'iters': 2, 'losses': {'l1': L1},
+               'param_lrs': {'alpha': 1e-2}, 'on_end': 'snapshot_teacher'},
+              {'name': 'cadyq', 'cabm_mode': 'cadyq', 'iters': 1, 'param_lrs': {'alpha': 1e-4, 'net_small': 1e-3},
+               'losses': {'l1': L1, 'bit': {'type': 'CABMBitLoss'}, 'kd': {'type': 'CABMDistillLoss'}}}]
+    model = _model(tmp_path, phases)
+    net = model.net_g
+    gt = read_rgb(require(osp.join(BENCHMARK, 'Set14/HR/baboon.png')))[..., :96, :96].repeat(2, 1, 1, 1)
+    lq = read_rgb(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png'))[..., :24, :24].repeat(2, 1, 1, 1)
+    model.feed_data({'lq': lq, 'gt': gt})
+    alpha = net.body[3].bitsel1.quant_bit3.alpha
+    model.update_learning_rate(1)
+    model.optimize_parameters(1)
+    assert net.mode == 'fp' and alpha.grad is None and float(alpha) == 10.0  # quantisers unused in FP
+    model.update_learning_rate(2)  # enters pams: alphas initialised from data in its first iteration
+    model.optimize_parameters(2)
+    max_val = float(net.body[3].bitsel1.quant_bit3.max_val)  # set from the batch, then one Adam step (lr 1e-2)
+    assert net.mode == 'pams' and max_val > 20 and abs(float(alpha) - max_val) <= 0.0101
+    assert [g['lr'] for g in model.optimizer_g.param_groups] == [1e-4, 1e-2]
+    init_alpha = float(alpha)
+    model.update_learning_rate(3)
+    model.optimize_parameters(3)
+    assert float(alpha) != init_alpha  # learned after the init iteration
+    assert osp.exists(tmp_path / 'net_g_fp.pth')
+    model.update_learning_rate(4)  # enters cadyq: teacher snapshot, 4/6-bit clips seeded from the 8-bit one
+    sel = net.body[5].body[2]
+    assert model.net_t is not None and model.net_t.mode == 'pams'
+    assert not any(p.requires_grad for p in model.net_t.parameters())
+    assert float(sel.quant_bit1.alpha) == float(sel.quant_bit3.alpha)
+    model.optimize_parameters(4)
+    assert {'l_l1', 'l_bit', 'l_kd', 'fab'} <= set(model.log_dict)
+    assert sel.net_small[0].weight.grad is not None and sel.net_small[0].weight.grad.abs().sum() > 0
+    for name in ('net_g_fp.pth', 'net_t_pams.pth'):  # every phase's file loads strictly into the same arch
+        CABMEDSR(upscale=4).load_state_dict(torch.load(tmp_path / name, weights_only=True)['params'], strict=True)
+
+
+def test_lut_mode_needs_a_table_and_flags():
+    net = CABMEDSR(upscale=4, mode='lut')
+    with pytest.raises(ValueError, match='set_bit_flags'):
+        net(torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match=r'bit flags must be \(N, 32\)'):
+        net.set_bit_flags(torch.zeros(1, 31, dtype=torch.long))
+    with pytest.raises(ValueError, match='mode must be one of'):
+        net.set_mode('int4')
+    with pytest.raises(ValueError, match='RGB'):
+        CABMEDSR(upscale=4)(torch.rand(1, 1, 8, 8))
+
+
+def test_registered_names():
+    import adaptsr.archs  # noqa: F401
+    import adaptsr.losses  # noqa: F401
+    import adaptsr.models  # noqa: F401
+    from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+    assert 'CABMEDSR' in ARCH_REGISTRY and 'CABMModel' in MODEL_REGISTRY
+    assert 'CABMBitLoss' in LOSS_REGISTRY and 'CABMDistillLoss' in LOSS_REGISTRY
+    assert osp.exists(osp.join(ROOT, 'options/train/cabm_edsr_baseline_x4_demo.yml'))
