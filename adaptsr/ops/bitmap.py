@@ -112,8 +112,9 @@ class EdgeBitTable:
         """
         with open(path) as f:
             data = json.load(f)
-        if not isinstance(data, dict) or data.get('format') != FORMAT:
-            raise ValueError(f'{path}: not an {FORMAT} file (format = {data.get("format") if isinstance(data, dict) else None!r})')
+        found = data.get('format') if isinstance(data, dict) else None
+        if found != FORMAT:
+            raise ValueError(f'{path}: not an {FORMAT} file (format = {found!r})')
         if data.get('version') != VERSION:
             raise ValueError(f'{path}: table version {data.get("version")!r}, this code reads version {VERSION}')
         meta = data.get('meta') or {}
