@@ -209,3 +209,52 @@ def test_registered_names():
     assert 'CABMEDSR' in ARCH_REGISTRY and 'CABMModel' in MODEL_REGISTRY
     assert 'CABMBitLoss' in LOSS_REGISTRY and 'CABMDistillLoss' in LOSS_REGISTRY
     assert osp.exists(osp.join(ROOT, 'options/train/cabm_edsr_baseline_x4_demo.yml'))
+
+
+@pytest.mark.slow
+def test_demo_recipe_runs_all_five_steps_and_ends_with_a_cabm_model_and_its_table(tmp_path, demo_data):
+    """options/train/cabm_edsr_baseline_x4_demo.yml: FP -> PAMS -> CADyQ -> table -> CABM on the demo data, then the
+    CABM model (table bits) tested on the demo images: above bicubic, fewer than 8 average bits at calibration 100."""
+    import shutil
+    import yaml
+    from basicsr.models import build_model
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from adaptsr.utils.benchmark import quality
+    from conftest import run_script, write_yaml
+    with open(osp.join(ROOT, 'options/train/cabm_edsr_baseline_x4_demo.yml')) as f:
+        opt = yaml.safe_load(f)
+    for key in ('train', 'val'):
+        d = opt['datasets'][key]
+        for k in ('dataroot_gt', 'dataroot_lq'):
+            d[k] = osp.join(demo_data, osp.relpath(d[k], 'datasets/demo'))
+    opt['train']['cabm']['lut_dataroot'] = osp.join(demo_data, 'train/LR_bicubic_sub/X4')
+    opt['logger']['use_tb_logger'] = False
+    shutil.copy(osp.join(ROOT, 'train.py'), tmp_path / 'train.py')
+    path = write_yaml(tmp_path / 'demo.yml', opt)
+    # about 5 min alone on 2 cores; a generous limit for a busy machine
+    run_script([str(tmp_path / 'train.py'), '-opt', path], cwd=tmp_path, env={'PYTHONPATH': ROOT,
+                                                                            'OMP_NUM_THREADS': '2'}, timeout=3600)
+    models = tmp_path / 'experiments' / opt['name'] / 'models'
+    for name in ('net_g_fp.pth', 'net_t_pams.pth', 'net_g_cadyq.pth', 'net_g_latest.pth', 'cabm_lut.json'):
+        assert (models / name).exists(), name
+    table = EdgeBitTable.load(str(models / 'cabm_lut.json'))
+    assert table.meta['tiles'] == 371 and table.meta['edge_score'] == 'intended' and len(table) > 10
+    test_opt = {'name': 'cabm_demo_test', 'model_type': 'CABMModel', 'scale': 4, 'num_gpu': 0, 'is_train': False,
+                'dist': False, 'rank': 0, 'world_size': 1,
+                'network_g': {'type': 'CABMEDSR', 'upscale': 4, 'mode': 'lut'},
+                'path': {'pretrain_network_g': str(models / 'net_g_latest.pth'), 'strict_load_g': True,
+                         'param_key_g': 'params', 'cabm_lut': str(models / 'cabm_lut.json')},
+                'val': {'metrics': {}, 'calibration': 100}}
+    model = build_model(test_opt)
+    bicubic = ARCH_REGISTRY.get('BicubicSR')(upscale=4)
+    gains = []
+    for name in ('chelsea', 'coffee'):
+        lq = read_rgb(osp.join(demo_data, f'val/LR_bicubic/X4/{name}x4.png'))
+        gt = read_rgb(osp.join(demo_data, f'val/HR/{name}.png'))[..., :lq.shape[2] * 4, :lq.shape[3] * 4]
+        model.feed_data({'lq': lq, 'gt': gt})
+        model.test()
+        values = model.cost_metric_values()
+        with torch.no_grad():
+            gains.append(quality(model.output, gt, 4)['psnr_y'] - quality(bicubic(lq), gt, 4)['psnr_y'])
+        assert 4.0 <= values['fab'] < 8.0 and values['gbitops'] < values['gflops'] / 2, (name, values)
+    assert sum(gains) / 2 > 0, gains  # 200 full-precision iterations: above bicubic, not a trained model

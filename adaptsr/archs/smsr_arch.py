@@ -239,6 +239,10 @@ class SMSRNet(nn.Module):
         tau (float): Gumbel-softmax temperature of the training forward (set by the model's schedule).
         use_masks (bool): False runs the same network without masks at inference (every channel of every block
             layer computed everywhere, no mask branch): the dense baseline of the bench.
+        sparse_max_density (float): in sparse inference, a module whose spatial mask density exceeds this runs the
+            exact dense-split form instead of pixel gathers (:meth:`SMSRBlock.forward_split`); 1.0 forces the sparse
+            kernels everywhere, 0.0 never uses them. Default 0.45: where the sparse path stopped beating the dense
+            convolutions on a 2-core x86 CPU (``scripts/profile_smsr.py``).
 
     Shapes:
         (N, 3, h, w) in [0, 1] -> (N, 3, h s, w s). Odd ``h``/``w`` are padded by one replicated row/column (the
@@ -252,7 +256,7 @@ class SMSRNet(nn.Module):
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_module=5, num_layer=4, upscale=2,
                  img_range=255., rgb_mean=RGB_MEAN, sparse_infer=True, train_mask_index='prev', tau=1.0,
-                 use_masks=True, sparse_max_density=1.0):
+                 use_masks=True, sparse_max_density=0.45):
         super().__init__()
         if num_in_ch != 3 or num_out_ch != 3:
             raise ValueError(f'SMSRNet is RGB only (num_in_ch = num_out_ch = 3), got {num_in_ch}/{num_out_ch}')
