@@ -19,20 +19,10 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from adaptsr.archs.arch_util import frozen_mean_shift
 from adaptsr.ops.cost import FlopCounter
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean (EDSR-PyTorch MeanShift), in [0, 1] units
-
-
-def _mean_shift(sign, img_range, rgb_mean):
-    """EDSR-PyTorch ``MeanShift``: frozen 1x1 conv, weight I, bias ``sign * img_range * mean`` (std 1)."""
-    conv = nn.Conv2d(3, 3, 1)
-    with torch.no_grad():
-        conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-        conv.bias.copy_(sign * img_range * torch.tensor(rgb_mean))
-    conv.weight.requires_grad_(False)
-    conv.bias.requires_grad_(False)
-    return conv
 
 
 def _upsampler(num_feat, upscale):
@@ -233,8 +223,8 @@ class APEEDSR(_MeanShiftTail, APEBackbone):
         if num_in_ch != 3 or num_out_ch != 3:
             raise ValueError(f'APEEDSR is RGB only, got num_in_ch={num_in_ch}, num_out_ch={num_out_ch}')
         self.upscale, self.img_range = upscale, float(img_range)
-        self.sub_mean = _mean_shift(-1, self.img_range, rgb_mean)
-        self.add_mean = _mean_shift(1, self.img_range, rgb_mean)
+        self.sub_mean = frozen_mean_shift(-1, self.img_range, rgb_mean)
+        self.add_mean = frozen_mean_shift(1, self.img_range, rgb_mean)
         self.head = nn.Sequential(nn.Conv2d(3, num_feat, 3, 1, 1))
         self.body = nn.Sequential(*[_EDSRResBlock(num_feat, res_scale) for _ in range(num_block)],
                                   nn.Conv2d(num_feat, num_feat, 3, 1, 1))
@@ -300,8 +290,8 @@ class APERCAN(_MeanShiftTail, APEBackbone):
         if num_in_ch != 3 or num_out_ch != 3:
             raise ValueError(f'APERCAN is RGB only, got num_in_ch={num_in_ch}, num_out_ch={num_out_ch}')
         self.upscale, self.img_range = upscale, float(img_range)
-        self.sub_mean = _mean_shift(-1, self.img_range, rgb_mean)
-        self.add_mean = _mean_shift(1, self.img_range, rgb_mean)
+        self.sub_mean = frozen_mean_shift(-1, self.img_range, rgb_mean)
+        self.add_mean = frozen_mean_shift(1, self.img_range, rgb_mean)
         self.head = nn.Sequential(nn.Conv2d(3, num_feat, 3, 1, 1))
         self.body = nn.Sequential(*[_RCANGroup(num_feat, num_block, reduction) for _ in range(num_group)],
                                   nn.Conv2d(num_feat, num_feat, 3, 1, 1))
@@ -330,8 +320,8 @@ class APEVDSR(APEBackbone):
         if num_in_ch != 3 or num_out_ch != 3:
             raise ValueError(f'APEVDSR is RGB only, got num_in_ch={num_in_ch}, num_out_ch={num_out_ch}')
         self.upscale, self.img_range = upscale, float(img_range)
-        self.sub_mean = _mean_shift(-1, self.img_range, rgb_mean)
-        self.add_mean = _mean_shift(1, self.img_range, rgb_mean)
+        self.sub_mean = frozen_mean_shift(-1, self.img_range, rgb_mean)
+        self.add_mean = frozen_mean_shift(1, self.img_range, rgb_mean)
         layers = [nn.Sequential(nn.Conv2d(3, num_feat, 3, 1, 1), nn.ReLU(True))]
         layers += [nn.Sequential(nn.Conv2d(num_feat, num_feat, 3, 1, 1), nn.ReLU(True)) for _ in range(num_conv - 2)]
         layers += [nn.Sequential(nn.Conv2d(num_feat, 3, 3, 1, 1))]

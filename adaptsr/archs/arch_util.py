@@ -18,6 +18,18 @@ class MeanShiftMixin:
                              persistent=False)
 
 
+def frozen_mean_shift(sign, img_range, rgb_mean):
+    """EDSR-PyTorch ``MeanShift`` (std 1): a frozen 1x1 conv, weight I, bias ``sign * img_range * mean``; kept in the
+    state_dict as official SMSR / EDSR / CADyQ files store it (``sub_mean``: sign -1, ``add_mean``: sign +1)."""
+    conv = torch.nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+        conv.bias.copy_(sign * img_range * torch.tensor(rgb_mean))
+    conv.weight.requires_grad_(False)
+    conv.bias.requires_grad_(False)
+    return conv
+
+
 class AnchorPlainNet(torch.nn.Module):
     """Plain conv stack with a nearest-upsampling ("anchor") shortcut: ``PixelShuffle(body(x) + repeat(x, s^2))``.
 

@@ -21,6 +21,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from adaptsr.archs.arch_util import frozen_mean_shift
 from adaptsr.ops.quant import ActQuant, BitSelector, QuantConv2d, image_gradient_embedding
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -85,14 +86,8 @@ class CABMEDSR(nn.Module):
             raise ValueError(f'upscale must be 2, 3 or 4, got {upscale}')
         self.upscale, self.img_range, self.num_block = upscale, float(img_range), num_block
         self.bits = tuple(bits)
-        mean = torch.tensor(rgb_mean) * self.img_range
-        self.sub_mean, self.add_mean = nn.Conv2d(3, 3, 1), nn.Conv2d(3, 3, 1)
-        with torch.no_grad():
-            for conv, sign in ((self.sub_mean, -1), (self.add_mean, 1)):
-                conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-                conv.bias.copy_(sign * mean)
-                conv.weight.requires_grad_(False)
-                conv.bias.requires_grad_(False)
+        self.sub_mean = frozen_mean_shift(-1, self.img_range, rgb_mean)
+        self.add_mean = frozen_mean_shift(1, self.img_range, rgb_mean)
         self.head = nn.Sequential(nn.Conv2d(3, num_feat, 3, 1, 1))
         self.body = nn.Sequential(*[CABMResBlock(num_feat, res_scale, bits, w_bits) for _ in range(num_block)],
                                   nn.Conv2d(num_feat, num_feat, 3, 1, 1))

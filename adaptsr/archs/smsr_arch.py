@@ -19,6 +19,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from adaptsr.archs.arch_util import frozen_mean_shift
 from adaptsr.ops.sparse_conv import PixelSet, conv3x3_rows
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -271,15 +272,8 @@ class SMSRNet(nn.Module):
             raise ValueError(f'sparse_max_density must be in [0, 1], got {sparse_max_density}')
         self.sparse_max_density = float(sparse_max_density)
         self.num_feat, self.num_module = num_feat, num_module
-        mean = torch.tensor(rgb_mean) * self.img_range
-        self.sub_mean = nn.Conv2d(3, 3, 1)
-        self.add_mean = nn.Conv2d(3, 3, 1)
-        with torch.no_grad():
-            for conv, sign in ((self.sub_mean, -1), (self.add_mean, 1)):
-                conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-                conv.bias.copy_(sign * mean)
-                conv.weight.requires_grad_(False)
-                conv.bias.requires_grad_(False)
+        self.sub_mean = frozen_mean_shift(-1, self.img_range, rgb_mean)
+        self.add_mean = frozen_mean_shift(1, self.img_range, rgb_mean)
         self.head = nn.Sequential(nn.Conv2d(3, num_feat, 3, 1, 1), nn.ReLU(True),
                                   nn.Conv2d(num_feat, num_feat, 3, 1, 1))
         self.body = nn.ModuleList(SMSRModule(num_feat, num_layer) for _ in range(num_module))
