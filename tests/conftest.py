@@ -102,3 +102,25 @@ def run_script(args, cwd=ROOT, env=None, timeout=900):
     if proc.returncode != 0:
         raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
     return proc
+
+
+def train_demo(tmp_path, demo_data, yml, edit=None):
+    """Run ``train.py`` on a demo training YAML (``options/train/<yml>``) in ``tmp_path``, its ``datasets/demo``
+    paths pointed at ``demo_data``; ``edit(opt)`` may change the options first. Returns (options, experiment dir)."""
+    import shutil
+    import yaml
+    with open(osp.join(ROOT, 'options/train', yml)) as f:
+        opt = yaml.safe_load(f)
+    for key in ('train', 'val'):
+        d = opt['datasets'][key]
+        for k in ('dataroot_gt', 'dataroot_lq'):
+            d[k] = osp.join(demo_data, osp.relpath(d[k], 'datasets/demo'))
+    opt['logger']['use_tb_logger'] = False
+    if edit is not None:
+        edit(opt)
+    shutil.copy(osp.join(ROOT, 'train.py'), tmp_path / 'train.py')
+    path = write_yaml(tmp_path / 'demo.yml', opt)
+    # minutes alone on 2 cores; a generous limit so that a busy machine slows it down without failing it
+    run_script([str(tmp_path / 'train.py'), '-opt', path], cwd=tmp_path, env={'PYTHONPATH': ROOT,
+                                                                            'OMP_NUM_THREADS': '2'}, timeout=3600)
+    return opt, tmp_path / 'experiments' / opt['name']

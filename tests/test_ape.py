@@ -268,26 +268,13 @@ def test_demo_training_then_threshold_sweep_trades_psnr_for_flops(tmp_path, demo
     """options/train/ape_ecbsr_m6c40_x4_demo.yml from the official ECBSR weights, then a sweep on Set5 x4: FLOPs and
     PSNR fall together as the threshold falls; threshold 1 stays well above bicubic. (This short fine-tune on the
     demo images leaves the early exits below bicubic: measured 29.38 dB at threshold 1, 27.66 at 0.6, bicubic 28.43.)"""
-    import shutil
-    import yaml
     from basicsr.models import build_model
     from basicsr.utils.registry import ARCH_REGISTRY
     from adaptsr.utils.benchmark import quality
-    from conftest import run_script, write_yaml
+    from conftest import train_demo
     require(osp.join(WEIGHTS, ECBSR_FILE))
-    with open(osp.join(ROOT, 'options/train/ape_ecbsr_m6c40_x4_demo.yml')) as f:
-        opt = yaml.safe_load(f)
-    for key in ('train', 'val'):
-        d = opt['datasets'][key]
-        for k in ('dataroot_gt', 'dataroot_lq'):
-            d[k] = osp.join(demo_data, osp.relpath(d[k], 'datasets/demo'))
-    opt['logger']['use_tb_logger'] = False
-    shutil.copy(osp.join(ROOT, 'train.py'), tmp_path / 'train.py')
-    path = write_yaml(tmp_path / 'demo.yml', opt)
-    # about 8 min alone on 2 cores; a generous limit for a busy machine
-    run_script([str(tmp_path / 'train.py'), '-opt', path], cwd=tmp_path, env={'PYTHONPATH': ROOT,
-                                                                            'OMP_NUM_THREADS': '2'}, timeout=3600)
-    ckpt = tmp_path / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth'
+    opt, exp = train_demo(tmp_path, demo_data, 'ape_ecbsr_m6c40_x4_demo.yml')
+    ckpt = exp / 'models' / 'net_g_latest.pth'
     test_opt = {'name': 'ape_sweep', 'model_type': 'APEModel', 'scale': 4, 'num_gpu': 0, 'is_train': False,
                 'dist': False, 'rank': 0, 'world_size': 1, 'network_g': dict(opt['network_g']),
                 'path': {'pretrain_network_g': str(ckpt), 'strict_load_g': True, 'param_key_g': 'params'},

@@ -9,7 +9,7 @@ import torch
 
 from adaptsr.archs.cabm_arch import CABMEDSR
 from adaptsr.ops.bitmap import EdgeBitTable, build_table, edge_score
-from adaptsr.ops.quant import ActQuant, BitSelector, quantize_weight
+from adaptsr.ops.quant import ActQuant, quantize_weight
 from conftest import BENCHMARK, ROOT, read_rgb, require
 
 
@@ -215,26 +215,16 @@ def test_registered_names():
 def test_demo_recipe_runs_all_five_steps_and_ends_with_a_cabm_model_and_its_table(tmp_path, demo_data):
     """options/train/cabm_edsr_baseline_x4_demo.yml: FP -> PAMS -> CADyQ -> table -> CABM on the demo data, then the
     CABM model (table bits) tested on the demo images: above bicubic, fewer than 8 average bits at calibration 100."""
-    import shutil
-    import yaml
     from basicsr.models import build_model
     from basicsr.utils.registry import ARCH_REGISTRY
     from adaptsr.utils.benchmark import quality
-    from conftest import run_script, write_yaml
-    with open(osp.join(ROOT, 'options/train/cabm_edsr_baseline_x4_demo.yml')) as f:
-        opt = yaml.safe_load(f)
-    for key in ('train', 'val'):
-        d = opt['datasets'][key]
-        for k in ('dataroot_gt', 'dataroot_lq'):
-            d[k] = osp.join(demo_data, osp.relpath(d[k], 'datasets/demo'))
-    opt['train']['cabm']['lut_dataroot'] = osp.join(demo_data, 'train/LR_bicubic_sub/X4')
-    opt['logger']['use_tb_logger'] = False
-    shutil.copy(osp.join(ROOT, 'train.py'), tmp_path / 'train.py')
-    path = write_yaml(tmp_path / 'demo.yml', opt)
-    # about 5 min alone on 2 cores; a generous limit for a busy machine
-    run_script([str(tmp_path / 'train.py'), '-opt', path], cwd=tmp_path, env={'PYTHONPATH': ROOT,
-                                                                            'OMP_NUM_THREADS': '2'}, timeout=3600)
-    models = tmp_path / 'experiments' / opt['name'] / 'models'
+    from conftest import train_demo
+
+    def edit(opt):
+        opt['train']['cabm']['lut_dataroot'] = osp.join(demo_data, 'train/LR_bicubic_sub/X4')
+
+    _, exp = train_demo(tmp_path, demo_data, 'cabm_edsr_baseline_x4_demo.yml', edit)
+    models = exp / 'models'
     for name in ('net_g_fp.pth', 'net_t_pams.pth', 'net_g_cadyq.pth', 'net_g_latest.pth', 'cabm_lut.json'):
         assert (models / name).exists(), name
     table = EdgeBitTable.load(str(models / 'cabm_lut.json'))

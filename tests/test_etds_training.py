@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import BENCHMARK, ROOT, require, run_script, write_yaml
+from conftest import BENCHMARK, ROOT, require, run_script, train_demo, write_yaml
 
 RESIDUAL = ('conv_residual_first', 'residual_convs', 'add_residual_convs', 'conv_residual_last')
 LOSSES = {'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
@@ -143,20 +143,8 @@ def test_resume_in_the_frozen_phase_refreezes_and_equals_uninterrupted(tmp_path)
 @pytest.mark.slow
 def test_demo_training_converted_model_beats_bicubic(tmp_path, demo_data):
     """The demo recipe (options/train/etds_m4c32_x4_demo.yml, both phases) -> plain model above bicubic."""
-    import yaml
-    with open(osp.join(ROOT, 'options/train/etds_m4c32_x4_demo.yml')) as f:
-        opt = yaml.safe_load(f)
-    for key in ('train', 'val'):
-        d = opt['datasets'][key]
-        for k in ('dataroot_gt', 'dataroot_lq'):
-            d[k] = osp.join(demo_data, osp.relpath(d[k], 'datasets/demo'))
-    opt['logger']['use_tb_logger'] = False
-    shutil.copy(osp.join(ROOT, 'train.py'), tmp_path / 'train.py')
-    path = write_yaml(tmp_path / 'demo.yml', opt)
-    # about 2.5 min alone on 2 cores; a generous limit so that a busy machine slows it down without failing it
-    run_script([str(tmp_path / 'train.py'), '-opt', path], cwd=tmp_path, env={'PYTHONPATH': ROOT,
-                                                                            'OMP_NUM_THREADS': '2'}, timeout=3600)
-    models = tmp_path / 'experiments' / opt['name'] / 'models'
+    opt, exp = train_demo(tmp_path, demo_data, 'etds_m4c32_x4_demo.yml')
+    models = exp / 'models'
     from adaptsr.utils.benchmark import quality
     from basicsr.utils.registry import ARCH_REGISTRY
     from conftest import read_rgb

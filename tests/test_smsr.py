@@ -237,22 +237,9 @@ def test_demo_training_kept_ratio_falls_as_lambda_ramps_and_beats_bicubic(tmp_pa
     """options/train/smsr_x2_demo.yml (600 iterations, lambda ramped over the first 200): the validated kept ratio
     eta falls from one validation to the next while the SR stays well above bicubic."""
     import re
-    import shutil
-    import yaml
-    from conftest import write_yaml
-    with open(osp.join(ROOT, 'options/train/smsr_x2_demo.yml')) as f:
-        opt = yaml.safe_load(f)
-    for key in ('train', 'val'):
-        d = opt['datasets'][key]
-        for k in ('dataroot_gt', 'dataroot_lq'):
-            d[k] = osp.join(demo_data, osp.relpath(d[k], 'datasets/demo'))
-    opt['logger']['use_tb_logger'] = False
-    shutil.copy(osp.join(ROOT, 'train.py'), tmp_path / 'train.py')
-    path = write_yaml(tmp_path / 'demo.yml', opt)
-    # about 6.5 min alone on 2 cores; a generous limit for a busy machine
-    run_script([str(tmp_path / 'train.py'), '-opt', path], cwd=tmp_path, env={'PYTHONPATH': ROOT,
-                                                                            'OMP_NUM_THREADS': '2'}, timeout=3600)
-    log = open(next((tmp_path / 'experiments' / opt['name']).glob('train_*.log'))).read()
+    from conftest import train_demo
+    _, exp = train_demo(tmp_path, demo_data, 'smsr_x2_demo.yml')
+    log = open(next(exp.glob('train_*.log'))).read()
     etas = [float(v) for v in re.findall(r'# eta: ([0-9.]+)', log)]
     psnrs = [float(v) for v in re.findall(r'# psnr: ([0-9.]+)', log)]
     assert len(etas) >= 4 and etas[0] > etas[2] > etas[3] and etas[-1] < 0.5 * etas[0], etas
