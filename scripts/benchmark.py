@@ -1,18 +1,20 @@
 """Benchmark an adaptive method against its full/original model, side by side, in one run.
 
     python scripts/benchmark.py -opt options/test/pcsr_carn_x4.yml [--force_yml key:sub=value ...]
-        [--budgets 0,1,adaptive] [--threads 2] [--datasets Urban100] [--max_images N] --json out.json
+        [--budgets 0,1,adaptive] [--threads 2] [--datasets Urban100] [--max_images N] [--repeats K] --json out.json
 
 For every dataset of the test YAML and every budget (default: ``val.budget_sweep``, else the YAML's knob) it
 measures, on the same images and threads: PSNR/SSIM (Y channel, crop_border = scale) and RGB PSNR (shave = scale),
-GFLOPs per image (spent, and the full model on the same input), seconds per image (median over images, after a
-warm-up forward) and peak memory of one forward on the largest image (MiB above the level before it: the CUDA
-allocator peak, or on CPU the peak resident set of a fresh process, which does not reuse memory of earlier runs).
+GFLOPs per image (spent, and the full model on the same input), seconds per image (each image's time is the fastest
+of ``--repeats`` runs, after a warm-up forward; the median and the total over images are reported) and peak memory
+of one forward on the largest image (MiB above the level before it: the CUDA allocator peak, or on CPU the peak
+resident set of a fresh process, which does not reuse memory of earlier runs).
 The method's original model (``network_ref`` /
 ``path.pretrain_network_ref`` in the YAML) and any further models (``network_refs``: label -> network, pretrain,
 model_type) are measured in the same run, and each row gives its speed-ups against the first of them:
 ``time_speedup = t_ref / t``, ``flops_speedup = F_ref / F``, and ``realized = (1 - t / t_ref) / (1 - F / F_ref)``, the
-fraction of the FLOPs reduction that turned into time.
+fraction of the FLOPs reduction that turned into time, with t the total seconds and F the total FLOPs over the same
+images (so a few large images weigh in time as they do in FLOPs).
 """
 import argparse
 import json
@@ -80,11 +82,11 @@ def probe_memory(args, budget, reference):
 
 def add_speedups(row, base):
     """Speed-ups of ``row`` against ``base`` (the first reference): time, FLOPs, and the realised fraction."""
-    row['time_speedup'] = base['sec_median'] / row['sec_median']
+    row['time_speedup'] = base['sec_total'] / row['sec_total']
     if base['gflops'] > 0 and row['gflops'] > 0:
         row['flops_speedup'] = base['gflops'] / row['gflops']
         flops_cut = 1 - row['gflops'] / base['gflops']
-        time_cut = 1 - row['sec_median'] / base['sec_median']
+        time_cut = 1 - row['sec_total'] / base['sec_total']
         row['realized'] = time_cut / flops_cut if flops_cut > 0 else float('nan')
 
 
@@ -93,8 +95,9 @@ def report(row):
           f"RGB {row['psnr_rgb']:.4f} {row['gflops']:.2f} GFLOPs {row['sec_median']:.3f} s", flush=True)
 
 
-def run_config(model, images, scale, device, warmup=1, memory=None):
-    """Per-image quality, cost and time of ``model.test()``; then peak memory on the largest image.
+def run_config(model, images, scale, device, warmup=1, memory=None, repeats=1):
+    """Per-image quality, cost and time of ``model.test()`` (the fastest of ``repeats`` runs); then peak memory on the
+    largest image.
 
     ``memory``: a callable returning the peak MiB on CPU (fresh-process probe); on GPU the allocator peak is read in
     this process.
@@ -105,7 +108,7 @@ def run_config(model, images, scale, device, warmup=1, memory=None):
     per_image = []
     for item in images:
         model.feed_data({'lq': item['lq'], 'gt': item['gt']})
-        seconds = timed(model.test, device)
+        seconds = min(timed(model.test, device) for _ in range(max(1, repeats)))
         row = {'name': item['name'], 'seconds': seconds}
         row.update(quality(model.output, model.gt, scale))
         row.update({k: v for k, v in model.cost_metric_values().items()})
@@ -147,6 +150,7 @@ def main(argv=None):
     parser.add_argument('--datasets', default=None, help='comma-separated dataset names to run (default: all)')
     parser.add_argument('--max_images', type=int, default=None, help='first N images of each dataset')
     parser.add_argument('--no_reference', action='store_true', help='skip the reference models')
+    parser.add_argument('--repeats', type=int, default=1, help="time each image K times and keep the fastest")
     parser.add_argument('--json', required=True, help='output JSON (a CSV and a PNG plot are written beside it)')
     parser.add_argument('--probe_memory', default=None, help=argparse.SUPPRESS)  # internal: fresh-process probe
     args = parser.parse_args(argv)
@@ -177,7 +181,7 @@ def main(argv=None):
         args.probe_dataset = dopt['name']
         base = None
         for label, ref_model in refs:
-            ref_row, per = run_config(ref_model, images, scale, device,
+            ref_row, per = run_config(ref_model, images, scale, device, repeats=args.repeats,
                                       memory=lambda lb=label: probe_memory(args, None, lb))
             ref_row.update(dataset=dopt['name'], config=label, budget='-',
                            network=ref_model.opt['network_g']['type'])
@@ -189,7 +193,7 @@ def main(argv=None):
         for budget in budgets:
             if budget is not None:
                 model.apply_budget(budget)
-            row, per = run_config(model, images, scale, device,
+            row, per = run_config(model, images, scale, device, repeats=args.repeats,
                                   memory=lambda b=budget: probe_memory(args, b, None))
             row.update(dataset=dopt['name'], config=opt['network_g']['type'], budget=model.budget_label(),
                        network=opt['network_g']['type'])

@@ -2,7 +2,10 @@
 
     python scripts/build_cabm_lut.py --model experiments/<name>/models/net_g_cadyq.pth \\
         --lr_root datasets/DIV2K/DIV2K_valid_LR_bicubic/X4 --output cabm_lut.json [--tile 96 --step 94]
-        [--bug_compatible_edge_score] [--scale 4] [--max_images N]
+        [--bug_compatible_edge_score] [--scale 4] [--max_images N] [--opt options/train/<name>.yml]
+
+Without ``--opt`` the network is ``CABMEDSR`` (``--scale``, ``--num_block``, ``--num_feat``); with it, the YAML's
+``network_g`` (e.g. a ``CABMNet`` around ECBSR or SRResNet), built in ``cadyq`` mode.
 
 The same function runs as the ``build_lut`` hook at the end of the ``cadyq`` phase (``CABMModel``). An existing
 ``--output`` is never overwritten.
@@ -34,12 +37,22 @@ def main(argv=None):
     parser.add_argument('--bug_compatible_edge_score', action='store_true',
                         help="the released code's score (clamped [0, 1] input); the table records the choice")
     parser.add_argument('--max_images', type=int, default=None)
+    parser.add_argument('--opt', default=None, help='options YAML whose network_g is the CADyQ network')
     args = parser.parse_args(argv)
     if osp.exists(args.output):
         parser.error(f'{args.output} exists; choose another --output')
     if not 0 < args.step <= args.tile:
         parser.error(f'--step must be in (0, --tile], got {args.step}')
-    net = CABMEDSR(upscale=args.scale, num_block=args.num_block, num_feat=args.num_feat, mode='cadyq')
+    if args.opt:
+        import yaml
+        from basicsr.archs import build_network
+        with open(args.opt) as f:
+            network = (yaml.safe_load(f) or {}).get('network_g')
+        if not isinstance(network, dict):
+            parser.error(f'{args.opt} has no network_g')
+        net = build_network(dict(network, mode='cadyq'))
+    else:
+        net = CABMEDSR(upscale=args.scale, num_block=args.num_block, num_feat=args.num_feat, mode='cadyq')
     net.load_state_dict(checkpoint_state_dict(load_checkpoint(args.model), args.model), strict=True)
     table = build_table(net, args.lr_root, args.tile, args.step, args.bug_compatible_edge_score, args.max_images)
     table.save(args.output)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from adaptsr.archs.cabm_arch import CABMEDSR
+from adaptsr.archs.cabm_arch import CABMEDSR, CABMNet
 from adaptsr.ops.bitmap import EdgeBitTable, build_table, edge_score
 from adaptsr.ops.quant import ActQuant, quantize_weight
-from conftest import BENCHMARK, ROOT, read_rgb, require
+from conftest import BENCHMARK, ROOT, WEIGHTS, read_rgb, require
 
 
 def test_weight_quantisation_is_8bit_max_abs_with_straight_through_gradient():
@@ -135,11 +135,11 @@ def test_bitops_follow_the_definition_at_720p():
     assert abs((unquant + 8 / 32 * 5 / 32 * quant) / 1e9 - 48.9) < 0.05
 
 
-def _model(tmp_path, phases, pretrain=None):
+def _model(tmp_path, phases, pretrain=None, network=None):
     from basicsr.models import build_model
     opt = {'name': 'cabm_check', 'model_type': 'CABMModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
            'dist': False, 'rank': 0, 'world_size': 1, 'is_train': True, 'root_path': str(tmp_path), 'datasets': {},
-           'network_g': {'type': 'CABMEDSR', 'upscale': 4, 'num_block': 16, 'mode': 'fp'},
+           'network_g': network or {'type': 'CABMEDSR', 'upscale': 4, 'num_block': 16, 'mode': 'fp'},
            'path': {'pretrain_network_g': pretrain, 'strict_load_g': True, 'experiments_root': str(tmp_path),
                     'models': str(tmp_path), 'training_states': str(tmp_path), 'log': str(tmp_path),
                     'visualization': str(tmp_path)},
@@ -209,6 +209,116 @@ def test_registered_names():
     assert 'CABMEDSR' in ARCH_REGISTRY and 'CABMModel' in MODEL_REGISTRY
     assert 'CABMBitLoss' in LOSS_REGISTRY and 'CABMDistillLoss' in LOSS_REGISTRY
     assert osp.exists(osp.join(ROOT, 'options/train/cabm_edsr_baseline_x4_demo.yml'))
+
+
+ECBSR = {'type': 'ECBSRPlain', 'upscale': 4, 'num_block': 6, 'num_feat': 40, 'act_type': 'prelu'}
+SRRESNET = {'type': 'MSRResNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16, 'upscale': 4}
+
+
+def _psnr_y(sr, hr, crop=4):
+    from basicsr.metrics import calculate_psnr
+    to_img = lambda t: (t[0].clamp(0, 1).permute(1, 2, 0).numpy()[..., ::-1] * 255).round()  # noqa: E731
+    return calculate_psnr(to_img(sr), to_img(hr), crop, test_y_channel=True)
+
+
+def test_cabmnet_wraps_the_released_ecbsr_with_its_keys_and_its_exact_output(tmp_path):
+    """The released full-precision ECBSR file loads strictly (quantiser keys filled from init) and CABMNet in fp mode
+    reproduces ECBSRPlain bit for bit; PAMS w8a8 with data-initialised clips, before any training, is close."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from adaptsr.convert import load_checkpoint
+    from adaptsr.convert.registry import checkpoint_state_dict
+    path = require(osp.join(WEIGHTS, 'ECBSR/ECBSR_M6C40_x4.pth'))
+    model = _model(tmp_path, [{'name': 'pams', 'cabm_mode': 'pams', 'iters': 1, 'losses': {'l1': L1}}], path,
+                   {'type': 'CABMNet', 'backbone': ECBSR, 'quant_layers': 'body', 'mode': 'fp'})
+    net = model.net_g
+    assert net.quant_names == [f'backbone.{i}.0' for i in range(1, 7)] and net.res_layer == 'backbone.7.0'
+    released = checkpoint_state_dict(load_checkpoint(path), path)
+    assert set(released) < set(net.state_dict())
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in released.items())
+    plain = ARCH_REGISTRY.get('ECBSRPlain')(**{k: v for k, v in ECBSR.items() if k != 'type'})
+    plain.load_state_dict(released, strict=True)
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X4/birdx4.png')))
+    hr = read_rgb(osp.join(BENCHMARK, 'Set5/HR/bird.png'))
+    net.eval().set_mode('fp')
+    with torch.no_grad():
+        fp = net(lq)
+        assert torch.equal(fp, plain.eval()(lq))
+        assert net.last_stats['fab'].item() == 32.0 and len(net.last_stats['feats']) == 6
+        net.train().set_mode('pams')
+        net.set_alpha_init(True)
+        net(lq)  # PAMS' data initialisation of the clips on the image itself
+        net.set_alpha_init(False)
+        w8a8 = net.eval()(lq)
+    p_fp, p_q = _psnr_y(fp, hr), _psnr_y(w8a8, hr)
+    # measured 33.330 vs 33.035 dB: the untrained max-clip costs 0.30 dB; the PAMS phase earns it back (bench)
+    assert p_fp > 33.0 and 0 < p_fp - p_q < 0.4 and net.last_stats['fab'].item() == 8.0
+
+
+def test_cabmnet_on_srresnet_is_a_second_paper_backbone_with_32_selectors(tmp_path):
+    """BasicSR's MSRResNet (SRResNet without BN) through the recipe's modes: 32 selectors (both convs of its 16
+    blocks), the backbone's own keys kept, gradients to the selectors in cadyq and only to the table's quantiser in
+    lut, every phase's file loading strictly into the next."""
+    net = CABMNet(SRRESNET, quant_layers=['body.*.conv1', 'body.*.conv2'])
+    from basicsr.archs.srresnet_arch import MSRResNet
+    plain = MSRResNet(**{k: v for k, v in SRRESNET.items() if k != 'type'})
+    own = net.state_dict()
+    assert net.num_selectors == 32 and net.quant_names[:2] == ['body.0.conv1', 'body.0.conv2']
+    assert set(plain.state_dict()) == {k for k in own if '.bitsel.' not in k}
+    assert len(own) - len(plain.state_dict()) == 32 * 8 and net.res_layer == 'upconv1'
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png')))[..., :24, :24].repeat(2, 1, 1, 1)
+    net.set_mode('cadyq')
+    net(lq)
+    assert net.last_stats['fab'].tolist() == [8.0, 8.0] and net.last_stats['res'].shape == (2, 64, 24, 24)
+    net.last_stats['weighted_bits'].sum().backward()
+    assert net.body[7].conv2.bitsel.net_small[0].weight.grad.abs().sum() > 0
+    net.zero_grad()
+    net.set_mode('lut')
+    flags = torch.full((2, 32), 2, dtype=torch.long)
+    flags[:, 5] = 0  # block 2 conv2 at 4 bits
+    net.set_bit_flags(flags)
+    net(lq).abs().mean().backward()
+    sel = net.body[2].conv2.bitsel
+    assert net.last_stats['fab'].tolist() == [7.875, 7.875]
+    assert sel.quant_bit1.alpha.grad is not None and sel.quant_bit3.alpha.grad is None
+    path = tmp_path / 'cadyq.pth'
+    torch.save({'params': net.state_dict()}, path)
+    again = CABMNet(SRRESNET, quant_layers=['body.*.conv1', 'body.*.conv2'], mode='lut')
+    again.load_state_dict(torch.load(path, weights_only=True)['params'], strict=True)
+
+
+def test_cabmnet_cost_split_and_errors():
+    net = CABMNet(ECBSR)
+    unquant, quant = net.macs_split(180, 320)
+    px = 180 * 320
+    assert quant == 6 * 9 * 40 * 40 * px and unquant == 9 * 3 * 40 * px + 9 * 40 * 48 * px
+    with pytest.raises(ValueError, match="pattern 'body.*.conv9' matches no Conv2d"):
+        CABMNet(ECBSR, quant_layers=['body.*.conv9'])
+    with pytest.raises(ValueError, match='arch options dict'):
+        CABMNet('ECBSRPlain')
+    with pytest.raises(ValueError, match=r'set_bit_flags\(\(N, 6\)\)'):
+        CABMNet(ECBSR, mode='lut')(torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match=r'bit flags must be \(N, 6\)'):
+        net.set_bit_flags(torch.zeros(1, 32, dtype=torch.long))
+
+
+def test_table_from_a_cabmnet_records_its_six_selectors(tmp_path):
+    img = cv2.imread(require(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png')))
+    cv2.imwrite(str(tmp_path / 'baboon.png'), img[:60, :100])
+    table = build_table(CABMNet(ECBSR, mode='lut'), str(tmp_path), tile_size=48, step=46)
+    assert table.num_selectors == 6 and table.meta['tiles'] == 6
+    assert next(iter(table.table.values()))[0]['bit_config'] == [2] * 6
+
+
+def test_a_table_for_another_network_is_refused_at_load(tmp_path):
+    from basicsr.models import build_model
+    path = tmp_path / 'lut32.json'
+    _table([(1.0, [2, 2, 2, 2])]).save(str(path))
+    opt = {'name': 'cabm_lut_check', 'model_type': 'CABMModel', 'scale': 4, 'num_gpu': 0, 'is_train': False,
+           'dist': False, 'rank': 0, 'world_size': 1,
+           'network_g': {'type': 'CABMNet', 'backbone': ECBSR, 'mode': 'lut'},
+           'path': {'pretrain_network_g': None, 'cabm_lut': str(path)}, 'val': {'metrics': {}}}
+    with pytest.raises(ValueError, match=r'lut32.json: table for 4 selectors .* \(CABMNet\) has 6'):
+        build_model(opt)
 
 
 @pytest.mark.slow

@@ -22,10 +22,59 @@ from torch import nn
 from torch.nn import functional as F
 
 from adaptsr.archs.arch_util import frozen_mean_shift
-from adaptsr.ops.quant import ActQuant, BitSelector, QuantConv2d, image_gradient_embedding
+from adaptsr.ops.quant import ActQuant, BitSelector, QuantConv2d, image_gradient_embedding, quantize_convs
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 MODES = ('fp', 'pams', 'cadyq', 'lut')
+_SELECTOR_MODE = {'fp': 'fixed', 'pams': 'fixed', 'cadyq': 'dynamic', 'lut': 'flags'}
+
+
+class _QuantNetMixin:
+    """What the CABM archs share: modes, table flags, alpha initialisation, the per-forward statistics. A subclass
+    provides ``selectors()`` (in flag order), ``bits`` and ``num_selectors``."""
+
+    def quantizers(self):
+        """Every activation quantiser of the selectors (3 per selector)."""
+        return [q for sel in self.selectors() for q in sel.quantizers()]
+
+    def set_mode(self, mode):
+        """``'fp'``, ``'pams'``, ``'cadyq'`` or ``'lut'`` (see the module docstring). Raises ValueError otherwise."""
+        if mode not in MODES:
+            raise ValueError(f'{type(self).__name__} mode must be one of {MODES}, got {mode!r}')
+        self.mode = mode
+        for sel in self.selectors():
+            sel.mode = _SELECTOR_MODE[mode]
+            sel.fixed_index = len(self.bits) - 1
+
+    def set_bit_flags(self, flags):
+        """Per-sample bit indices for ``lut`` mode: (N, num_selectors) long in {0, 1, 2} (index into ``bits``), in
+        the order of :meth:`selectors`. Raises ValueError on another shape."""
+        if flags is not None and (flags.dim() != 2 or flags.shape[1] != self.num_selectors):
+            raise ValueError(f'bit flags must be (N, {self.num_selectors}), got {tuple(flags.shape)}')
+        self.flags = flags
+
+    def set_alpha_init(self, active):
+        """PAMS' alpha initialisation from data (:class:`~adaptsr.ops.quant.ActQuant`) on or off."""
+        for q in self.quantizers():
+            q.init_mode = bool(active)
+
+    def _batch_flags(self, x):
+        if self.flags is None or self.flags.shape[0] != x.shape[0]:
+            got = None if self.flags is None else tuple(self.flags.shape)
+            raise ValueError(f'{type(self).__name__} in lut mode needs set_bit_flags((N, {self.num_selectors})) for '
+                             f'this batch of {x.shape[0]}, got {got}')
+        return self.flags.to(x.device)
+
+    def _stats(self, n, stats, res):
+        if stats['bits']:
+            bits = torch.stack(stats['bits'], 1).sum(1)
+            weighted = torch.stack(stats['weighted'], 1).sum(1)
+            index = torch.stack(stats['index'], 1)
+        else:
+            bits = weighted = res.new_full((n,), 32.0 * self.num_selectors)
+            index = None
+        return {'bits': bits, 'fab': bits / self.num_selectors, 'weighted_bits': weighted, 'flags': index,
+                'res': res, 'feats': stats['feats']}
 
 
 class CABMResBlock(nn.Module):
@@ -58,7 +107,7 @@ class CABMResBlock(nn.Module):
 
 
 @ARCH_REGISTRY.register()
-class CABMEDSR(nn.Module):
+class CABMEDSR(_QuantNetMixin, nn.Module):
     """EDSR-baseline (16 blocks, 64 channels) with PAMS / CADyQ / CABM quantisation (see the module docstring).
 
     Args:
@@ -86,6 +135,7 @@ class CABMEDSR(nn.Module):
             raise ValueError(f'upscale must be 2, 3 or 4, got {upscale}')
         self.upscale, self.img_range, self.num_block = upscale, float(img_range), num_block
         self.bits = tuple(bits)
+        self.num_selectors = 2 * num_block
         self.sub_mean = frozen_mean_shift(-1, self.img_range, rgb_mean)
         self.add_mean = frozen_mean_shift(1, self.img_range, rgb_mean)
         self.head = nn.Sequential(nn.Conv2d(3, num_feat, 3, 1, 1))
@@ -102,7 +152,6 @@ class CABMEDSR(nn.Module):
         self.last_stats = None
         self.set_mode(mode)
 
-    # modes -------------------------------------------------------------------------------------------------------
     def selectors(self):
         """The 32 selectors in the official order ``block0.sel1, block0.sel2, block1.sel1, ...``."""
         out = []
@@ -112,30 +161,7 @@ class CABMEDSR(nn.Module):
 
     def quantizers(self):
         """Every activation quantiser (3 per selector and the blocks' ``quant_act3``)."""
-        out = []
-        for sel in self.selectors():
-            out += sel.quantizers()
-        return out + [blk.quant_act3 for blk in self.body[:self.num_block]]
-
-    def set_mode(self, mode):
-        if mode not in MODES:
-            raise ValueError(f'CABMEDSR mode must be one of {MODES}, got {mode!r}')
-        self.mode = mode
-        for sel in self.selectors():
-            sel.mode = {'pams': 'fixed', 'cadyq': 'dynamic', 'lut': 'flags'}.get(mode, 'fixed')
-            sel.fixed_index = len(self.bits) - 1
-
-    def set_bit_flags(self, flags):
-        """Per-sample bit indices for ``lut`` mode: (N, 32) long in {0, 1, 2} (index into ``bits``), order of
-        :meth:`selectors`."""
-        if flags is not None and (flags.dim() != 2 or flags.shape[1] != 2 * self.num_block):
-            raise ValueError(f'bit flags must be (N, {2 * self.num_block}), got {tuple(flags.shape)}')
-        self.flags = flags
-
-    def set_alpha_init(self, active):
-        """PAMS' alpha initialisation from data (:class:`~adaptsr.ops.quant.ActQuant`) on or off."""
-        for q in self.quantizers():
-            q.init_mode = bool(active)
+        return super().quantizers() + [blk.quant_act3 for blk in self.body[:self.num_block]]
 
     # forward -----------------------------------------------------------------------------------------------------
     def forward(self, x):
@@ -144,10 +170,7 @@ class CABMEDSR(nn.Module):
         x = x * self.img_range
         flags = None
         if self.mode == 'lut':
-            if self.flags is None or self.flags.shape[0] != x.shape[0]:
-                raise ValueError('CABMEDSR in lut mode needs set_bit_flags((N, 32)) for this batch of '
-                                 f'{x.shape[0]}, got {None if self.flags is None else tuple(self.flags.shape)}')
-            flags = self.flags.view(x.shape[0], self.num_block, 2).to(x.device)
+            flags = self._batch_flags(x).view(x.shape[0], self.num_block, 2)
         embed = image_gradient_embedding(x, self.img_range) if self.mode == 'cadyq' else None
         stats = {'feats': [], 'bits': [], 'weighted': [], 'index': []}
         head = self.head(self.sub_mean(x))
@@ -156,16 +179,7 @@ class CABMEDSR(nn.Module):
             res = blk(res, self.mode, embed, None if flags is None else flags[:, i], stats)
         res = self.body[self.num_block](res) + head
         out = self.add_mean(self.tail(res)) / self.img_range
-        n = x.shape[0]
-        if stats['bits']:
-            bits = torch.stack(stats['bits'], 1).sum(1)
-            weighted = torch.stack(stats['weighted'], 1).sum(1)
-            index = torch.stack(stats['index'], 1)
-        else:
-            bits = weighted = x.new_full((n,), 32.0 * 2 * self.num_block)
-            index = None
-        self.last_stats = {'bits': bits, 'fab': bits / (2 * self.num_block), 'weighted_bits': weighted,
-                           'flags': index, 'res': res, 'feats': stats['feats']}
+        self.last_stats = self._stats(x.shape[0], stats, res)
         return out
 
     # cost --------------------------------------------------------------------------------------------------------
@@ -182,3 +196,128 @@ class CABMEDSR(nn.Module):
                 scale_px *= m.upscale_factor**2
         unquant = 27 * c * px + 9 * c * c * px + up_macs + 9 * c * 3 * scale_px
         return float(unquant), float(quant)
+
+
+@ARCH_REGISTRY.register()
+class CABMNet(_QuantNetMixin, nn.Module):
+    """Any conv backbone in the four CABM forms: the convolutions named by ``quant_layers`` get a per-sample 4/6/8-bit
+    input selector and 8-bit weights (:func:`~adaptsr.ops.quant.quantize_convs`); the rest stays full precision.
+
+    The backbone's own modules become this network's children, so its state_dict keys are unchanged (a released
+    full-precision file, e.g. ECBSR's ``backbone.{i}.0.weight``, keeps its names) and each quantised conv adds
+    ``<conv>.bitsel.*`` (three activation quantisers and the CADyQ MLP).
+
+    Distillation features (``last_stats``): ``feats`` = the output of every quantised conv, ``res`` = the input of
+    ``res_layer`` (default: the first full-precision conv after the last quantised one, i.e. the body output the
+    upsampler reads).
+
+    Args:
+        backbone (dict): the backbone's arch options, ``type`` a registered arch (``ECBSRPlain``, BasicSR's
+            ``MSRResNet``, ...) taking (N, 3, h, w) in [0, 1].
+        quant_layers (str | list[str]): ``fnmatch`` patterns of Conv2d names, or ``'body'`` (all but the first and
+            last Conv2d).
+        bits (tuple): candidate activation bits (4, 6, 8). w_bits (int): 8. mode (str): fp / pams / cadyq / lut.
+        res_layer (str, optional): module whose input is ``res``. upscale (int, optional): the scale, when neither
+            the backbone nor its options have an ``upscale`` / ``scale``.
+
+    Shapes:
+        (N, 3, h, w) in [0, 1] -> the backbone's output (N, 3, h s, w s). ``last_stats`` as :class:`CABMEDSR`
+        with ``num_selectors`` = the number of quantised convs.
+
+    Raises:
+        ValueError: ``backbone`` without a ``type``, a backbone holding parameters outside its submodules, a
+            ``quant_layers`` pattern matching no Conv2d, an unknown ``res_layer``, or no known scale.
+    """
+
+    def __init__(self, backbone, quant_layers='body', bits=(4, 6, 8), w_bits=8, mode='fp', res_layer=None,
+                 upscale=None):
+        super().__init__()
+        if not isinstance(backbone, dict) or 'type' not in backbone:
+            raise ValueError(f'CABMNet: backbone must be an arch options dict with a type, got {backbone!r}')
+        import basicsr.archs  # noqa: F401  (registers BasicSR's own archs, e.g. MSRResNet)
+        opt = dict(backbone)
+        net = ARCH_REGISTRY.get(opt.pop('type'))(**opt)
+        persistent = [k for k, v in net._buffers.items() if v is not None and k not in net._non_persistent_buffers_set]
+        if any(v is not None for v in net._parameters.values()) or persistent:
+            raise ValueError(f'CABMNet: {type(net).__name__} holds parameters or saved buffers outside its submodules; '
+                             'not wrappable')
+        self.bits = tuple(int(b) for b in bits)
+        self._ctx = {'mode': 'fp', 'embed': None, 'flags': None, 'stats': None, 'res': None}
+        self.quant_names = quantize_convs(net, quant_layers, self._ctx, self.bits, w_bits)
+        self.num_selectors = len(self.quant_names)
+        for name, child in net.named_children():
+            self.add_module(name, child)
+        object.__setattr__(self, '_backbone', net)  # not registered: its modules are this network's children
+        self.upscale = int(upscale or getattr(net, 'upscale', None) or getattr(net, 'scale', None)
+                           or backbone.get('upscale') or backbone.get('scale') or 0)
+        if not self.upscale:
+            raise ValueError(f'CABMNet: {type(net).__name__} has no upscale/scale attribute; set network_g.upscale')
+        names = [n for n, m in net.named_modules()]
+        if res_layer is None:
+            last = names.index(self.quant_names[-1])
+            res_layer = next((n for n, m in list(net.named_modules())[last + 1:] if type(m) is nn.Conv2d),
+                             self.quant_names[-1])
+        elif res_layer not in names:
+            raise ValueError(f'CABMNet: res_layer {res_layer!r} is not a module of {type(net).__name__}')
+        self.res_layer = res_layer
+        net.get_submodule(res_layer).register_forward_pre_hook(self._keep_res)
+        self.flags, self.last_stats, self._macs = None, None, {}
+        self.set_mode(mode)
+
+    def _keep_res(self, module, inputs):
+        if self._ctx['stats'] is not None:
+            self._ctx['res'] = inputs[0]
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self._backbone._apply(fn, recurse=False)  # the backbone's own non-persistent buffers (e.g. an RGB mean)
+        return self
+
+    def train(self, mode=True):
+        super().train(mode)
+        self._backbone.training = mode
+        return self
+
+    def selectors(self):
+        """The selectors in flag order (the quantised convs in module order)."""
+        return [self._backbone.get_submodule(n).bitsel for n in self.quant_names]
+
+    def forward(self, x):
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f'CABMNet expects RGB input (N, 3, H, W), got shape {tuple(x.shape)}')
+        stats = {'feats': [], 'bits': [], 'weighted': [], 'index': []}
+        self._ctx.update(mode=self.mode, stats=stats, res=None,
+                         flags=self._batch_flags(x) if self.mode == 'lut' else None,
+                         embed=image_gradient_embedding(x, 1.0) if self.mode == 'cadyq' else None)
+        try:
+            out = self._backbone(x)
+            res = self._ctx['res']
+        finally:
+            self._ctx.update(stats=None, res=None, flags=None, embed=None)  # no tensors kept between forwards
+        self.last_stats = self._stats(x.shape[0], stats, res)
+        return out
+
+    @torch.no_grad()
+    def macs_split(self, h, w):
+        """Multiply-adds of one (1, 3, h, w) input: ``(unquantised, quantised)`` convolutions (the quantised part is
+        the convs with a selector), measured once per size by hooks on a full-precision forward."""
+        if (h, w) not in self._macs:
+            from adaptsr.ops.cost import _module_flops
+            from adaptsr.ops.quant import SelectiveQuantConv2d
+            split = [0, 0]
+
+            def hook(m, i, o):
+                split[isinstance(m, SelectiveQuantConv2d)] += _module_flops(m, i, o) // 2
+
+            handles = [m.register_forward_hook(hook) for m in self.modules() if isinstance(m, nn.Conv2d)]
+            mode, stash = self.mode, (self.last_stats, self.flags)
+            try:
+                self.set_mode('fp')
+                self(torch.zeros(1, 3, h, w, device=next(self.parameters()).device))
+            finally:
+                for hd in handles:
+                    hd.remove()
+                self.set_mode(mode)
+                self.last_stats, self.flags = stash
+            self._macs[(h, w)] = (float(split[0]), float(split[1]))
+        return self._macs[(h, w)]

@@ -34,9 +34,12 @@ class CABMModel(AdaptiveSRModel):
     (weights vs ``alpha`` vs ``net_small``) come from the phase's ``param_lrs``.
 
     ``train.cabm`` options: ``iters_per_epoch`` (1000: the bit loss's epoch), ``alpha_init_iters`` (1000; 0 keeps
-    loaded alphas), ``calibration_train`` (6.0), ``select_bit`` (0), ``bug_compatible_edge_score`` (false: the
-    intended score; true reproduces the released clamp bug; stored in the table), ``lut_dataroot`` (folder of LR
-    images for the table: DIV2K valid LR x4 in the paper), ``lut_tile`` (96), ``lut_step`` (94).
+    loaded alphas; a phase's own ``alpha_init_iters`` overrides it: in ``lut`` a quantiser the table rarely picks would
+    otherwise take its clip from those few samples), ``calibration_train`` (6.0), ``select_bit`` (0),
+    ``bug_compatible_edge_score`` (false: the intended score; true reproduces the released clamp bug; stored in the
+    table), ``lut_dataroot`` (folder of LR images for the table: DIV2K valid LR x4 in the paper), ``lut_tile`` (96),
+    ``lut_step`` (94). The network is :class:`~adaptsr.archs.cabm_arch.CABMEDSR` or any backbone wrapped by
+    :class:`~adaptsr.archs.cabm_arch.CABMNet`; a full-precision checkpoint of the backbone loads into either.
 
     Test: ``network_g.mode`` picks the form; ``lut`` needs ``path.cabm_lut``. ``val.calibration`` is the budget knob
     (FAB ceiling of the lookup; 100 = no filter). Tiles: ``val.tile_size`` 96 (``tile_overlap`` 0 = step 96).
@@ -58,9 +61,34 @@ class CABMModel(AdaptiveSRModel):
         super().__init__(opt)
         lut_path = (opt.get('path') or {}).get('cabm_lut')
         if lut_path and self.lut is None:
-            self.lut = EdgeBitTable.load(lut_path)
+            self.lut = self._load_table(lut_path)
         if self.get_bare_model(self.net_g).mode == 'lut' and self.lut is None and not opt['is_train']:
             raise ValueError('network_g.mode is lut but path.cabm_lut names no table file')
+
+    # loading ---------------------------------------------------------------------------------------------------
+    def adapt_state_dict(self, net, sd, load_path):
+        """A full-precision checkpoint of the backbone (no quantiser key at all, e.g. a released ECBSR file for
+        :class:`~adaptsr.archs.cabm_arch.CABMNet`) gets the network's initial quantiser and selector state, so the
+        load stays strict for every other key; the alphas are then re-initialised from data in the first
+        ``alpha_init_iters`` iterations of a quantised phase."""
+        from adaptsr.ops.quant import ActQuant, BitSelector
+        prefixes = tuple(n + '.' for n, m in net.named_modules() if isinstance(m, (ActQuant, BitSelector)))
+        own = net.state_dict()
+        quant_keys = [k for k in own if k.startswith(prefixes)]
+        if quant_keys and not any(k.startswith(prefixes) for k in sd):
+            sd = dict(sd, **{k: own[k] for k in quant_keys})
+            get_root_logger().info(f'CABM: {load_path} is a full-precision checkpoint; {len(quant_keys)} quantiser '
+                                   'keys start from their initial values')
+        return sd
+
+    def _load_table(self, path):
+        """Load an edge-to-bit table and check it fits the network. Raises ValueError naming the file otherwise."""
+        table = EdgeBitTable.load(path)
+        net = self.get_bare_model(self.net_g)
+        if table.num_selectors != net.num_selectors or tuple(table.bits) != tuple(net.bits):
+            raise ValueError(f'{path}: table for {table.num_selectors} selectors with bits {list(table.bits)}, but '
+                             f'network_g ({type(net).__name__}) has {net.num_selectors} with bits {list(net.bits)}')
+        return table
 
     # phases ------------------------------------------------------------------------------------------------------
     def _models_dir(self):
@@ -91,7 +119,7 @@ class CABMModel(AdaptiveSRModel):
             if not osp.exists(path):
                 raise FileNotFoundError(f'phase {phase.name} (lut) needs the edge-to-bit table: run build_lut at the '
                                         f'end of the cadyq phase or set path.cabm_lut ({path})')
-            self.lut = EdgeBitTable.load(path)
+            self.lut = self._load_table(path)
 
     @staticmethod
     def _copy(net):
@@ -145,7 +173,9 @@ class CABMModel(AdaptiveSRModel):
         self.current_iter = current_iter
         net = self.get_bare_model(self.net_g)
         local = current_iter - (self.phase.start if self.phase is not None else 0)
-        net.set_alpha_init(net.mode != 'fp' and local <= int(self.cabm_opt['alpha_init_iters']))
+        init_iters = self.cabm_opt['alpha_init_iters'] if self.phase is None else \
+            self.phase.get('alpha_init_iters', self.cabm_opt['alpha_init_iters'])
+        net.set_alpha_init(net.mode != 'fp' and local <= int(init_iters))
         super().optimize_parameters(current_iter)
         net.set_alpha_init(False)
 

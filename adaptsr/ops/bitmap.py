@@ -180,7 +180,8 @@ def build_table(net, lr_root, tile_size=96, step=94, bug_compatible=False, max_i
     edge score and the bits its selectors chose (specs/cabm.md 5.2).
 
     Args:
-        net (CABMEDSR): the trained CADyQ network (run in ``cadyq`` mode, eval, batch 1; its mode is restored).
+        net (CABMEDSR | CABMNet): the trained CADyQ network (run in ``cadyq`` mode, eval, batch 1; its mode is
+            restored).
         lr_root (str): folder of LR images (png/jpg/bmp), e.g. DIV2K valid LR x4.
         tile_size (int), step (int): LR tiles (96, 94); the last tile of a row/column is shifted to the border.
         bug_compatible (bool): the released code's edge score (see :func:`edge_score`).
@@ -204,7 +205,7 @@ def build_table(net, lr_root, tile_size=96, step=94, bug_compatible=False, max_i
     digest = hashlib.sha1()
     for v in net.state_dict().values():
         digest.update(v.detach().cpu().numpy().tobytes())
-    table = EdgeBitTable(net.bits, 2 * net.num_block,
+    table = EdgeBitTable(net.bits, net.num_selectors,
                          {'edge_score': 'bug_compatible' if bug_compatible else 'intended', 'tile_size': tile_size,
                           'tile_step': step, 'source': os.path.abspath(lr_root), 'model_sha1': digest.hexdigest(),
                           'images': len(names)})

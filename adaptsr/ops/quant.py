@@ -168,3 +168,79 @@ class BitSelector(nn.Module):
         b_soft = (p * table).sum(1)
         bits = table[index] + (b_soft - b_soft.detach())
         return mix + (hard - mix).detach(), bits, bits / b_soft.detach(), index
+
+
+class SelectiveQuantConv2d(nn.Conv2d):
+    """A convolution whose *input* goes through a :class:`BitSelector` (4/6/8-bit per sample) and whose weight is
+    quantised to ``w_bits``: the quantised layer :func:`quantize_convs` puts into any conv backbone.
+
+    The layer keeps ``nn.Conv2d``'s ``weight``/``bias`` names (a full-precision checkpoint of the backbone keeps its
+    keys) and adds ``<name>.bitsel.*``. What it does is set per forward by the owning network through ``ctx``, a
+    dict shared by all quantised layers of one network: ``mode`` (``'fp'``: plain convolution; ``'pams'``, ``'cadyq'``,
+    ``'lut'`` as :class:`BitSelector`'s fixed / dynamic / flags), ``embed`` (N, 2), ``flags`` (N, L) long and
+    ``stats`` (lists the layer appends to: ``feats`` its output, ``bits``, ``weighted``, ``index`` (N,) each).
+
+    Args:
+        conv (nn.Conv2d): the layer replaced (its weights are copied). index (int): this layer's column in ``flags``.
+        ctx (dict): the shared context. bits (tuple): (4, 6, 8). w_bits (int): 8.
+    """
+
+    def __init__(self, conv, index, ctx, bits=(4, 6, 8), w_bits=8):
+        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                         conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode)
+        with torch.no_grad():
+            self.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                self.bias.copy_(conv.bias)
+        self.bitsel = BitSelector(conv.in_channels, bits)
+        self.index, self.ctx, self.w_bits = int(index), ctx, int(w_bits)
+
+    def forward(self, x):
+        ctx = self.ctx
+        if ctx['mode'] == 'fp':
+            y = self._conv_forward(x, self.weight, self.bias)
+        else:
+            flags = ctx.get('flags')
+            x, bits, weighted, index = self.bitsel(x, ctx.get('embed'), None if flags is None else flags[:, self.index])
+            y = self._conv_forward(x, quantize_weight(self.weight, self.w_bits), self.bias)
+            ctx['stats']['bits'].append(bits)
+            ctx['stats']['weighted'].append(weighted)
+            ctx['stats']['index'].append(index)
+        ctx['stats']['feats'].append(y)
+        return y
+
+
+def quantize_convs(net, patterns, ctx, bits=(4, 6, 8), w_bits=8):
+    """Replace, in place, the ``nn.Conv2d`` modules of ``net`` whose names match ``patterns`` by
+    :class:`SelectiveQuantConv2d` (in ``named_modules`` order, which is the selector order).
+
+    Args:
+        net (nn.Module): any conv backbone. patterns (list[str]): ``fnmatch`` patterns of module names
+            (``'body.*.conv1'``), or the string ``'body'``: every Conv2d but the first and the last.
+        ctx (dict): the context shared by the new layers (see :class:`SelectiveQuantConv2d`).
+
+    Returns:
+        list[str]: the names replaced.
+
+    Raises:
+        ValueError: a pattern matches no Conv2d, or nothing is selected.
+    """
+    from fnmatch import fnmatchcase
+    convs = [(n, m) for n, m in net.named_modules() if type(m) is nn.Conv2d]
+    if patterns == 'body':
+        chosen = [n for n, _ in convs[1:-1]]
+    else:
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        for p in patterns:
+            if not any(fnmatchcase(n, p) for n, _ in convs):
+                raise ValueError(f'quant_layers pattern {p!r} matches no Conv2d of {type(net).__name__}; its convs '
+                                 f'are {[n for n, _ in convs]}')
+        chosen = [n for n, _ in convs if any(fnmatchcase(n, p) for p in patterns)]
+    if not chosen:
+        raise ValueError(f'quant_layers {patterns!r} selects no Conv2d of {type(net).__name__}')
+    for i, name in enumerate(chosen):
+        parent_name, _, child = name.rpartition('.')
+        parent = net.get_submodule(parent_name) if parent_name else net
+        setattr(parent, child, SelectiveQuantConv2d(getattr(parent, child), i, ctx, bits, w_bits))
+    return chosen
