@@ -6,7 +6,8 @@
 For every dataset of the test YAML and every budget (default: ``val.budget_sweep``, else the YAML's knob) it
 measures, on the same images and threads: PSNR/SSIM (Y channel, crop_border = scale) and RGB PSNR (shave = scale),
 GFLOPs per image (spent, and the full model on the same input), seconds per image (each image's time is the fastest
-of ``--repeats`` runs, after a warm-up forward; the median and the total over images are reported) and peak memory
+of ``--repeats`` runs, after a warm-up forward; the median and the total over images are reported; the configurations
+run interleaved, image by image, so that a drift of the machine's speed weighs on all alike) and peak memory
 of one forward on the largest image (MiB above the level before it: the CUDA allocator peak, or on CPU the peak
 resident set of a fresh process, which does not reuse memory of earlier runs).
 The method's original model (``network_ref`` /
@@ -95,32 +96,48 @@ def report(row):
           f"RGB {row['psnr_rgb']:.4f} {row['gflops']:.2f} GFLOPs {row['sec_median']:.3f} s", flush=True)
 
 
-def run_config(model, images, scale, device, warmup=1, memory=None, repeats=1):
-    """Per-image quality, cost and time of ``model.test()`` (the fastest of ``repeats`` runs); then peak memory on the
-    largest image.
+def run_configs(configs, images, scale, device, warmup=1, repeats=1):
+    """Per-image quality, cost and time of ``model.test()`` for every configuration, interleaved: each image runs
+    through all configurations in turn, so a drift of the machine's speed during the run weighs on all of them alike.
 
-    ``memory``: a callable returning the peak MiB on CPU (fresh-process probe); on GPU the allocator peak is read in
-    this process.
+    Args:
+        configs (list): ``(model, budget)`` pairs; ``budget`` (None: unchanged) is applied before each of its runs.
+        repeats (int): each image is timed this many times per configuration, the fastest kept.
+
+    Returns:
+        list[list[dict]]: per configuration, its per-image rows (name, seconds, quality, cost metrics).
     """
-    for _ in range(warmup):
-        model.feed_data({'lq': images[0]['lq'], 'gt': images[0]['gt']})
-        model.test()
-    per_image = []
-    for item in images:
+    def prepare(model, budget, item):
+        if budget is not None:
+            model.apply_budget(budget)
         model.feed_data({'lq': item['lq'], 'gt': item['gt']})
-        seconds = min(timed(model.test, device) for _ in range(max(1, repeats)))
-        row = {'name': item['name'], 'seconds': seconds}
-        row.update(quality(model.output, model.gt, scale))
-        row.update({k: v for k, v in model.cost_metric_values().items()})
-        per_image.append(row)
-    out = summarise(per_image)
-    if torch.device(device).type == 'cuda':
-        big = largest(images)
-        model.feed_data({'lq': big['lq'], 'gt': big['gt']})
-        out['peak_mem_mib'] = cuda_peak_mib(model.test, device)
-    else:
-        out['peak_mem_mib'] = memory()
-    return out, per_image
+
+    for model, budget in configs:
+        for _ in range(warmup):
+            prepare(model, budget, images[0])
+            model.test()
+    per_config = [[] for _ in configs]
+    for item in images:
+        for (model, budget), rows in zip(configs, per_config):
+            prepare(model, budget, item)
+            seconds = min(timed(model.test, device) for _ in range(max(1, repeats)))
+            row = {'name': item['name'], 'seconds': seconds}
+            row.update(quality(model.output, model.gt, scale))
+            row.update({k: v for k, v in model.cost_metric_values().items()})
+            rows.append(row)
+    return per_config
+
+
+def peak_memory(model, budget, images, device, memory):
+    """Peak MiB of one forward on the largest image: the CUDA allocator peak in this process, or on CPU
+    ``memory()`` (a fresh-process probe)."""
+    if torch.device(device).type != 'cuda':
+        return memory()
+    if budget is not None:
+        model.apply_budget(budget)
+    big = largest(images)
+    model.feed_data({'lq': big['lq'], 'gt': big['gt']})
+    return cuda_peak_mib(model.test, device)
 
 
 def memory_probe_main(args, opt):
@@ -179,29 +196,29 @@ def main(argv=None):
             continue
         images = load_images(dopt, args.max_images)
         args.probe_dataset = dopt['name']
+        configs = [(label, ref_model, None) for label, ref_model in refs]
+        configs += [(None, model, budget) for budget in budgets]
+        per_config = run_configs([(m, b) for _, m, b in configs], images, scale, device, repeats=args.repeats)
         base = None
-        for label, ref_model in refs:
-            ref_row, per = run_config(ref_model, images, scale, device, repeats=args.repeats,
-                                      memory=lambda lb=label: probe_memory(args, None, lb))
-            ref_row.update(dataset=dopt['name'], config=label, budget='-',
-                           network=ref_model.opt['network_g']['type'])
-            base = base or ref_row
-            add_speedups(ref_row, base)
-            details[f"{dopt['name']}/{label}"] = per
-            rows.append(ref_row)
-            report(ref_row)
-        for budget in budgets:
-            if budget is not None:
-                model.apply_budget(budget)
-            row, per = run_config(model, images, scale, device, repeats=args.repeats,
-                                  memory=lambda b=budget: probe_memory(args, b, None))
-            row.update(dataset=dopt['name'], config=opt['network_g']['type'], budget=model.budget_label(),
-                       network=opt['network_g']['type'])
-            if args.base == 'budget' and budget is budgets[0]:
-                base = row  # the method's first budget is the baseline of the others
+        for (label, cfg_model, budget), per in zip(configs, per_config):
+            row = summarise(per)
+            if label is not None:
+                row['peak_mem_mib'] = peak_memory(cfg_model, None, images, device,
+                                                  lambda lb=label: probe_memory(args, None, lb))
+                row.update(dataset=dopt['name'], config=label, budget='-', network=cfg_model.opt['network_g']['type'])
+                base = base or row
+            else:
+                row['peak_mem_mib'] = peak_memory(cfg_model, budget, images, device,
+                                                  lambda b=budget: probe_memory(args, b, None))
+                if budget is not None:
+                    cfg_model.apply_budget(budget)
+                row.update(dataset=dopt['name'], config=opt['network_g']['type'], budget=cfg_model.budget_label(),
+                           network=opt['network_g']['type'])
+                if args.base == 'budget' and budget is budgets[0]:
+                    base = row  # the method's first budget is the baseline of the others
             if base is not None:
                 add_speedups(row, base)
-            details[f"{dopt['name']}/{row['budget']}"] = per
+            details[f"{dopt['name']}/{label or row['budget']}"] = per
             rows.append(row)
             report(row)
 
