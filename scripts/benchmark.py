@@ -128,13 +128,11 @@ def run_configs(configs, images, scale, device, warmup=1, repeats=1):
     return per_config
 
 
-def peak_memory(model, budget, images, device, memory):
-    """Peak MiB of one forward on the largest image: the CUDA allocator peak in this process, or on CPU
-    ``memory()`` (a fresh-process probe)."""
+def peak_memory(model, images, device, memory):
+    """Peak MiB of one forward on the largest image (the model's budget as set): the CUDA allocator peak in this
+    process, or on CPU ``memory()`` (a fresh-process probe)."""
     if torch.device(device).type != 'cuda':
         return memory()
-    if budget is not None:
-        model.apply_budget(budget)
     big = largest(images)
     model.feed_data({'lq': big['lq'], 'gt': big['gt']})
     return cuda_peak_mib(model.test, device)
@@ -203,15 +201,15 @@ def main(argv=None):
         for (label, cfg_model, budget), per in zip(configs, per_config):
             row = summarise(per)
             if label is not None:
-                row['peak_mem_mib'] = peak_memory(cfg_model, None, images, device,
+                row['peak_mem_mib'] = peak_memory(cfg_model, images, device,
                                                   lambda lb=label: probe_memory(args, None, lb))
                 row.update(dataset=dopt['name'], config=label, budget='-', network=cfg_model.opt['network_g']['type'])
                 base = base or row
             else:
-                row['peak_mem_mib'] = peak_memory(cfg_model, budget, images, device,
-                                                  lambda b=budget: probe_memory(args, b, None))
                 if budget is not None:
                     cfg_model.apply_budget(budget)
+                row['peak_mem_mib'] = peak_memory(cfg_model, images, device,
+                                                  lambda b=budget: probe_memory(args, b, None))
                 row.update(dataset=dopt['name'], config=opt['network_g']['type'], budget=cfg_model.budget_label(),
                            network=opt['network_g']['type'])
                 if args.base == 'budget' and budget is budgets[0]:

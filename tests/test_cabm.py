@@ -215,12 +215,6 @@ ECBSR = {'type': 'ECBSRPlain', 'upscale': 4, 'num_block': 6, 'num_feat': 40, 'ac
 SRRESNET = {'type': 'MSRResNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16, 'upscale': 4}
 
 
-def _psnr_y(sr, hr, crop=4):
-    from basicsr.metrics import calculate_psnr
-    to_img = lambda t: (t[0].clamp(0, 1).permute(1, 2, 0).numpy()[..., ::-1] * 255).round()  # noqa: E731
-    return calculate_psnr(to_img(sr), to_img(hr), crop, test_y_channel=True)
-
-
 def test_cabmnet_wraps_the_released_ecbsr_with_its_keys_and_its_exact_output(tmp_path):
     """The released full-precision ECBSR file loads strictly (quantiser keys filled from init) and CABMNet in fp mode
     reproduces ECBSRPlain bit for bit; PAMS w8a8 with data-initialised clips, before any training, is close."""
@@ -249,8 +243,9 @@ def test_cabmnet_wraps_the_released_ecbsr_with_its_keys_and_its_exact_output(tmp
         net(lq)  # PAMS' data initialisation of the clips on the image itself
         net.set_alpha_init(False)
         w8a8 = net.eval()(lq)
-    p_fp, p_q = _psnr_y(fp, hr), _psnr_y(w8a8, hr)
-    # measured 33.330 vs 33.035 dB: the untrained max-clip costs 0.30 dB; the PAMS phase earns it back (bench)
+    from adaptsr.utils.benchmark import quality
+    p_fp, p_q = quality(fp, hr, 4)['psnr_y'], quality(w8a8, hr, 4)['psnr_y']
+    # measured 33.330 vs 33.035 dB: before any PAMS training the data-initialised clips cost 0.30 dB
     assert p_fp > 33.0 and 0 < p_fp - p_q < 0.4 and net.last_stats['fab'].item() == 8.0
 
 

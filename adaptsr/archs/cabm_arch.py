@@ -252,11 +252,11 @@ class CABMNet(_QuantNetMixin, nn.Module):
                            or backbone.get('upscale') or backbone.get('scale') or 0)
         if not self.upscale:
             raise ValueError(f'CABMNet: {type(net).__name__} has no upscale/scale attribute; set network_g.upscale')
-        names = [n for n, m in net.named_modules()]
+        modules = list(net.named_modules())
+        names = [n for n, _ in modules]
         if res_layer is None:
             last = names.index(self.quant_names[-1])
-            res_layer = next((n for n, m in list(net.named_modules())[last + 1:] if type(m) is nn.Conv2d),
-                             self.quant_names[-1])
+            res_layer = next((n for n, m in modules[last + 1:] if type(m) is nn.Conv2d), self.quant_names[-1])
         elif res_layer not in names:
             raise ValueError(f'CABMNet: res_layer {res_layer!r} is not a module of {type(net).__name__}')
         self.res_layer = res_layer
@@ -302,12 +302,12 @@ class CABMNet(_QuantNetMixin, nn.Module):
         """Multiply-adds of one (1, 3, h, w) input: ``(unquantised, quantised)`` convolutions (the quantised part is
         the convs with a selector), measured once per size by hooks on a full-precision forward."""
         if (h, w) not in self._macs:
-            from adaptsr.ops.cost import _module_flops
+            from adaptsr.ops.cost import module_flops
             from adaptsr.ops.quant import SelectiveQuantConv2d
             split = [0, 0]
 
             def hook(m, i, o):
-                split[isinstance(m, SelectiveQuantConv2d)] += _module_flops(m, i, o) // 2
+                split[isinstance(m, SelectiveQuantConv2d)] += module_flops(m, i, o) // 2
 
             handles = [m.register_forward_hook(hook) for m in self.modules() if isinstance(m, nn.Conv2d)]
             mode, stash = self.mode, (self.last_stats, self.flags)

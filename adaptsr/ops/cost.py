@@ -21,7 +21,9 @@ from torch import nn
 _NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def _module_flops(module, inputs, output, norm_layers=True, transposed='output'):
+def module_flops(module, inputs, output, norm_layers=True, transposed='output'):
+    """FLOPs of one forward of a single module under this module's convention (0 for uncounted types), as a
+    forward hook sees it: ``module``, its ``inputs`` tuple and ``output``."""
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
         out_px = output.shape[0] * output.shape[2] * output.shape[3]
@@ -63,7 +65,7 @@ class FlopCounter:
         self._handles = []
 
     def _hook(self, module, inputs, output):
-        self.total += _module_flops(module, inputs, output, self.norm_layers, self.transposed)
+        self.total += module_flops(module, inputs, output, self.norm_layers, self.transposed)
 
     def __enter__(self):
         for m in self.model.modules():
