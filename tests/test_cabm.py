@@ -249,6 +249,44 @@ def test_cabmnet_wraps_the_released_ecbsr_with_its_keys_and_its_exact_output(tmp
     assert p_fp > 33.0 and 0 < p_fp - p_q < 0.4 and net.last_stats['fab'].item() == 8.0
 
 
+def test_a_distilling_pams_phase_learns_from_the_frozen_fp_network_and_a_resumed_run_keeps_it(tmp_path):
+    """PAMS with CABMOutputDistillLoss: the teacher is the released ECBSR in fp (frozen, saved as net_t_fp.pth), the
+    loss is 255 * mean|SR_w8a8 - SR_fp| and trains weights and clips; a second model (a resume: other weights in
+    network_g, same models folder) loads that teacher instead of copying its own weights."""
+    path = require(osp.join(WEIGHTS, 'ECBSR/ECBSR_M6C40_x4.pth'))
+    phases = [{'name': 'pams', 'cabm_mode': 'pams', 'iters': 2, 'param_lrs': {'alpha': 1e-4},
+               'losses': {'kd': {'type': 'CABMOutputDistillLoss'}}}]
+    network = {'type': 'CABMNet', 'backbone': ECBSR, 'quant_layers': ['backbone.[1-5].0'], 'mode': 'fp'}
+    model = _model(tmp_path, phases, path, network)
+    net, teacher = model.net_g, model.net_t
+    assert net.quant_names == [f'backbone.{i}.0' for i in range(1, 6)] and net.mode == 'pams'
+    assert teacher.mode == 'fp' and not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    assert osp.exists(tmp_path / 'net_t_fp.pth')
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X4/birdx4.png')))[..., :24, :24].repeat(2, 1, 1, 1)
+    gt = read_rgb(osp.join(BENCHMARK, 'Set5/HR/bird.png'))[..., :96, :96].repeat(2, 1, 1, 1)
+    with torch.no_grad():
+        fp = teacher(lq)
+    model.feed_data({'lq': lq, 'gt': gt})
+    model.update_learning_rate(1)
+    model.optimize_parameters(1)
+    conv = net.backbone[3][0]
+    expected = 255 * (model.output.detach() - fp).abs().mean()
+    assert 0 < float(model.log_dict['l_kd']) and abs(float(model.log_dict['l_kd']) - float(expected)) < 1e-4
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    assert conv.bitsel.quant_bit3.alpha.grad is not None
+    assert torch.equal(teacher(lq), fp)  # the teacher did not move
+    trained = tmp_path / 'trained.pth'
+    torch.save({'params': net.state_dict()}, trained)
+    resumed = _model(tmp_path, phases, str(trained), network)
+    assert not torch.equal(resumed.net_g.backbone[3][0].weight, teacher.backbone[3][0].weight)
+    assert all(torch.equal(a, b) for a, b in zip(resumed.net_t.state_dict().values(), teacher.state_dict().values()))
+    fp_phase = [{'name': 'fp', 'cabm_mode': 'fp', 'iters': 1, 'losses': {'kd': {'type': 'CABMOutputDistillLoss'}}}]
+    lone = _model(tmp_path / 'fp', fp_phase, path, network)
+    lone.feed_data({'lq': lq, 'gt': gt})
+    with pytest.raises(ValueError, match='CABMOutputDistillLoss needs a teacher'):
+        lone.optimize_parameters(1)
+
+
 def test_cabmnet_on_srresnet_is_a_second_paper_backbone_with_32_selectors(tmp_path):
     """BasicSR's MSRResNet (SRResNet without BN) through the recipe's modes: 32 selectors (both convs of its 16
     blocks), the backbone's own keys kept, gradients to the selectors in cadyq and only to the table's quantiser in

@@ -13,10 +13,11 @@ import torch
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from adaptsr.losses.cabm_loss import CABMBitLoss, CABMDistillLoss
+from adaptsr.losses.cabm_loss import CABMBitLoss, CABMDistillLoss, CABMOutputDistillLoss
 from adaptsr.models.adaptive_model import AdaptiveSRModel
 from adaptsr.ops.bitmap import EdgeBitTable, build_table, edge_score
 
+_TEACHER_LOSSES = ('CABMDistillLoss', 'CABMOutputDistillLoss')
 _DEFAULTS = {'iters_per_epoch': 1000, 'alpha_init_iters': 1000, 'calibration_train': 6.0, 'select_bit': 0,
              'bug_compatible_edge_score': False, 'lut_tile': 96, 'lut_step': 94}
 
@@ -27,7 +28,11 @@ class CABMModel(AdaptiveSRModel):
 
     Phases (``train.phases``) carry ``cabm_mode``: ``fp`` (L1), ``pams`` (L1; alphas initialised from data in the
     first ``alpha_init_iters`` iterations of the phase, then learned), ``cadyq`` (L1 + ``CABMBitLoss`` +
-    ``CABMDistillLoss`` against the PAMS w8a8 teacher), ``lut`` (L1 + distillation, bits from the table). Hooks:
+    ``CABMDistillLoss`` against the PAMS w8a8 teacher), ``lut`` (L1 + distillation, bits from the table). A ``pams``
+    phase that lists a distillation loss (``CABMDistillLoss``: the spec's ``pams_kd``; ``CABMOutputDistillLoss``: L1
+    to the teacher's SR) distils from the full-precision network as it enters the phase, frozen and saved as
+    ``models/net_t_fp.pth`` (``path.pretrain_network_t_fp`` or that file, when present, is loaded instead: a resumed
+    run keeps its teacher). Hooks:
     ``snapshot_teacher`` (end of ``pams``: the frozen w8a8 teacher, also saved as ``models/net_t_pams.pth``),
     ``build_lut`` (end of ``cadyq``: step 4, the table ``models/cabm_lut.json``), ``save_phase_model`` (any phase:
     ``models/net_g_<phase>.pth``; every phase's file loads strictly into the same arch). Per-group learning rates
@@ -105,15 +110,18 @@ class CABMModel(AdaptiveSRModel):
                     for q in (sel.quant_bit1, sel.quant_bit2):
                         q.alpha.copy_(sel.quant_bit3.alpha)
                         q.max_val.copy_(sel.quant_bit3.max_val)
+        losses = (phase.get('losses') or {}).values()
+        if mode == 'pams' and any((lopt or {}).get('type') in _TEACHER_LOSSES for lopt in losses):
+            self._fp_teacher(net)
         net.set_mode(mode)
-        if mode in ('cadyq', 'lut') and self.net_t is None:
+        if mode in ('cadyq', 'lut') and (self.net_t is None or self.net_t.mode != 'pams'):
             path = self.opt['path'].get('pretrain_network_t') or osp.join(self._models_dir(), 'net_t_pams.pth')
             if not osp.exists(path):
                 raise FileNotFoundError(f'phase {phase.name} ({mode}) distils from the PAMS w8a8 teacher, but there is '
                                         f'none: run the pams phase first or set path.pretrain_network_t ({path})')
             self.net_t = self._copy(net)
             self.load_network(self.net_t, path, True, 'params')
-            self._freeze_teacher()
+            self._freeze_teacher('pams')
         if mode == 'lut' and self.lut is None:
             path = self.opt['path'].get('cabm_lut') or osp.join(self._models_dir(), 'cabm_lut.json')
             if not osp.exists(path):
@@ -131,8 +139,24 @@ class CABMModel(AdaptiveSRModel):
         finally:
             net.last_stats, net.flags = stash
 
-    def _freeze_teacher(self):
-        self.net_t.set_mode('pams')
+    def _fp_teacher(self, net):
+        """The full-precision teacher of a distilling ``pams`` phase: ``path.pretrain_network_t_fp``, else this run's
+        ``models/net_t_fp.pth`` when it exists (a resumed run), else the network as it enters the phase (saved
+        there)."""
+        self.net_t = self._copy(net)
+        path = self.opt['path'].get('pretrain_network_t_fp') or osp.join(self._models_dir(), 'net_t_fp.pth')
+        if osp.exists(path):
+            self.load_network(self.net_t, path, True, 'params')
+        elif self.opt['path'].get('pretrain_network_t_fp'):
+            raise FileNotFoundError(f'path.pretrain_network_t_fp: no such file {path}')
+        else:
+            os.makedirs(self._models_dir(), exist_ok=True)
+            torch.save({'params': self.net_t.state_dict()}, path)
+            get_root_logger().info(f'CABM: full-precision teacher of phase {self.phase.name} saved to {path}')
+        self._freeze_teacher('fp')
+
+    def _freeze_teacher(self, mode):
+        self.net_t.set_mode(mode)
         self.net_t.eval()
         for p in self.net_t.parameters():
             p.requires_grad_(False)
@@ -140,7 +164,7 @@ class CABMModel(AdaptiveSRModel):
     def snapshot_teacher(self):
         """End of the PAMS phase: keep the w8a8 network as the frozen distillation teacher (and save it)."""
         self.net_t = self._copy(self.get_bare_model(self.net_g))
-        self._freeze_teacher()
+        self._freeze_teacher('pams')
         os.makedirs(self._models_dir(), exist_ok=True)
         torch.save({'params': self.net_t.state_dict()}, osp.join(self._models_dir(), 'net_t_pams.pth'))
         get_root_logger().info('CABM: PAMS w8a8 teacher saved to models/net_t_pams.pth')
@@ -191,16 +215,19 @@ class CABMModel(AdaptiveSRModel):
         self.output = self.net_g(self.lq)
         stats = net.last_stats
         extras = {'stats': stats, 'log': {'fab': stats['fab'].detach().mean()}}
-        if self.net_t is not None and any(isinstance(f, CABMDistillLoss) for f in self.phase_losses.values()):
+        if self.net_t is not None and any(isinstance(f, (CABMDistillLoss, CABMOutputDistillLoss))
+                                          for f in self.phase_losses.values()):
             with torch.no_grad():
-                self.net_t(self.lq)
+                extras['teacher_out'] = self.net_t(self.lq)
             extras['teacher'] = self.net_t.last_stats
         return extras
 
     def loss_inputs(self, key, loss_fn, extras):
-        if isinstance(loss_fn, CABMDistillLoss):
+        if isinstance(loss_fn, (CABMDistillLoss, CABMOutputDistillLoss)):
             if 'teacher' not in extras:
-                raise ValueError(f'loss {key}: CABMDistillLoss needs the PAMS teacher (phases cadyq / lut)')
+                raise ValueError(f'loss {key}: {type(loss_fn).__name__} needs a teacher (phases pams / cadyq / lut)')
+            if isinstance(loss_fn, CABMOutputDistillLoss):
+                return self.output, extras['teacher_out']
             s, t = extras['stats'], extras['teacher']
             return s['res'], t['res'], s['feats'], t['feats']
         if isinstance(loss_fn, CABMBitLoss):
