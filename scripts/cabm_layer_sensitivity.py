@@ -51,7 +51,7 @@ def _read(path):
 
 def calibration_batch(root, n=64, size=24, seed=0):
     """``n`` random ``size`` x ``size`` crops of the LR images in ``root``: (n, 3, size, size) in [0, 1]."""
-    files = list_images(root)
+    files = [osp.join(root, f) for f in list_images(root)]
     if not files:
         raise FileNotFoundError(f'--calib_root {root}: no images')
     rng = np.random.default_rng(seed)
@@ -105,7 +105,7 @@ def main(argv=None):
     calib = calibration_batch(calib_root)
     scale = int(opt.get('scale', 4))
     dataset = _path(args.dataset, '--dataset')
-    hr_files = list_images(osp.join(dataset, 'HR'))[:args.max_images]
+    hr_files = [osp.join(dataset, 'HR', f) for f in list_images(osp.join(dataset, 'HR'))][:args.max_images]
     pairs = []
     for hr in hr_files:
         stem = osp.splitext(osp.basename(hr))[0]

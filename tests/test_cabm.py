@@ -391,3 +391,23 @@ def test_demo_recipe_runs_all_five_steps_and_ends_with_a_cabm_model_and_its_tabl
             gains.append(quality(model.output, gt, 4)['psnr_y'] - quality(bicubic(lq), gt, 4)['psnr_y'])
         assert 4.0 <= values['fab'] < 8.0 and values['gbitops'] < values['gflops'] / 2, (name, values)
     assert sum(gains) / 2 > 0, gains  # 200 full-precision iterations: above bicubic, not a trained model
+
+
+def test_layer_sensitivity_script_ranks_the_released_ecbsr_convs(tmp_path):
+    """scripts/cabm_layer_sensitivity.py: post-training w8a8 of each conv alone, then the recipe's five together, on
+    real images; quantising never gains more than noise, the RGB-input head conv loses most (Urban100: -0.40 dB)."""
+    from conftest import run_script
+    require(osp.join(WEIGHTS, 'ECBSR/ECBSR_M6C40_x4.pth'))
+    out = tmp_path / 'rows.json'
+    run_script(['scripts/cabm_layer_sensitivity.py', '--opt', 'options/train/cabm_ecbsr_m6c40_x4_demo.yml',
+                '--dataset', require(osp.join(BENCHMARK, 'Set5')), '--max_images', '2',
+                '--calib_root', osp.join(BENCHMARK, 'Set14/LR_bicubic/X4'), '--json', str(out)],
+               env={'ADAPTSR_WEIGHTS': WEIGHTS})
+    report = json.loads(out.read_text())
+    rows = {r['layers']: r['delta_db'] for r in report['rows']}
+    assert list(rows) == [f'backbone.{i}.0' for i in range(8)] + ['backbone.[1-5].0']
+    assert report['images'] == 2 and report['fp_psnr_y'] > 30
+    assert all(d < 0.01 for d in rows.values()) and min(rows, key=rows.get) == 'backbone.0.0'
+    with pytest.raises(AssertionError, match='exists; choose another --json'):
+        run_script(['scripts/cabm_layer_sensitivity.py', '--opt', 'options/train/cabm_ecbsr_m6c40_x4_demo.yml',
+                    '--json', str(out)], env={'ADAPTSR_WEIGHTS': WEIGHTS})
