@@ -138,7 +138,8 @@ def test_plugin_registers_without_clashes():
             'ABPNNet', 'SMSRNet', 'APEEDSR', 'APERCAN', 'APEVDSR', 'APEECBSR', 'CABMEDSR'} <= set(ours['arch'])
     assert {'PCSRModel', 'AdaptiveSRModel', 'ETDSModel', 'SMSRModel', 'APEModel', 'CABMModel'} <= set(ours['model'])
     assert sorted(ours['loss']) == ['APEExitL1Loss', 'APEICLoss', 'CABMBitLoss', 'CABMDistillLoss',
-                                    'ETDSResidualL1Loss', 'PCSRAverageCostLoss', 'SMSRSparsityLoss']
+                                    'CABMOutputDistillLoss', 'ETDSResidualL1Loss', 'PCSRAverageCostLoss',
+                                    'SMSRSparsityLoss']
     assert sorted(ours['dataset']) == ['ETDSPairedDataset', 'PCSRHRDataset']
     basicsr_names = {'ECBSR', 'EDSR', 'MSRResNet', 'RCAN', 'SRModel', 'PairedImageDataset', 'L1Loss'}
     assert not basicsr_names & {n for names in ours.values() for n in names}
