@@ -133,8 +133,10 @@ def _wrap_parse_options(parse_options):
         expand_paths(opt)
         train_opt = opt.get('train') or {}
         if is_train and train_opt.get('phases') is not None:
+            from basicsr.utils.registry import MODEL_REGISTRY
             from adaptsr.ops.phases import PhaseSchedule
-            schedule = PhaseSchedule.from_options(train_opt)
+            model = MODEL_REGISTRY.get(opt['model_type']) if opt.get('model_type') in MODEL_REGISTRY else None
+            schedule = PhaseSchedule.from_options(train_opt, getattr(model, 'phase_keys', None))
             if train_opt.get('total_iter') is None:
                 train_opt['total_iter'] = schedule.total_iter
             elif int(train_opt['total_iter']) != schedule.total_iter:

@@ -113,7 +113,8 @@ def test_options_files_build(path):
             net_opt = dict(opt[key])
             ARCH_REGISTRY.get(net_opt.pop('type'))(**net_opt)
     if opt.get('train', {}).get('phases'):
-        sched = PhaseSchedule.from_options(opt['train'])
+        keys = MODEL_REGISTRY.get(opt['model_type']).phase_keys  # the model's own keys; any other is refused
+        sched = PhaseSchedule.from_options(opt['train'], keys)
         assert sched.total_iter == sum(p['iters'] for p in opt['train']['phases'])
     if 'test' in path:
         assert 'val' in opt and 'save_img' in opt['val']

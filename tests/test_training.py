@@ -58,19 +58,23 @@ def env():
 
 
 def test_phase_schedule_boundaries_and_start_phase():
-    sched = PhaseSchedule(PHASES)
+    sched = PhaseSchedule(PHASES, extra_keys={'forward'})
     assert sched.total_iter == 6
     assert [sched.phase_at(i).name for i in (0, 1, 3, 4, 6, 7)] == ['heavy'] * 3 + ['classifier'] * 3
-    alone = PhaseSchedule(PHASES, start_phase='classifier')
+    alone = PhaseSchedule(PHASES, start_phase='classifier', extra_keys={'forward'})
     assert alone.total_iter == 3 and alone.phase_at(1).name == 'classifier'
     assert sched.phase_at(2).is_trainable('encoder.entry.weight')
     assert not sched.phase_at(2).is_trainable('encoder_x.weight')
     with pytest.raises(ValueError, match='start_phase'):
-        PhaseSchedule(PHASES, start_phase='nope')
+        PhaseSchedule(PHASES, start_phase='nope', extra_keys={'forward'})
     with pytest.raises(ValueError, match='iters'):
         PhaseSchedule([{'name': 'a', 'iters': 0}])
     with pytest.raises(ValueError, match='unique'):
-        PhaseSchedule([PHASES[0], PHASES[0]])
+        PhaseSchedule([PHASES[0], PHASES[0]], extra_keys={'forward'})
+    with pytest.raises(ValueError, match=r"phases\[0\] \(heavy\): unknown key\(s\) \['forward'\]"):
+        PhaseSchedule(PHASES, extra_keys=())  # a key the model does not read is an error, not silently ignored
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['trainabel'\]"):
+        PhaseSchedule([dict(PHASES[0], trainabel=['encoder'])], extra_keys={'forward'})
 
 
 def _model(tmp_path, hr_dir):

@@ -46,6 +46,9 @@ class AdaptiveSRModel(SRModel):
       ``flops_ratio`` to the metrics; FLOPs = 2 x multiply-adds (:mod:`adaptsr.ops.cost`).
     """
 
+    #: method-specific ``train.phases[i]`` keys this model reads (any other key beside the common ones is an error)
+    phase_keys = frozenset()
+
     def __init__(self, opt):
         self.schedule = None
         self.phase = None
@@ -134,7 +137,7 @@ class AdaptiveSRModel(SRModel):
         if train_opt.get('phases') is None:
             super().init_training_settings()
             return
-        self.schedule = PhaseSchedule.from_options(train_opt)
+        self.schedule = PhaseSchedule.from_options(train_opt, self.phase_keys)
         # parameters the arch itself fixes (e.g. ECBSR's Sobel/Laplacian masks) never train, whatever the phase
         self._fixed_params = {n for n, p in self.get_bare_model(self.net_g).named_parameters() if not p.requires_grad}
         self.net_g.train()

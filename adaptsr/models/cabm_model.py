@@ -54,6 +54,8 @@ class CABMModel(AdaptiveSRModel):
     ``<results>/<dataset>[_<budget>]_layer_bits.csv``.
     """
 
+    phase_keys = frozenset({'cabm_mode', 'alpha_init_iters'})
+
     def __init__(self, opt):
         self.cabm_opt = dict(_DEFAULTS, **((opt.get('train') or {}).get('cabm') or {}))
         val = opt.get('val') or {}

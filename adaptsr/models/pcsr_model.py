@@ -23,6 +23,8 @@ class PCSRModel(AdaptiveSRModel):
     validates the dense heavy path.
     """
 
+    phase_keys = frozenset({'forward'})
+
     def __init__(self, opt):
         val = opt.get('val') or {}
         self.k = float(val.get('k', 0.0))

@@ -18,15 +18,16 @@ A method's whole recipe is one YAML; ``train.phases`` is an ordered list of phas
   groups (e.g. CABM's ``alpha`` clips at 1e-2 beside the weights at 1e-5).
 * ``on_start`` / ``on_end``: names of model hooks (methods of the model) run when the phase starts / ends; the last
   phase's ``on_end`` runs when training finishes (the final save).
-* anything else is method-specific and read by the method's model (e.g. PCSR's ``forward``).
+* method-specific keys, read by the method's model and declared in its ``phase_keys`` (e.g. PCSR's ``forward``,
+  CABM's ``cabm_mode``); any other key is an error (a typo is never silently ignored).
 
 ``train.start_phase`` (name or index) runs the schedule from that phase on: iteration 1 is then the first iteration
 of that phase, so a phase can be trained alone from a pretrained checkpoint of the previous one.
 """
 from copy import deepcopy
 
-_KNOWN_KEYS = {'name', 'iters', 'trainable', 'frozen_eval', 'optim_g', 'scheduler', 'losses', 'warmup_iter',
-               'optimize', 'keep_optimizer', 'on_start', 'on_end', 'param_lrs', 'cabm_mode'}
+KNOWN_KEYS = frozenset({'name', 'iters', 'trainable', 'frozen_eval', 'optim_g', 'scheduler', 'losses', 'warmup_iter',
+                        'optimize', 'keep_optimizer', 'on_start', 'on_end', 'param_lrs'})
 
 
 class Phase:
@@ -67,13 +68,15 @@ class PhaseSchedule:
         phases (list[dict]): ``train.phases``.
         start_phase (str | int | None): first phase to run (``train.start_phase``).
         defaults (dict): fallbacks for ``optim_g``/``scheduler`` (the ``train`` section).
+        extra_keys (iterable of str | None): the method's own phase keys, allowed beside :data:`KNOWN_KEYS`;
+            None skips the key check (the model is not known yet).
 
     Raises:
-        ValueError: empty list, missing ``name``/``iters``, non-positive ``iters``, duplicate names, unknown
-            ``start_phase``.
+        ValueError: empty list, missing ``name``/``iters``, non-positive ``iters``, duplicate names, a key neither
+            known nor in ``extra_keys``, unknown ``start_phase``.
     """
 
-    def __init__(self, phases, start_phase=None, defaults=None):
+    def __init__(self, phases, start_phase=None, defaults=None, extra_keys=None):
         if not isinstance(phases, (list, tuple)) or not phases:
             raise ValueError('train.phases must be a non-empty list of phase dicts')
         defaults = defaults or {}
@@ -83,6 +86,10 @@ class PhaseSchedule:
                 raise ValueError(f'train.phases[{i}] must be a dict with at least "name" and "iters", got {p!r}')
             if int(p['iters']) <= 0:
                 raise ValueError(f"train.phases[{i}] ({p['name']}): iters must be > 0, got {p['iters']}")
+            unknown = [] if extra_keys is None else sorted(set(p) - KNOWN_KEYS - set(extra_keys))
+            if unknown:
+                raise ValueError(f"train.phases[{i}] ({p['name']}): unknown key(s) {unknown}; this model reads "
+                                 f'{sorted(KNOWN_KEYS | set(extra_keys))}')
             names.append(p['name'])
         if len(set(names)) != len(names):
             raise ValueError(f'train.phases: phase names must be unique, got {names}')
@@ -109,8 +116,8 @@ class PhaseSchedule:
         self.total_iter = start
 
     @classmethod
-    def from_options(cls, train_opt):
-        return cls(train_opt['phases'], train_opt.get('start_phase'), train_opt)
+    def from_options(cls, train_opt, extra_keys=None):
+        return cls(train_opt['phases'], train_opt.get('start_phase'), train_opt, extra_keys)
 
     def phase_at(self, current_iter):
         """The phase that runs global iteration ``current_iter`` (1-based); iteration 0 maps to the first."""
