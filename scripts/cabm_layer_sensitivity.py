@@ -26,7 +26,8 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from torch import nn  # noqa: E402
 
-import adaptsr  # noqa: E402,F401
+import adaptsr  # noqa: E402,F401  (first: installs the compatibility shim basicsr needs)
+from basicsr.utils import img2tensor  # noqa: E402
 from adaptsr.archs.cabm_arch import CABMNet  # noqa: E402
 from adaptsr.convert import load_checkpoint  # noqa: E402
 from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
@@ -42,11 +43,12 @@ def _path(value, what):
     return path
 
 
-def _read(path):
+def _read(path, what):
+    """An image file -> (3, H, W) RGB float in [0, 1]; ValueError naming ``what`` and the file if unreadable."""
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError(f'cannot read image {path}')
-    return torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).float().div(255).unsqueeze(0)
+        raise ValueError(f'{what}: cannot read {path}')
+    return img2tensor(img.astype(np.float32) / 255., bgr2rgb=True, float32=True)
 
 
 def calibration_batch(root, n=64, size=24, seed=0):
@@ -57,20 +59,25 @@ def calibration_batch(root, n=64, size=24, seed=0):
     rng = np.random.default_rng(seed)
     crops = []
     for _ in range(n):
-        img = _read(files[rng.integers(len(files))])
-        h, w = img.shape[2:]
+        path = files[rng.integers(len(files))]
+        img = _read(path, '--calib_root')
+        h, w = img.shape[1:]
         if h < size or w < size:
-            raise ValueError(f'--calib_root {root}: an image is smaller than {size} x {size}')
+            raise ValueError(f'--calib_root {root}: {path} is smaller than {size} x {size}')
         y, x = rng.integers(h - size + 1), rng.integers(w - size + 1)
-        crops.append(img[..., y:y + size, x:x + size])
-    return torch.cat(crops)
+        crops.append(img[:, y:y + size, x:x + size])
+    return torch.stack(crops)
+
+
+def load_fp(net, state):
+    """Load a full-precision backbone checkpoint strictly, the quantiser keys at their initial values."""
+    net.load_state_dict(net.complete_fp_state_dict(state)[0], strict=True)
+    return net
 
 
 def ptq(backbone, layers, state, calib):
     """A :class:`CABMNet` with ``layers`` quantised w8a8 (PAMS), clips initialised on ``calib``; eval mode."""
-    net = CABMNet(backbone, quant_layers=layers, mode='fp')
-    own = net.state_dict()
-    net.load_state_dict(dict(own, **{k: v for k, v in state.items() if k in own}), strict=True)
+    net = load_fp(CABMNet(backbone, quant_layers=layers, mode='fp'), state)
     net.set_mode('pams')
     net.train()
     net.set_alpha_init(True)
@@ -106,19 +113,17 @@ def main(argv=None):
     scale = int(opt.get('scale', 4))
     dataset = _path(args.dataset, '--dataset')
     hr_files = [osp.join(dataset, 'HR', f) for f in list_images(osp.join(dataset, 'HR'))][:args.max_images]
-    pairs = []
+    pairs = []  # sorted by name, so "the first N images" is the same set on every file system
     for hr in hr_files:
         stem = osp.splitext(osp.basename(hr))[0]
-        pairs.append((_read(_path(osp.join(dataset, 'LR_bicubic', f'X{scale}', f'{stem}x{scale}.png'), 'LR image')),
-                      _read(hr)))
+        lr = _path(osp.join(dataset, 'LR_bicubic', f'X{scale}', f'{stem}x{scale}.png'), 'LR image')
+        pairs.append((_read(lr, '--dataset')[None], _read(hr, '--dataset')[None]))
 
     def psnr(net):
         with torch.no_grad():
             return float(np.mean([quality(net(lq).clamp(0, 1), gt, scale)['psnr_y'] for lq, gt in pairs]))
 
-    fp = CABMNet(network['backbone'], quant_layers=network.get('quant_layers', 'body'), mode='fp')
-    own = fp.state_dict()
-    fp.load_state_dict(dict(own, **{k: v for k, v in state.items() if k in own}), strict=True)
+    fp = load_fp(CABMNet(network['backbone'], quant_layers=network.get('quant_layers', 'body'), mode='fp'), state)
     base = psnr(fp.eval())
     convs = [n for n, m in fp.named_modules() if isinstance(m, nn.Conv2d)]
     rows = []

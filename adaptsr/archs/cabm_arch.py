@@ -53,6 +53,21 @@ class _QuantNetMixin:
             raise ValueError(f'bit flags must be (N, {self.num_selectors}), got {tuple(flags.shape)}')
         self.flags = flags
 
+    def complete_fp_state_dict(self, state):
+        """A full-precision checkpoint of the backbone (no quantiser or selector key at all, e.g. a released ECBSR
+        file) completed with this network's own quantiser and selector entries, so that it loads strictly.
+
+        Returns:
+            tuple: (state_dict, number of keys added); ``state`` itself and 0 when it has any quantiser key (a
+            checkpoint of a quantised phase stays as it is, and a strict load reports what it lacks).
+        """
+        prefixes = tuple(n + '.' for n, m in self.named_modules() if isinstance(m, (ActQuant, BitSelector)))
+        own = self.state_dict()
+        quant_keys = [k for k in own if k.startswith(prefixes)]
+        if not quant_keys or any(k.startswith(prefixes) for k in state):
+            return state, 0
+        return dict(state, **{k: own[k] for k in quant_keys}), len(quant_keys)
+
     def set_alpha_init(self, active):
         """PAMS' alpha initialisation from data (:class:`~adaptsr.ops.quant.ActQuant`) on or off."""
         for q in self.quantizers():

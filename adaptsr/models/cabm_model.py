@@ -17,7 +17,7 @@ from adaptsr.losses.cabm_loss import CABMBitLoss, CABMDistillLoss, CABMOutputDis
 from adaptsr.models.adaptive_model import AdaptiveSRModel
 from adaptsr.ops.bitmap import EdgeBitTable, build_table, edge_score
 
-_TEACHER_LOSSES = ('CABMDistillLoss', 'CABMOutputDistillLoss')
+_TEACHER_LOSSES = (CABMDistillLoss, CABMOutputDistillLoss)  # the losses that read a teacher's forward
 _DEFAULTS = {'iters_per_epoch': 1000, 'alpha_init_iters': 1000, 'calibration_train': 6.0, 'select_bit': 0,
              'bug_compatible_edge_score': False, 'lut_tile': 96, 'lut_step': 94}
 
@@ -78,14 +78,10 @@ class CABMModel(AdaptiveSRModel):
         :class:`~adaptsr.archs.cabm_arch.CABMNet`) gets the network's initial quantiser and selector state, so the
         load stays strict for every other key; the alphas are then re-initialised from data in the first
         ``alpha_init_iters`` iterations of a quantised phase."""
-        from adaptsr.ops.quant import ActQuant, BitSelector
-        prefixes = tuple(n + '.' for n, m in net.named_modules() if isinstance(m, (ActQuant, BitSelector)))
-        own = net.state_dict()
-        quant_keys = [k for k in own if k.startswith(prefixes)]
-        if quant_keys and not any(k.startswith(prefixes) for k in sd):
-            sd = dict(sd, **{k: own[k] for k in quant_keys})
-            get_root_logger().info(f'CABM: {load_path} is a full-precision checkpoint; {len(quant_keys)} quantiser '
-                                   'keys start from their initial values')
+        sd, added = net.complete_fp_state_dict(sd)
+        if added:
+            get_root_logger().info(f'CABM: {load_path} is a full-precision checkpoint; {added} quantiser keys start '
+                                   'from their initial values')
         return sd
 
     def _load_table(self, path):
@@ -113,7 +109,8 @@ class CABMModel(AdaptiveSRModel):
                         q.alpha.copy_(sel.quant_bit3.alpha)
                         q.max_val.copy_(sel.quant_bit3.max_val)
         losses = (phase.get('losses') or {}).values()
-        if mode == 'pams' and any((lopt or {}).get('type') in _TEACHER_LOSSES for lopt in losses):
+        if mode == 'pams' and any((lopt or {}).get('type') in {c.__name__ for c in _TEACHER_LOSSES}
+                                  for lopt in losses):
             self._fp_teacher(net)
         net.set_mode(mode)
         if mode in ('cadyq', 'lut') and (self.net_t is None or self.net_t.mode != 'pams'):
@@ -217,15 +214,14 @@ class CABMModel(AdaptiveSRModel):
         self.output = self.net_g(self.lq)
         stats = net.last_stats
         extras = {'stats': stats, 'log': {'fab': stats['fab'].detach().mean()}}
-        if self.net_t is not None and any(isinstance(f, (CABMDistillLoss, CABMOutputDistillLoss))
-                                          for f in self.phase_losses.values()):
+        if self.net_t is not None and any(isinstance(f, _TEACHER_LOSSES) for f in self.phase_losses.values()):
             with torch.no_grad():
                 extras['teacher_out'] = self.net_t(self.lq)
             extras['teacher'] = self.net_t.last_stats
         return extras
 
     def loss_inputs(self, key, loss_fn, extras):
-        if isinstance(loss_fn, (CABMDistillLoss, CABMOutputDistillLoss)):
+        if isinstance(loss_fn, _TEACHER_LOSSES):
             if 'teacher' not in extras:
                 raise ValueError(f'loss {key}: {type(loss_fn).__name__} needs a teacher (phases pams / cadyq / lut)')
             if isinstance(loss_fn, CABMOutputDistillLoss):
