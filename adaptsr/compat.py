@@ -1,19 +1,33 @@
-"""Fixes BasicSR 1.4.2 needs on today's torch / torchvision / CPU-only machines.
+"""Everything adaptsr changes in BasicSR 1.4.2, in one place, each with the reason it is needed.
 
-Two kinds of fixes live here (see ``specs/basicsr.md`` section 11):
+adaptsr extends BasicSR through its registries and subclasses (archs, models, losses and datasets register; the
+models subclass ``SRModel``). What cannot be done that way is listed here; nothing else in adaptsr patches BasicSR.
 
-* :func:`install_import_shims` runs on ``import adaptsr`` (it must run before ``import basicsr``): torchvision >= 0.17
-  removed ``torchvision.transforms.functional_tensor``, which ``basicsr.data.degradations`` imports.
-* :func:`patch_pipelines` is called by the repository's ``train.py`` / ``test.py`` only (it changes BasicSR's
-  pipeline functions, which a foreign project importing ``adaptsr.archs`` may not want):
+On ``import adaptsr`` (:func:`install_import_shims`, before ``import basicsr``):
 
-  - ``load_resume_state`` maps checkpoints to CUDA unconditionally, so resuming is impossible on CPU-only torch;
-    ours maps to CPU when CUDA is absent and looks for ``training_states`` under ``root_path`` instead of the
-    current working directory;
-  - ``init_dist`` calls ``torch.cuda.set_device(rank % 0)`` on CPU; ours uses the gloo backend without CUDA;
-  - ``parse_options`` learns ``train.phases`` (``total_iter`` is derived from the phases when absent) and expands
-    ``${ADAPTSR_BENCHMARK}`` / ``${ADAPTSR_WEIGHTS}`` (and any other environment variable) in dataset roots and
-    ``path`` entries; see :func:`default_env`.
+=============================================== ========================================================================
+``torchvision.transforms.functional_tensor``    torchvision >= 0.17 removed this module and ``basicsr.data.degradations``
+(a module in ``sys.modules``, not a BasicSR     imports ``rgb_to_grayscale`` from it, so ``import basicsr`` fails on
+attribute)                                      today's torchvision; the stand-in re-exports the function it needs.
+=============================================== ========================================================================
+
+By :func:`patch_pipelines`, called by the repository's ``train.py`` / ``test.py`` and the console commands only (a
+foreign project that imports ``adaptsr.archs`` keeps BasicSR's functions), :data:`PIPELINE_PATCHES` lists the
+attributes replaced:
+
+* ``basicsr.train.load_resume_state``: 1.4.2 maps resume states to CUDA unconditionally, so ``--auto_resume``
+  cannot run on a CPU-only torch, and it looks for ``experiments/`` under the current directory instead of the
+  repository root;
+* ``basicsr.utils.options.init_dist``: 1.4.2 calls ``torch.cuda.set_device(rank % 0)`` without CUDA; the replacement
+  uses the gloo backend, so ``--launcher pytorch`` trains on CPU;
+* ``basicsr.train.parse_options`` and ``basicsr.test.parse_options`` (the same wrapper; each pipeline module
+  imported the function by name): environment variables in dataset roots and ``path`` entries are expanded
+  (``${ADAPTSR_BENCHMARK}``, ``${ADAPTSR_WEIGHTS}``), dataset paths are checked, ``train.total_iter`` is derived
+  from ``train.phases`` when absent, and :func:`adaptsr.options.check_options` rejects unknown keys, all before an
+  experiment folder is made.
+
+Without :func:`patch_pipelines` (a plain BasicSR ``train.py`` that imports adaptsr) the shipped training YAMLs still
+run: they carry ``total_iter``, and the models check their options when they are built.
 """
 import os
 import os.path as osp
@@ -126,50 +140,43 @@ def expand_paths(opt):
 
 def _wrap_parse_options(parse_options):
 
-    def parse_options_with_phases(root_path, is_train=True):
+    def parse_options_checked(root_path, is_train=True):
+        from adaptsr.data.data_util import check_dataset_paths
+        from adaptsr.options import check_options
         default_env(root_path)
         opt, args = parse_options(root_path, is_train)
         opt['root_path'] = root_path
         expand_paths(opt)
+        for dataset_opt in (opt.get('datasets') or {}).values():
+            check_dataset_paths(dataset_opt)
+        check_options(opt)
         train_opt = opt.get('train') or {}
-        if is_train and train_opt.get('phases') is not None:
-            from basicsr.utils.registry import MODEL_REGISTRY
+        if is_train and train_opt.get('phases') is not None and train_opt.get('total_iter') is None:
             from adaptsr.ops.phases import PhaseSchedule
-            model = MODEL_REGISTRY.get(opt['model_type']) if opt.get('model_type') in MODEL_REGISTRY else None
-            schedule = PhaseSchedule.from_options(train_opt, getattr(model, 'phase_keys', None))
-            if train_opt.get('total_iter') is None:
-                train_opt['total_iter'] = schedule.total_iter
-            elif int(train_opt['total_iter']) != schedule.total_iter:
-                raise ValueError(f"train.total_iter = {train_opt['total_iter']} does not match the sum of "
-                                 f'train.phases iters ({schedule.total_iter}); remove total_iter or fix it.')
+            train_opt['total_iter'] = PhaseSchedule.from_options(train_opt).total_iter
         return opt, args
 
-    return parse_options_with_phases
+    return parse_options_checked
+
+
+#: (module, attribute, replacement factory) of every BasicSR attribute :func:`patch_pipelines` replaces
+PIPELINE_PATCHES = (
+    ('basicsr.train', 'load_resume_state', lambda old: _cpu_safe_load_resume_state),
+    ('basicsr.utils.options', 'init_dist', lambda old: _init_dist_any_device),
+    ('basicsr.train', 'parse_options', _wrap_parse_options),
+    ('basicsr.test', 'parse_options', _wrap_parse_options),
+)
 
 
 def patch_pipelines():
-    """Install the pipeline patches (idempotent). Called by ``train.py``/``test.py`` and the tests."""
+    """Install :data:`PIPELINE_PATCHES` (idempotent). Called by ``train.py``/``test.py`` and the tests."""
     global _PATCHED
     if _PATCHED:
         return
-    import basicsr.test as bs_test
-    import basicsr.train as bs_train
-    import basicsr.utils.options as bs_options
-
-    from adaptsr.data.data_util import check_dataset_paths
-    build_dataset = bs_train.build_dataset
-
-    def build_dataset_checked(dataset_opt):
-        check_dataset_paths(dataset_opt)
-        return build_dataset(dataset_opt)
-
-    bs_train.build_dataset = build_dataset_checked
-    bs_test.build_dataset = build_dataset_checked
-    bs_train.load_resume_state = _cpu_safe_load_resume_state
-    bs_options.init_dist = _init_dist_any_device
-    wrapped = _wrap_parse_options(bs_options.parse_options)
-    bs_train.parse_options = wrapped
-    bs_test.parse_options = wrapped
+    import importlib
+    for module_name, attr, make in PIPELINE_PATCHES:
+        module = importlib.import_module(module_name)
+        setattr(module, attr, make(getattr(module, attr)))
     _PATCHED = True
 
 

@@ -61,6 +61,7 @@ def test_checkpoint_of_wrong_scale_is_refused(tmp_path):
     carn = require(osp.join(WEIGHTS, 'PCSR/carn-x4/iter_last.pth'))
     opt = _model_opt(tmp_path, scale=3, network={'type': 'PCSRCARN', 'upscale': 3}, pretrain=carn)
     opt['model_type'] = 'AdaptiveSRModel'
+    opt['val'] = {k: v for k, v in opt['val'].items() if k not in ('k', 'adaptive', 'refine')}  # PCSR's knob
     with pytest.raises((ValueError, RuntimeError), match='x4|shape'):
         build_model(opt)
 
@@ -114,7 +115,8 @@ def test_image_smaller_than_a_tile_and_tiling_merge(carn_official):
 
 def test_odd_sizes(pcsr_official):
     lq = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X4/birdx4.png')))[..., :37, :29]
-    sr, hmap = pcsr_official.infer(lq, k=0)
+    sr, cost = pcsr_official.infer(lq, k=0)
+    hmap = cost['trace']['heavy_map']
     assert sr.shape == (1, 3, 148, 116) and hmap.shape == (1, 1, 148, 116)
     sr_all, _ = pcsr_official.infer(lq, k=-25, refine=False)
     with torch.no_grad():
@@ -132,8 +134,8 @@ def test_batched_tiles_equal_single_tiles_for_k_rule(pcsr_official):
     costs = []
 
     def fn(x, **kw):
-        out = pcsr_official.infer(x, **kw)[0]
-        costs.append(pcsr_official.last_cost['flops'])
+        out, cost = pcsr_official.infer(x, **kw)
+        costs.append(cost['flops'])
         return out
 
     one = tiled_forward(lambda x: fn(x, k=0.0), lq, 4, 32, 4, tile_batch=1)

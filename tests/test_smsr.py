@@ -44,15 +44,15 @@ def test_set5_reference_per_image_and_sparse_equals_masked_dense(official):
         lq, gt = pair(name)  # Set5 x2 LR sizes are all even: the official even-crop is a no-op here
         with torch.no_grad():
             official.sparse_infer = True
-            sparse = official(lq)
-            cost = official.last_cost
+            sparse, cost = official.infer(lq)
             official.sparse_infer = False
             dense = official(lq)
         official.sparse_infer = True
         assert (sparse - dense).abs().max() * 255 <= 1e-3, name  # [0, 255] units, spec 11.4
         q = quality(sparse, gt[..., :lq.shape[2] * 2, :lq.shape[3] * 2], 2)
         assert abs(q['psnr_y'] - psnr_ref) <= 0.002, (name, q)
-        assert abs(cost['eta'] - eta_ref) <= 0.001, (name, cost['eta'])
+        eta = cost['eta_px'] / cost['pixels']
+        assert abs(eta - eta_ref) <= 0.001, (name, eta)
         assert 0 < cost['flops'] < cost['flops_full']
         psnrs.append(q['psnr_y'])
     assert abs(sum(psnrs) / 5 - 37.991) <= 0.002
@@ -89,7 +89,8 @@ def test_sparse_path_equals_masked_dense_on_random_nets_and_extremes(spatial, ch
         sparse = net(x)
     assert (sparse - dense).abs().max() * 255 <= 1e-3
     assert (split - dense).abs().max() * 255 <= 1e-3
-    density = net.last_cost['mask_density']
+    _, cost = net.infer(x)
+    density = sum(cost[f'mask_px_m{k}'] for k in range(net.num_module)) / (net.num_module * cost['pixels'])
     if spatial is not None:
         assert density == (1.0 if spatial > 0 else 0.0)
 
@@ -114,9 +115,8 @@ def test_training_forward_with_hard_masks_equals_eval(monkeypatch):
     assert err_prev < 1e-5
     kept = sparsity.mean()
     net.eval()
-    with torch.no_grad():
-        net(x)
-    assert abs(float(kept) - net.last_cost['eta']) < 1e-6  # the regularised quantity is the kept ratio
+    _, cost = net.infer(x)
+    assert abs(float(kept) - cost['eta_px'] / cost['pixels']) < 1e-6  # the regularised quantity is the kept ratio
     net.train_mask_index = 'current'
     net.train()
     with torch.no_grad():
@@ -135,7 +135,8 @@ def test_mac_counter_matches_paper_convention_and_hooks():
     flops = count_flops(net, x, norm_layers=False, transposed='input')
     # not in the paper's count: the attention's 1x1 convs on one pooled pixel, and the MeanShift 1x1 convs
     extra = 5 * 2 * (64 * 4 + 4 * 64) + 2 * (9 + 9 * 4) * 20 * 24
-    assert flops == net.last_cost['flops'] + extra == net.last_cost['flops_full'] + extra
+    _, cost = net.infer(x)
+    assert flops == cost['flops'] + extra == cost['flops_full'] + extra
 
 
 def test_schedules_follow_the_iteration():

@@ -57,8 +57,16 @@ class APEBackbone(nn.Module):
         self.num_units, self.exit_interval = num_units, exit_interval
         self.num_exits = num_units // exit_interval
         self.regressor = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(num_feat, 1), nn.Tanh())
-        self.last_exit_ids = None
         self._flops_tables = {}
+
+    #: key prefixes a backbone checkpoint may lack (with ``strict_load_g: false``): the regressor it never had
+    optional_key_prefixes = ('regressor.', )
+
+    def adapt_state_dict(self, sd, source='?'):
+        """Any supported backbone/APE state_dict -> this network's names: BasicSR ``EDSR``/``RCAN`` layouts renamed,
+        the author's DynamicSR ``eedm.*`` -> ``regressor.*`` (:func:`adaptsr.convert.ape.to_ape_state_dict`)."""
+        from adaptsr.convert.ape import to_ape_state_dict
+        return to_ape_state_dict(sd, self, source)
 
     # subclass interface -------------------------------------------------------------------------------------
     def embed(self, x):
@@ -111,8 +119,7 @@ class APEBackbone(nn.Module):
             threshold (float): the budget knob ``exit_threshold``.
 
         Returns:
-            tuple: SR (N, 3, p s, p s) and exit ids (N,) long in ``[0, num_exits - 1]`` (never exiting = last);
-            the ids are also kept in ``last_exit_ids``.
+            tuple: SR (N, 3, p s, p s) and exit ids (N,) long in ``[0, num_exits - 1]`` (never exiting = last).
         """
         self._check(x)
         ctx, res = self.embed(x)
@@ -140,8 +147,32 @@ class APEBackbone(nn.Module):
             if len(active):
                 final[active] = cur
             res = final
-        self.last_exit_ids = exit_ids
         return self.reconstruct(ctx, res), exit_ids
+
+    @torch.no_grad()
+    def infer(self, x, exit_threshold=1.0):
+        """:meth:`forward_exit` and its cost (:mod:`adaptsr.ops.cost`).
+
+        Args:
+            x (Tensor): patches (N, 3, p, p) in [0, 1] (tiles of one image).
+            exit_threshold (float): the budget knob.
+
+        Returns:
+            tuple: SR (N, 3, p s, p s) and the cost: ``flops`` (each patch's exit in :meth:`exit_flops_table`),
+            ``flops_full`` (every patch at full depth), ``pixels`` (LR), ``tiles``, ``exit_sum`` (sum of exit ids),
+            ``exit_hist_{k}`` (patches leaving at exit k), ``macs_48`` (multiply-adds at the paper's 48x48 patch:
+            its GMACs-per-patch unit) and ``trace['exit_ids']`` (N,) long (CPU).
+        """
+        sr, ids = self.forward_exit(x, exit_threshold)
+        table = self.exit_flops_table(x.shape[2], x.shape[3])
+        hist = torch.bincount(ids, minlength=self.num_exits).tolist()
+        ref = self.exit_flops_table(48, 48)
+        cost = {'flops': float(sum(table[e] * c for e, c in enumerate(hist))), 'flops_full': table[-1] * len(ids),
+                'pixels': x.shape[0] * x.shape[2] * x.shape[3], 'tiles': len(ids), 'exit_sum': float(ids.sum()),
+                'macs_48': float(sum(ref[e] * c for e, c in enumerate(hist))) / 2,
+                'trace': {'exit_ids': ids.cpu()}}
+        cost.update({f'exit_hist_{e}': c for e, c in enumerate(hist)})
+        return sr, cost
 
     # cost -------------------------------------------------------------------------------------------------------
     @torch.no_grad()

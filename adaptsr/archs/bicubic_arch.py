@@ -19,9 +19,6 @@ class BicubicSR(nn.Module):
     def __init__(self, upscale=4):
         super().__init__()
         self.upscale = upscale
-        self.last_cost = None
 
     def forward(self, x):
-        out = torch.stack([imresize(img, self.upscale) for img in x])
-        self.last_cost = {'flops': 0, 'flops_full': 0}
-        return out
+        return torch.stack([imresize(img, self.upscale) for img in x])

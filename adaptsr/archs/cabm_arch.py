@@ -68,10 +68,52 @@ class _QuantNetMixin:
             return state, 0
         return dict(state, **{k: own[k] for k in quant_keys}), len(quant_keys)
 
+    def adapt_state_dict(self, sd, source='?'):
+        """Loading hook (:func:`adaptsr.convert.registry.load_into`): a full-precision checkpoint of the backbone
+        gets the initial quantiser and selector state (:meth:`complete_fp_state_dict`); the alphas are then
+        re-initialised from data in the first ``alpha_init_iters`` iterations of a quantised phase."""
+        sd, added = self.complete_fp_state_dict(sd)
+        if added:
+            from basicsr.utils import get_root_logger
+            get_root_logger().info(f'CABM: {source} is a full-precision checkpoint; {added} quantiser keys start '
+                                   'from their initial values')
+        return sd
+
     def set_alpha_init(self, active):
         """PAMS' alpha initialisation from data (:class:`~adaptsr.ops.quant.ActQuant`) on or off."""
         for q in self.quantizers():
             q.init_mode = bool(active)
+
+    @torch.no_grad()
+    def infer(self, x, bit_flags=None):
+        """Test forward of the current mode and its cost (:mod:`adaptsr.ops.cost`).
+
+        Args:
+            x (Tensor): LR (N, 3, h, w) in [0, 1] (tiles of one image).
+            bit_flags (Tensor | None): ``lut`` mode's per-tile bit indices (N, num_selectors) long (from the
+                edge-to-bit table); ignored in the other modes.
+
+        Returns:
+            tuple: SR (N, 3, h s, w s) and the cost: ``flops`` = ``flops_full`` (2 x multiply-adds: quantisation
+            changes bits, not operations), ``pixels`` (LR), ``tiles``, ``bitops`` (``OPs_fp + 8/32 * FAB/32 *
+            OPs_quant`` per tile, multiply-adds; the full-precision count in ``fp`` mode), ``fab_sum`` (sum of the
+            tiles' mean activation bits) and ``trace['flags']`` (N, num_selectors) long (CPU) or None.
+        """
+        if self.mode == 'lut':
+            self.set_bit_flags(bit_flags)
+        out = self(x)
+        n = x.shape[0]
+        unquant, quant = self.macs_split(x.shape[2], x.shape[3])
+        fab = self.last_stats['fab'].detach().cpu()
+        if self.mode == 'fp':
+            bitops = n * (unquant + quant)
+        else:
+            bitops = float(sum(unquant + 8 / 32 * float(f) / 32 * quant for f in fab))
+        flags = self.last_stats['flags']
+        cost = {'flops': 2 * n * (unquant + quant), 'flops_full': 2 * n * (unquant + quant),
+                'pixels': n * x.shape[2] * x.shape[3], 'tiles': n, 'bitops': bitops, 'fab_sum': float(fab.sum()),
+                'trace': {'flags': None if flags is None else flags.detach().cpu()}}
+        return out, cost
 
     def _batch_flags(self, x):
         if self.flags is None or self.flags.shape[0] != x.shape[0]:

@@ -11,6 +11,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from adaptsr.archs.arch_util import MeanShiftMixin
+from adaptsr.convert.registry import register_format
 
 
 class EResidualBlock(nn.Module):
@@ -147,3 +148,7 @@ class PCSRCARN(MeanShiftMixin, CARNM):
 
     def forward(self, x):
         return super().forward(x - self.rgb_mean) + self.rgb_mean
+
+
+register_format('PCSRCARN', 'pcsr', lambda sd: 'entry.weight' in sd and any(k.startswith('upsample.up.') for k in sd),
+                lambda sd, scale=None, source='?': {'num_feat': sd['entry.weight'].shape[0], 'upscale': scale or 4})

@@ -246,6 +246,30 @@ class ETDSPlain(nn.Module):
             self.act_first = nn.PReLU(num_feat)
             self.backbone_acts = nn.ModuleList(nn.PReLU(num_feat) for _ in range(num_block))
 
+    def adapt_state_dict(self, sd, source='?'):
+        """A training-form state_dict (dual stream, only-ET, ECBSR, ABPN) -> this network's, by the equivalent
+        transformation, verified; a plain one is returned as it is (the caller loads it strictly).
+
+        Raises:
+            ConversionError: not convertible, or the check fails. RuntimeError: the converted model's size differs
+            from this network's (another configuration).
+        """
+        if 'conv_clip.weight' in sd:
+            return sd
+        from basicsr.utils import get_root_logger
+        from adaptsr.convert.etds import convert_etds
+        plain_sd, info = convert_etds(sd, scale=self.upscale, source=source)
+        own = self.state_dict()
+        bad = [f'{k}: converted {tuple(v.shape)} vs network {tuple(own[k].shape)}'
+               for k, v in plain_sd.items() if k in own and own[k].shape != v.shape]
+        if bad or set(own) != set(plain_sd):
+            raise RuntimeError(f'{source}: converts to ETDSPlain(num_block={info["num_block"]}, '
+                               f'num_feat={info["num_feat"]}, act_type={info["act_type"]}), which differs from this '
+                               f'network: {bad or sorted(set(own) ^ set(plain_sd))}')
+        get_root_logger().info(f'{source}: converted from {info["source_arch"]} to ETDSPlain '
+                               f'(max |difference| x 255 = {info["max_diff_255"]:.2e})')
+        return plain_sd
+
     def _act(self, module_list, i, x):
         if self.act_type == 'relu':
             return F.relu(x)

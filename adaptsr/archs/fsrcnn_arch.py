@@ -7,6 +7,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from adaptsr.archs.arch_util import MeanShiftMixin
+from adaptsr.convert.registry import register_format
 
 
 class FSRCNNNet(nn.Module):
@@ -64,3 +65,7 @@ class PCSRFSRCNN(MeanShiftMixin, FSRCNNNet):
 
     def forward(self, x):
         return super().forward(x - self.rgb_mean) + self.rgb_mean
+
+
+register_format('PCSRFSRCNN', 'pcsr', lambda sd: 'head_conv.0.weight' in sd,
+                lambda sd, scale=None, source='?': {'d': sd['head_conv.0.weight'].shape[0], 'upscale': scale or 4})

@@ -25,6 +25,7 @@ from adaptsr.archs.carn_arch import CARNM
 from adaptsr.archs.fsrcnn_arch import FSRCNNNet
 from adaptsr.archs.srresnet_arch import SRResNetEncoder
 from adaptsr.ops.cost import flops_per_pixel, mlp_flops_per_row
+from adaptsr.convert.registry import register_format
 
 # backbone -> (encoder kwargs, heavy hidden, light hidden, classifier hidden, rgb mean); specs/pcsr.md 3.4
 PCSR_PRESETS = {
@@ -230,7 +231,7 @@ class PCSRNet(MeanShiftMixin, nn.Module):
 
     Shapes:
         ``forward(lq, mode)`` with lq (N, 3, h, w) in [0, 1]:
-        ``'infer'`` -> SR (N, 3, h*s, w*s), cost in ``self.last_cost``;
+        ``'infer'`` -> SR (N, 3, h*s, w*s) (:meth:`infer` also returns its cost);
         ``'heavy'`` -> dense all-heavy SR (phase 0);
         ``'mix'`` -> (SR, p_heavy (N, 1, h*s, w*s)) soft mixture (phase 1).
     """
@@ -260,7 +261,6 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         self.pixel_batch_size = int(pixel_batch_size)
         self.adm_scope = adm_scope
         self.register_buffer('codes', subpixel_codes(self.upscale), persistent=False)
-        self.last_cost = None
         self._per_pixel = None
 
     # ----------------------------------------------------------------------------------------------- cost model
@@ -370,7 +370,7 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         return logit > k * math.log(c1 / c0)
 
     @torch.no_grad()
-    def infer(self, lq, k=None, adaptive=None, refine=None):
+    def infer(self, lq, k=None, adaptive=None, refine=None, heavy_only=False):
         """Selective (adaptive) inference: each upsampler runs only on its own pixels.
 
         Args:
@@ -378,14 +378,25 @@ class PCSRNet(MeanShiftMixin, nn.Module):
             k (float, optional): budget knob (default ``self.k``).
             adaptive (bool, optional): ADM instead of k (default ``self.adaptive``).
             refine (bool, optional): pixel-wise refinement (default ``self.refine``).
+            heavy_only (bool): the dense all-heavy forward instead (phase 0's network, PCSR's "full model").
 
         Returns:
-            tuple: SR (N, 3, h*s, w*s) (not clamped) and the heavy map (N, 1, h*s, w*s) (bool). The cost
-            (``flops``, ``flops_full`` = all-heavy, ``heavy_ratio``, ``pixels``) is stored in ``self.last_cost``.
+            tuple: SR (N, 3, h*s, w*s) (not clamped) and the cost of this call (:mod:`adaptsr.ops.cost`):
+            ``flops``, ``flops_full`` (encoder + heavy upsampler on every pixel), ``pixels`` (LR), ``hr_pixels``,
+            ``heavy_px`` (HR pixels that took the heavy upsampler) and ``trace['heavy_map']`` (N, 1, h*s, w*s)
+            (bool).
         """
+        n, _, h, w = lq.shape
+        hr_pixels = n * h * w * self.upscale**2
+        full = self.image_flops(h, w, 0, hr_pixels, n_images=n) - n * self.per_pixel_flops()['classifier'] * \
+            h * w * self.upscale**2
+        cost = {'flops': full, 'flops_full': full, 'pixels': n * h * w, 'hr_pixels': hr_pixels}
+        if heavy_only:
+            sr = self.forward_heavy(lq)
+            cost.update(heavy_px=hr_pixels, trace={'heavy_map': torch.ones_like(sr[:, :1], dtype=torch.bool)})
+            return sr, cost
         refine = self.refine if refine is None else refine
         x, rows, nhw = self._prepare(lq)
-        n, h, w = nhw
         heavy = self.decide(self.heavy_logit(rows), k, adaptive, n_images=n).reshape(-1)
         heavy_idx = heavy.nonzero().squeeze(1)
         light_idx = (~heavy).nonzero().squeeze(1)
@@ -399,18 +410,9 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         if refine:
             sr = refine_light_pixels(sr, heavy_map)
         n_heavy = int(heavy_idx.numel())
-        n_light = int(light_idx.numel())
-        self.last_cost = self.dense_cost(lq)
-        self.last_cost.update(flops=self.image_flops(h, w, n_light, n_heavy, n_images=n),
-                              heavy_ratio=n_heavy / max(1, n_heavy + n_light))
-        return sr, heavy_map
-
-    def dense_cost(self, lq):
-        """Cost of the dense all-heavy forward on ``lq`` (N, 3, h, w): the full model (encoder + heavy)."""
-        n, _, h, w = lq.shape
-        full = self.image_flops(h, w, 0, n * h * w * self.upscale**2, n_images=n) - \
-            n * self.per_pixel_flops()['classifier'] * h * w * self.upscale**2
-        return {'flops': full, 'flops_full': full, 'heavy_ratio': 1.0, 'pixels': n * h * w * self.upscale**2}
+        cost.update(flops=self.image_flops(h, w, int(light_idx.numel()), n_heavy, n_images=n), heavy_px=n_heavy,
+                    trace={'heavy_map': heavy_map})
+        return sr, cost
 
     def forward(self, lq, mode='infer'):
         if mode == 'infer':
@@ -436,3 +438,24 @@ class PCSRNet(MeanShiftMixin, nn.Module):
 
 
 __all__ = ['PCSRNet', 'adm_heavy_mask', 'refine_light_pixels', 'liif_query']
+
+
+def pcsr_net_kwargs(sd, scale=None, source='?'):
+    """PCSRNet kwargs (encoder, MLP widths, scale) read off a PCSR state_dict (adaptsr or official names)."""
+
+    def widths(prefix):
+        keys = sorted((int(k.split('.')[-2]), k) for k in sd if k.startswith(prefix) and k.endswith('.weight'))
+        return [sd[k].shape[0] for _, k in keys][:-1]
+
+    if 'encoder.entry.weight' in sd:
+        encoder, enc_opt = 'carn', {'num_feat': sd['encoder.entry.weight'].shape[0]}
+    elif 'encoder.head_conv.0.weight' in sd:
+        encoder, enc_opt = 'fsrcnn', {'d': sd['encoder.head_conv.0.weight'].shape[0]}
+    else:
+        encoder, enc_opt = 'srresnet', {'num_feat': sd['encoder.conv_first.weight'].shape[0]}
+    return dict(encoder=encoder, encoder_opt=enc_opt, heavy_hidden=widths('heavy_sampler.'),
+                light_hidden=widths('light_sampler.'), cls_hidden=widths('classifier.'), upscale=scale or 4)
+
+
+register_format('PCSRNet', 'pcsr', lambda sd: any(k.startswith('heavy_sampler.') for k in sd) and
+                any(k.startswith('classifier.') for k in sd), pcsr_net_kwargs)

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from adaptsr.archs.arch_util import frozen_mean_shift
 from adaptsr.ops.sparse_conv import PixelSet, conv3x3_rows
+from adaptsr.convert.registry import register_format
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -280,13 +281,34 @@ class SMSRNet(nn.Module):
         self.collect = nn.Sequential(nn.Conv2d(num_feat * num_module, num_feat, 1), nn.ReLU(True),
                                      nn.Conv2d(num_feat, num_feat, 3, 1, 1))
         self.tail = nn.Sequential(nn.Conv2d(num_feat, 3 * upscale * upscale, 3, 1, 1))
-        self.last_cost = None  # cost of the last eval forward (dict), see _cost
-        self.last_masks = None  # hard spatial masks of the last eval forward: num_module x (h, w), image 0
 
     def set_tau(self, tau):
         self.tau = float(tau)
 
     def forward(self, x):
+        """(N, 3, h, w) in [0, 1] -> SR (N, 3, h s, w s); in training also the kept fractions (for the sparsity
+        loss). Eval uses hard masks (sparse kernels for batch 1); :meth:`infer` also returns the cost."""
+        out, extra = self._forward(x)
+        return (out, extra) if self.training else out
+
+    @torch.no_grad()
+    def infer(self, x):
+        """Eval forward and its cost (:mod:`adaptsr.ops.cost`).
+
+        Returns:
+            tuple: SR (N, 3, h s, w s) and the cost: ``flops`` (2 x exact MACs under the hard masks), ``flops_full``
+            (dense), ``flops_eta`` (the paper's ``nonSMB + eta * SMB``), ``pixels`` (LR), ``eta_px`` (``eta``, the
+            kept fraction of the block computation, times ``pixels``), ``mask_px_m{k}`` (active spatial-mask pixels
+            of module k) and ``trace['masks']`` (num_module hard masks (h, w) of image 0, bool).
+        """
+        if self.training:
+            raise RuntimeError('SMSRNet.infer needs eval mode (hard masks)')
+        out, (stats, masks) = self._forward(x)
+        cost = self._cost(stats, x.shape)
+        cost['trace'] = {'masks': masks}
+        return out, cost
+
+    def _forward(self, x):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f'SMSRNet expects RGB input (N, 3, H, W), got shape {tuple(x.shape)}')
         h, w = x.shape[-2:]
@@ -335,32 +357,26 @@ class SMSRNet(nn.Module):
             out = out[..., :h * self.upscale, :w * self.upscale]
         if self.training:
             return out, torch.cat(sparsity, 0)
-        self.last_cost = self._cost(stats, x.shape)
-        self.last_masks = masks
-        return out
+        return out, (stats, masks)
 
     # ------------------------------------------------------------------------------------------- cost
     def _cost(self, stats, shape):
-        """Cost of the last eval forward from its hard masks: ``flops`` (2 x exact MACs), ``flops_full`` (dense),
-        ``flops_eta`` (the paper's ``nonSMB + eta * SMB``), ``eta`` (kept fraction of the block computation, the
-        regularised quantity), ``mask_density`` and ``density_m{k}`` (spatial mask density per module),
-        ``layer_kept`` (kept fraction per module and layer)."""
+        """Cost of an eval forward from its hard masks (see :meth:`infer`); ``stats`` holds, per module, the spatial
+        density and the dense/sparse channel masks of each layer."""
         n, _, h, w = shape
         hw = float(n * h * w)
         block = self.body[0].body
         smb_dense = block.macs_per_pixel_dense() * hw * self.num_module
-        smb_exact, eta, density, layer_density = 0.0, [], [], []
+        smb_exact, eta = 0.0, []
         for rho, cd, cs in stats:
             smb_exact += block.exact_macs(hw, rho, cd, cs)
             kept = [(float(d.mean()) + rho * float(s.mean())) for d, s in zip(cd, cs)]
             eta.append(sum(kept) / len(kept))
-            density.append(rho)
-            layer_density.append(kept)
+        eta = sum(eta) / len(eta)
         non_smb = self.non_smb_macs_per_pixel(with_masks=self.use_masks) * hw
         cost = {'flops': 2 * (non_smb + smb_exact), 'flops_full': 2 * (non_smb + smb_dense),
-                'flops_eta': 2 * (non_smb + sum(eta) / len(eta) * smb_dense), 'eta': sum(eta) / len(eta),
-                'mask_density': sum(density) / len(density), 'layer_kept': layer_density, 'pixels': hw}
-        cost.update({f'density_m{k}': d for k, d in enumerate(density)})
+                'flops_eta': 2 * (non_smb + eta * smb_dense), 'pixels': hw, 'eta_px': eta * hw}
+        cost.update({f'mask_px_m{k}': rho * hw for k, (rho, _, _) in enumerate(stats)})
         return cost
 
     def non_smb_macs_per_pixel(self, with_masks=True):
@@ -400,3 +416,19 @@ def smsr_dense_gmacs(upscale, hr_size=(720, 1280), num_feat=64, num_module=5, nu
     lr_px = math.ceil(hr_size[0] / upscale) * math.ceil(hr_size[1] / upscale)
     smb = num_layer * 9 * num_feat**2 + num_layer * num_feat * num_feat
     return (smsr_non_smb_macs_per_pixel(upscale, num_feat, num_module) + num_module * smb) * lr_px / 1e9
+
+
+def smsr_net_kwargs(sd, scale=None, source='?'):
+    """SMSRNet kwargs read off an SMSR state_dict (official names): width and the scale of its tail.
+
+    Raises:
+        ValueError: ``scale`` given and the tail is for another one.
+    """
+    found = round((sd['tail.0.weight'].shape[0] / 3)**0.5)
+    if scale is not None and found != scale:
+        raise ValueError(f'{source}: SMSR checkpoint is x{found} (tail.0 has {sd["tail.0.weight"].shape[0]} '
+                         f'channels), but the scale is {scale}')
+    return {'num_feat': sd['head.0.weight'].shape[0], 'upscale': found}
+
+
+register_format('SMSRNet', 'smsr', lambda sd: 'body.0.body.ch_mask' in sd and 'tail.0.weight' in sd, smsr_net_kwargs)

@@ -19,13 +19,19 @@ size): ``max |clamp(source(x), 0, 1) - plain(x)| x 255`` must stay below ``tol``
 import re
 
 import torch
+from basicsr.archs.ecbsr_arch import ECBSR
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from adaptsr.archs.abpn_arch import ABPNNet
+from adaptsr.archs.ecbsr_arch import ECBSRPlain
+from adaptsr.archs.etds_arch import (ETDSAblationAdvancedResidual, ETDSAblationPlain, ETDSAblationResidual, ETDSNet,
+                                     ETDSOnlyET, ETDSPlain)
+from adaptsr.convert.registry import WrongScaleError, build_detected, detect_arch, register_format
 from adaptsr.ops.reparam import (DTYPE, ConversionError, block_conv, check_equivalence, clip_head, identity_kernel,
                                  plain_out_channels, probe_inputs, repeat_kernel, to_float32)
 
-DUAL_STREAM_ARCHS = ('ETDSNet', 'ETDSAblationResidual')
-ANCHOR_ARCHS = ('ECBSRPlain', 'ABPNNet', 'ETDSOnlyET')
+DUAL_STREAM_ARCHS = (ETDSNet, ETDSAblationResidual)
+ANCHOR_ARCHS = (ECBSRPlain, ABPNNet, ETDSOnlyET)
 
 
 def _conv(module):
@@ -56,7 +62,7 @@ def _dual_stream_sd(net):
 def _anchor_layers(net):
     """(convs [(w, b)], PReLU slopes or None) of an anchor net: first, M middle, last."""
     name = type(net).__name__
-    if name == 'ETDSOnlyET':
+    if isinstance(net, ETDSOnlyET):
         convs = [net.conv_first, *net.backbone_convs, net.conv_last]
         return [_conv(c) for c in convs], None, 'relu'
     convs = [_conv(layer[0]) for layer in net.backbone]
@@ -142,21 +148,21 @@ def et_convert(net, tol=0.01, inputs=None):
     """
     name = type(net).__name__
     source = net
-    if name == 'ECBSR':
-        source, net, name = net, ecbsr_train_to_plain(net), 'ECBSRPlain'
-    if name in DUAL_STREAM_ARCHS:
+    if isinstance(net, ECBSR):
+        net, name = ecbsr_train_to_plain(net), 'ECBSRPlain'
+    if isinstance(net, DUAL_STREAM_ARCHS):
         sd, cfg = _dual_stream_sd(net)
-    elif name in ANCHOR_ARCHS:
+    elif isinstance(net, ANCHOR_ARCHS):
         sd, cfg = _anchor_sd(net)
-    elif name == 'ETDSAblationAdvancedResidual':
+    elif isinstance(net, ETDSAblationAdvancedResidual):
         raise ConversionError('ETDSAblationAdvancedResidual is not convertible: its advanced_residual_convs feed the '
                               'backbone into the residual stream, which no plain conv+ReLU net reproduces '
-                              '(specs/etds.md 4)')
-    elif name in ('ETDSPlain', 'ETDSAblationPlain'):
+                              '(the advanced-residual ablation of Chao et al., CVPR 2023)')
+    elif isinstance(net, (ETDSPlain, ETDSAblationPlain)):
         raise ConversionError(f'{name} is already a plain network; there is nothing to convert')
     else:
         raise ConversionError(f'no equivalent transformation for {name}; convertible: ECBSR, '
-                              f'{", ".join(DUAL_STREAM_ARCHS + ANCHOR_ARCHS)}')
+                              f'{", ".join(c.__name__ for c in DUAL_STREAM_ARCHS + ANCHOR_ARCHS)}')
     scale = net.upscale
     plain = ARCH_REGISTRY.get('ETDSPlain')(upscale=scale, num_block=cfg['num_block'], num_feat=cfg['num_feat'],
                                            act_type=cfg['act_type'])
@@ -164,7 +170,7 @@ def et_convert(net, tol=0.01, inputs=None):
     plain.eval()
     was_training = source.training
     diff = check_equivalence(source, plain, inputs or probe_inputs(), tol, what=f'{name} -> ETDSPlain',
-                             ref_train_mode=type(source).__name__ == 'ECBSR')  # its multi-branch forward
+                             ref_train_mode=isinstance(source, ECBSR))  # its multi-branch forward
     source.train(was_training)
     return plain, dict(cfg, scale=scale, source_arch=type(source).__name__, max_diff_255=diff)
 
@@ -180,69 +186,81 @@ def ecbsr_train_kwargs(sd, scale, source='?'):
         raise ConversionError(f'{source}: not a BasicSR ECBSR training-form state_dict')
     last = sd[f'backbone.{idx[-1]}.conv3x3.weight'].shape[0]
     if last != 3 * scale * scale:
-        raise ConversionError(f'{source}: ECBSR output conv has {last} channels, but x{scale} needs '
+        raise WrongScaleError(f'{source}: ECBSR output conv has {last} channels, but x{scale} needs '
                               f'{3 * scale * scale}; is this a checkpoint of another scale?')
     return dict(num_in_ch=3, num_out_ch=3, num_block=len(idx) - 2,
                 num_channel=sd['backbone.0.conv3x3.weight'].shape[0], with_idt=False, act_type='prelu', scale=scale)
 
 
-def infer_arch(sd, scale, source='?'):
-    """Arch name and kwargs of an ETDS-family state_dict (official or adaptsr names).
+def _check_out(arch, last, expected, scale, source):
+    if last != expected:
+        raise WrongScaleError(f'{source}: {arch} output conv has {last} channels, but x{scale} needs {expected}; '
+                              f'is this a checkpoint of another scale?')
 
-    The scale is explicit (specs/etds.md 8.9); ``num_block``/``num_feat`` are read from the keys and checked
-    against the tensor shapes.
+
+def _anchor_kwargs(arch):
+    """Hyperparameters of ``ECBSRPlain`` / ``ABPNNet`` (``backbone.{i}.0`` convs) read off a state_dict."""
+
+    def read(sd, scale, source='?'):
+        n = len({int(m.group(1)) for k in sd for m in [re.match(r'backbone\.(\d+)\.0\.weight$', k)] if m})
+        _check_out(arch, sd[f'backbone.{n - 1}.0.weight'].shape[0], 3 * scale * scale, scale, source)
+        return {'num_block': n - 2, 'num_feat': sd['backbone.0.0.weight'].shape[0], 'upscale': scale}
+
+    return read
+
+
+def _single_stream_kwargs(arch, extra_feat=3):
+    """Hyperparameters of the ``conv_first`` / ``backbone_convs`` / ``conv_last`` family read off a state_dict."""
+
+    def read(sd, scale, source='?'):
+        m = len([k for k in sd if re.match(r'backbone_convs\.\d+\.weight$', k)])
+        kwargs = {'num_block': m, 'num_feat': sd['conv_first.weight'].shape[0] + extra_feat, 'upscale': scale}
+        expected = 3 * scale * scale
+        if arch == 'ETDSPlain':
+            expected = plain_out_channels(scale)
+            if 'act_first.weight' in sd:
+                kwargs['act_type'] = 'prelu'
+        _check_out(arch, sd['conv_last.weight'].shape[0], expected, scale, source)
+        return kwargs
+
+    return read
+
+
+def _has(*keys, without=()):
+    return lambda sd: all(k in sd for k in keys) and not any(k in sd for k in without)
+
+
+# the ETDS family's checkpoint formats (official and adaptsr names); the scale is explicit, as the official test
+# scripts take it, and the output convs are checked against it
+_RESIDUALS = ('conv_residual_first.weight', 'add_residual_convs.0.weight', 'advanced_residual_convs.0.weight')
+register_format('ECBSR', 'etds', _has('backbone.0.conv3x3.weight'), ecbsr_train_kwargs)
+register_format('ECBSRPlain', 'etds', _has('backbone.0.0.weight', 'backbone.0.1.weight'), _anchor_kwargs('ECBSRPlain'))
+register_format('ABPNNet', 'etds', _has('backbone.0.0.weight', without=('backbone.0.1.weight', )),
+                _anchor_kwargs('ABPNNet'))
+register_format('ETDSPlain', 'etds', _has('conv_first.weight', 'conv_clip.weight'),
+                _single_stream_kwargs('ETDSPlain', 0))
+register_format('ETDSAblationAdvancedResidual', 'etds', _has('advanced_residual_convs.0.weight'),
+                _single_stream_kwargs('ETDSAblationAdvancedResidual'))
+register_format('ETDSNet', 'etds', _has('add_residual_convs.0.weight', without=('advanced_residual_convs.0.weight', )),
+                _single_stream_kwargs('ETDSNet'))
+register_format('ETDSAblationResidual', 'etds',
+                _has('conv_residual_first.weight', without=_RESIDUALS[1:]), _single_stream_kwargs('ETDSAblationResidual'))
+register_format('ETDSOnlyET', 'etds', _has('conv_first.weight', without=('conv_clip.weight', ) + _RESIDUALS),
+                _single_stream_kwargs('ETDSOnlyET'))
+
+
+def infer_arch(sd, scale, source='?'):
+    """Arch name and kwargs of an ETDS-family state_dict (:func:`adaptsr.convert.registry.detect_arch`).
 
     Raises:
         ConversionError: unknown layout, or shapes that disagree with ``scale``.
     """
-    keys = set(sd)
-    if 'backbone.0.conv3x3.weight' in keys:
-        return 'ECBSR', ecbsr_train_kwargs(sd, scale, source)
-    if any(k.startswith('backbone.') for k in keys):
-        n = len({int(m.group(1)) for k in keys for m in [re.match(r'backbone\.(\d+)\.0\.weight$', k)] if m})
-        c = sd['backbone.0.0.weight'].shape[0]
-        arch, kwargs = 'ECBSRPlain', {'num_block': n - 2, 'num_feat': c}
-        if 'backbone.0.1.weight' not in keys:
-            arch = 'ABPNNet'
-        last = sd[f'backbone.{n - 1}.0.weight'].shape[0]
-        expected = 3 * scale * scale
-    elif 'conv_first.weight' in keys:
-        m = len([k for k in keys if re.match(r'backbone_convs\.\d+\.weight$', k)])
-        cb = sd['conv_first.weight'].shape[0]
-        if 'conv_clip.weight' in keys:
-            arch, kwargs = 'ETDSPlain', {'num_block': m, 'num_feat': cb}
-            if 'act_first.weight' in keys:
-                kwargs['act_type'] = 'prelu'
-            expected = plain_out_channels(scale)
-        elif 'advanced_residual_convs.0.weight' in keys:
-            arch, kwargs, expected = 'ETDSAblationAdvancedResidual', {'num_block': m, 'num_feat': cb + 3}, None
-        elif 'add_residual_convs.0.weight' in keys:
-            arch, kwargs, expected = 'ETDSNet', {'num_block': m, 'num_feat': cb + 3}, None
-        elif 'conv_residual_first.weight' in keys:
-            arch, kwargs, expected = 'ETDSAblationResidual', {'num_block': m, 'num_feat': cb + 3}, None
-        else:
-            arch, kwargs, expected = 'ETDSOnlyET', {'num_block': m, 'num_feat': cb + 3}, None
-        last = sd['conv_last.weight'].shape[0]
-        if expected is None:
-            expected = 3 * scale * scale
-    else:
-        raise ConversionError(f'{source}: not an ETDS/ECBSR/ABPN state_dict (keys: {sorted(keys)[:6]}...)')
-    if last != expected:
-        raise ConversionError(f'{source}: {arch} output conv has {last} channels, but x{scale} needs {expected}; '
-                              f'is this a checkpoint of another scale?')
-    return arch, dict(kwargs, upscale=scale)
+    return detect_arch(sd, scale, source, family='etds')
 
 
 def build_from_state_dict(sd, scale, source='?'):
-    """Instantiate the inferred arch and load ``sd`` strictly."""
-    import adaptsr.archs  # noqa: F401  (registration)
-    arch, kwargs = infer_arch(sd, scale, source)
-    net = ARCH_REGISTRY.get(arch)(**kwargs)
-    try:
-        net.load_state_dict(sd, strict=True)
-    except RuntimeError as err:
-        raise ConversionError(f'{source}: does not load strictly into {arch}({kwargs}): {err}') from None
-    return net
+    """Instantiate the inferred ETDS-family arch and load ``sd`` strictly."""
+    return build_detected(sd, scale, source, family='etds')
 
 
 def convert_etds(train_sd, scale, tol=0.01, source='?'):

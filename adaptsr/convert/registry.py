@@ -1,5 +1,151 @@
-"""Method name -> converter, and the adaptsr arch each converted checkpoint loads into."""
+"""Checkpoints known by their archs: one registry of formats, the strict loader, and the official converters.
+
+Each arch family declares how to recognise its checkpoints and read its hyperparameters from the state_dict with
+:func:`register_format` (in the family's convert module or arch module, as spandrel's ``detect``/``load``,
+github.com/chaiNNer-org/spandrel); :func:`detect_arch` / :func:`build_detected` go through the registry, and so do
+``scripts/convert_official.py`` (:data:`CONVERTERS`, :func:`build_target`) and every model's ``load_network``
+(:func:`load_into`). An arch adapts other layouts of its own checkpoints in its ``adapt_state_dict(sd, source)``
+method (APE: BasicSR EDSR/RCAN names; CABM: a full-precision file; ETDSPlain: a training form by ET), and may name
+``optional_key_prefixes`` that a non-strict load may leave out.
+"""
+from typing import Callable, NamedTuple
+
+from adaptsr.convert import load_checkpoint
 from adaptsr.convert.pcsr import convert_carn_m, convert_pcsr
+from adaptsr.ops.reparam import ConversionError
+
+#: readable names of the families, for errors
+FAMILY_NAMES = {'etds': 'ETDS/ECBSR/ABPN', 'pcsr': 'PCSR', 'smsr': 'SMSR'}
+
+
+class WrongScaleError(ConversionError):
+    """A recognised checkpoint whose weights are for another scale than the one asked for."""
+
+
+class CheckpointFormat(NamedTuple):
+    """One arch's checkpoint format: ``detect(sd) -> bool`` and ``hyperparams(sd, scale, source) -> kwargs``."""
+    arch: str
+    family: str
+    detect: Callable
+    hyperparams: Callable
+
+
+FORMATS = []
+
+
+def register_format(arch, family, detect, hyperparams):
+    """Declare that state_dicts for which ``detect(sd)`` holds build ``ARCH_REGISTRY[arch](**hyperparams(sd, scale,
+    source))``. Formats of one family must not overlap (each state_dict is recognised by at most one)."""
+    FORMATS.append(CheckpointFormat(arch, family, detect, hyperparams))
+
+
+def _load_formats():
+    import adaptsr.archs  # noqa: F401  (arch modules register their formats)
+    import adaptsr.convert.etds  # noqa: F401
+    import adaptsr.convert.pcsr  # noqa: F401
+
+
+def detect_arch(sd, scale=None, source='?', family=None):
+    """Arch name and constructor kwargs of a state_dict, by the registered formats.
+
+    Args:
+        sd (dict): state_dict (adaptsr or official names).
+        scale (int | None): the scale, where the family cannot read it from the weights (ETDS: explicit, as the
+            official test scripts take it); checked against the output convs.
+        source (str): file name for errors.
+        family (str | None): restrict to one family (``etds``, ``pcsr``, ``smsr``).
+
+    Returns:
+        tuple[str, dict]: registered arch name and kwargs.
+
+    Raises:
+        ConversionError: no format recognises ``sd`` (the supported archs are listed), or its shapes disagree with
+            ``scale``.
+    """
+    _load_formats()
+    found = [f for f in FORMATS if (family is None or f.family == family) and f.detect(sd)]
+    if not found:
+        what = FAMILY_NAMES.get(family, 'known') if family else 'known'
+        supported = sorted({f.arch for f in FORMATS if family is None or f.family == family})
+        raise ConversionError(f'{source}: not an {what} state_dict (keys: {sorted(sd)[:6]}...); supported archs: '
+                              f'{supported}')
+    fmt = found[0]
+    return fmt.arch, fmt.hyperparams(sd, scale, source)
+
+
+def build_detected(sd, scale=None, source='?', family=None):
+    """Instantiate the arch :func:`detect_arch` finds and load ``sd`` strictly.
+
+    Raises:
+        ConversionError: not recognised, or not loading strictly into the detected arch.
+    """
+    from basicsr.utils.registry import ARCH_REGISTRY
+    arch, kwargs = detect_arch(sd, scale, source, family)
+    net = ARCH_REGISTRY.get(arch)(**kwargs)
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as err:
+        raise ConversionError(f'{source}: does not load strictly into {arch}({kwargs}): {err}') from None
+    return net
+
+
+def load_into(net, load_path, strict=True, param_key='params', scale=None):
+    """Strict, loud loading of a checkpoint file into ``net`` (every model's ``load_network``).
+
+    Accepts BasicSR checkpoints, official PCSR files (converted on the fly) and raw state_dicts; ``module.``
+    prefixes are dropped and ``net.adapt_state_dict(sd, source)`` (when the arch has one) maps other layouts. With
+    ``strict=False`` only keys under ``net.optional_key_prefixes`` may be missing when the arch declares them (else
+    BasicSR's rule: any key may be missing).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: the checkpoint's recorded scale differs from ``scale``.
+        KeyError: ``param_key`` (nor ``params``) absent. RuntimeError: missing/unexpected keys (strict) or shape
+        mismatches, listing them and naming the arch the file holds when the registry recognises it.
+    """
+    from basicsr.utils import get_root_logger
+    ckpt = to_basicsr_checkpoint(load_checkpoint(load_path), load_path)
+    meta = ckpt.get('meta') or {}
+    if meta.get('scale') is not None and scale is not None and meta['scale'] != scale:
+        raise ValueError(f"{load_path}: checkpoint is for x{meta['scale']} but the options say scale: {scale}")
+    key = param_key if param_key in ckpt else 'params'
+    if key not in ckpt:
+        raise KeyError(f'{load_path}: no {param_key!r} (nor "params") in checkpoint; keys: {list(ckpt)}')
+    sd = {k[7:] if k.startswith('module.') else k: v for k, v in ckpt[key].items()}
+    adapt = getattr(net, 'adapt_state_dict', None)
+    if adapt is not None:
+        sd = adapt(sd, load_path)
+    own = net.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    optional = getattr(net, 'optional_key_prefixes', None)
+    if not strict and optional is not None:
+        outside = [k for k in missing if not k.startswith(tuple(optional))]
+        if outside or unexpected:
+            raise RuntimeError(f'cannot load {load_path} into {type(net).__name__} (strict=False): only keys '
+                               f'starting with {list(optional)} may be missing; missing {outside}, unexpected '
+                               f'{unexpected}')
+    mismatched = [f'{k}: checkpoint {tuple(sd[k].shape)} vs network {tuple(own[k].shape)}'
+                  for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
+    problems = []
+    if mismatched:
+        problems.append('shape mismatches:\n  ' + '\n  '.join(mismatched))
+    if strict and missing:
+        problems.append(f'missing keys ({len(missing)}): {missing}')
+    if strict and unexpected:
+        problems.append(f'unexpected keys ({len(unexpected)}): {unexpected}')
+    if problems:
+        try:
+            arch, kwargs = detect_arch(sd, scale or meta.get('scale'), load_path)
+            holds = f'; the file holds {arch}({kwargs})'
+        except WrongScaleError:
+            raise
+        except (ConversionError, KeyError, TypeError, ValueError):
+            holds = ''
+        raise RuntimeError(f'cannot load {load_path} into {type(net).__name__} (strict={strict}){holds}:\n' +
+                           '\n'.join(problems))
+    net.load_state_dict(sd, strict=strict)
+    get_root_logger().info(f'Loaded {type(net).__name__} from {load_path} [{key}] ({len(sd)} tensors)' +
+                           (f'; not in the checkpoint (newly initialised): {missing}' if missing else ''))
 
 
 def _pcsr(ckpt, scale=4, source='?'):
@@ -33,9 +179,10 @@ def _plain_checkpoint(net, info, scale, source, method):
 def _etds(ckpt, scale=4, source='?', param_key='auto', et=True, **_):
     """ETDS family -> ``ETDSPlain``: released plain files are checked and wrapped; training forms (ours or the
     official ablations; also ECBSR/ABPN states) are converted by ET and verified."""
+    from adaptsr.archs.etds_arch import ETDSPlain
     from adaptsr.convert.etds import build_from_state_dict, et_convert
     net = build_from_state_dict(checkpoint_state_dict(ckpt, source, param_key), scale, source)
-    if type(net).__name__ == 'ETDSPlain':
+    if isinstance(net, ETDSPlain):
         return _plain_checkpoint(net, {'source_arch': 'ETDSPlain', 'max_diff_255': 0.0}, scale, source, 'etds')
     plain, info = et_convert(net)
     return _plain_checkpoint(plain, info, scale, source, 'etds')
@@ -44,16 +191,18 @@ def _etds(ckpt, scale=4, source='?', param_key='auto', et=True, **_):
 def _ecbsr(ckpt, scale=4, source='?', param_key='auto', et=False, **_):
     """ECBSR: BasicSR training form (ECB blocks) -> ``ECBSRPlain`` (verified); released ``ECBSRPlain`` files are
     wrapped; with ``et``, either goes on to ``ETDSPlain`` (C + 4 channels, PReLU, embedded clamp)."""
+    from basicsr.archs.ecbsr_arch import ECBSR
+    from adaptsr.archs.ecbsr_arch import ECBSRPlain
     from adaptsr.convert.etds import build_from_state_dict, check_equivalence, ecbsr_train_to_plain, et_convert
-    from adaptsr.ops.reparam import ConversionError, probe_inputs
+    from adaptsr.ops.reparam import probe_inputs
     net = build_from_state_dict(checkpoint_state_dict(ckpt, source, param_key), scale, source)
     info = {'source_arch': type(net).__name__, 'max_diff_255': 0.0}
-    if type(net).__name__ == 'ECBSR':
+    if isinstance(net, ECBSR):
         plain = ecbsr_train_to_plain(net)
         info['max_diff_255'] = check_equivalence(net, plain, probe_inputs(), what='ECBSR -> ECBSRPlain',
                                                  ref_train_mode=True)
         net = plain
-    elif type(net).__name__ != 'ECBSRPlain':
+    elif not isinstance(net, ECBSRPlain):
         raise ConversionError(f'{source}: --method ecbsr expects an ECBSR checkpoint, found {type(net).__name__}')
     if et:
         net, info = et_convert(net)
@@ -62,10 +211,10 @@ def _ecbsr(ckpt, scale=4, source='?', param_key='auto', et=False, **_):
 
 def _abpn(ckpt, scale=4, source='?', param_key='auto', **_):
     """ABPN -> ``ETDSPlain`` by ET, verified."""
+    from adaptsr.archs.abpn_arch import ABPNNet
     from adaptsr.convert.etds import build_from_state_dict, et_convert
-    from adaptsr.ops.reparam import ConversionError
     net = build_from_state_dict(checkpoint_state_dict(ckpt, source, param_key), scale, source)
-    if type(net).__name__ != 'ABPNNet':
+    if not isinstance(net, ABPNNet):
         raise ConversionError(f'{source}: --method abpn expects an ABPN checkpoint, found {type(net).__name__}')
     plain, info = et_convert(net)
     return _plain_checkpoint(plain, info, scale, source, 'abpn')
@@ -75,15 +224,13 @@ def _smsr(ckpt, scale=2, source='?', param_key='auto', **_):
     """Official SMSR state_dict (legacy pickle, raw OrderedDict, github.com/LongguangWang/SMSR) -> ``SMSRNet``.
 
     Raises:
-        ValueError: not an SMSR state_dict, or its tail is for another scale.
+        ConversionError: not an SMSR state_dict. ValueError: its tail is for another scale.
     """
     from adaptsr.convert import basicsr_checkpoint
     sd = checkpoint_state_dict(ckpt, source, param_key)
-    if 'body.0.body.ch_mask' not in sd or 'tail.0.weight' not in sd:
-        raise ValueError(f'{source}: not an SMSR state_dict (no body.0.body.ch_mask / tail.0.weight)')
-    found = round((sd['tail.0.weight'].shape[0] / 3) ** 0.5)
-    if found != scale:
-        raise ValueError(f'{source}: SMSR checkpoint is x{found} (tail.0 has {sd["tail.0.weight"].shape[0]} '
+    _, kwargs = detect_arch(sd, None, source, family='smsr')
+    if kwargs['upscale'] != scale:
+        raise ValueError(f'{source}: SMSR checkpoint is x{kwargs["upscale"]} (tail.0 has {sd["tail.0.weight"].shape[0]} '
                          f'channels), but --scale is {scale}')
     return basicsr_checkpoint(sd, 'smsr', 'SMSRNet', scale, source)
 
@@ -92,41 +239,17 @@ CONVERTERS = {'pcsr': _pcsr, 'carn_m': _carn_m, 'etds': _etds, 'ecbsr': _ecbsr, 
 
 
 def build_target(ckpt):
-    """Instantiate the arch named in ``ckpt['meta']`` with the sizes implied by its weights."""
-    import adaptsr.archs  # noqa: F401  (registration)
+    """Instantiate the arch of a converted checkpoint (``{'params', 'meta'}``) with the sizes its weights imply.
+
+    Raises:
+        ConversionError: the registry does not recognise the weights, or they do not give ``meta['arch']``.
+    """
     from basicsr.utils.registry import ARCH_REGISTRY
     meta = ckpt['meta']
-    sd = ckpt['params']
-    if meta['arch'] == 'PCSRNet':
-        return ARCH_REGISTRY.get('PCSRNet')(**pcsr_net_kwargs(sd), upscale=meta['scale'])
-    if meta['arch'] == 'PCSRCARN':
-        return ARCH_REGISTRY.get('PCSRCARN')(num_feat=sd['entry.weight'].shape[0], upscale=meta['scale'])
-    if meta['arch'] == 'SMSRNet':
-        return ARCH_REGISTRY.get('SMSRNet')(num_feat=sd['head.0.weight'].shape[0], upscale=meta['scale'])
-    if meta['arch'] in ('ETDSPlain', 'ECBSRPlain'):
-        from adaptsr.convert.etds import infer_arch
-        arch, kwargs = infer_arch(sd, meta['scale'])
-        return ARCH_REGISTRY.get(arch)(**kwargs)
-    if meta['arch'] == 'PCSRFSRCNN':
-        return ARCH_REGISTRY.get('PCSRFSRCNN')(d=sd['head_conv.0.weight'].shape[0], upscale=meta['scale'])
-    raise ValueError(f"no target arch for {meta['arch']!r}")
-
-
-def pcsr_net_kwargs(sd):
-    """PCSRNet kwargs (encoder, widths) read off a PCSR state_dict."""
-
-    def widths(prefix):
-        keys = sorted((int(k.split('.')[-2]), k) for k in sd if k.startswith(prefix) and k.endswith('.weight'))
-        return [sd[k].shape[0] for _, k in keys][:-1]
-
-    if 'encoder.entry.weight' in sd:
-        encoder, enc_opt = 'carn', {'num_feat': sd['encoder.entry.weight'].shape[0]}
-    elif 'encoder.head_conv.0.weight' in sd:
-        encoder, enc_opt = 'fsrcnn', {'d': sd['encoder.head_conv.0.weight'].shape[0]}
-    else:
-        encoder, enc_opt = 'srresnet', {'num_feat': sd['encoder.conv_first.weight'].shape[0]}
-    return dict(encoder=encoder, encoder_opt=enc_opt, heavy_hidden=widths('heavy_sampler.'),
-                light_hidden=widths('light_sampler.'), cls_hidden=widths('classifier.'))
+    arch, kwargs = detect_arch(ckpt['params'], meta['scale'], meta.get('source', '?'))
+    if arch != meta['arch']:
+        raise ConversionError(f"{meta.get('source', '?')}: converted to {meta['arch']} but the weights are {arch}'s")
+    return ARCH_REGISTRY.get(arch)(**kwargs)
 
 
 def to_basicsr_checkpoint(ckpt, source='?'):

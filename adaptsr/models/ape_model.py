@@ -1,20 +1,23 @@
 """APEModel: adaptive patch exiting (exit losses + incremental-capacity regression; tiled inference with exits).
 
 Source: S. Wang et al., "Adaptive Patch Exiting for Scalable Single Image Super-Resolution", ECCV 2022
-(github.com/littlepure2333/APE); specs/ape.md 4-6.
+(github.com/littlepure2333/APE): the incremental capacity and its regressor, the exit L1 and IC regression losses,
+and patch-wise exiting at test time.
 """
 import os.path as osp
 
 import cv2
 import numpy as np
-import torch
 from basicsr.utils import imwrite
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import functional as F
 
-from adaptsr.convert.ape import to_ape_state_dict
 from adaptsr.losses.ape_loss import APEExitL1Loss, APEICLoss, per_sample_psnr
 from adaptsr.models.adaptive_model import AdaptiveSRModel
+from adaptsr.ops.tiling import register_crop_mode
+
+# the official test drops the border strip that a grid of 48-pixel patches at stride 46 does not cover
+register_crop_mode('ape', 48, 46)
 
 
 @MODEL_REGISTRY.register()
@@ -37,25 +40,14 @@ class APEModel(AdaptiveSRModel):
     image (``*_exits.png``, dark = early exit).
     """
 
+    val_options = {'exit_threshold': 1.0, 'tile_size': 48, 'tile_overlap': 2, 'tile_batch': 500}
+    train_section = 'ape'
+    train_options = {'psnr_shave': None, 'prev_psnr0': 'zero'}
+
     def __init__(self, opt):
-        val = opt.setdefault('val', {}) or {}
-        opt['val'] = val
-        val.setdefault('tile_size', 48)
-        val.setdefault('tile_overlap', 2)
-        val.setdefault('tile_batch', 500)
-        self.threshold = float(val.get('exit_threshold', 1.0))
-        self.ape_opt = dict((opt.get('train') or {}).get('ape') or {})
-        if self.ape_opt.get('prev_psnr0', 'zero') not in ('zero', 'bicubic'):
-            raise ValueError(f"train.ape.prev_psnr0 must be 'zero' or 'bicubic', got {self.ape_opt['prev_psnr0']!r}")
-        self._exit_ids = []
         super().__init__(opt)
-
-    # loading ----------------------------------------------------------------------------------------------------
-    def adapt_state_dict(self, net, sd, load_path):
-        return to_ape_state_dict(sd, net, load_path)
-
-    def allowed_missing_prefixes(self):
-        return ['regressor.']
+        if self.method_opt['prev_psnr0'] not in ('zero', 'bicubic'):
+            raise ValueError(f"train.ape.prev_psnr0 must be 'zero' or 'bicubic', got {self.method_opt['prev_psnr0']!r}")
 
     # training ---------------------------------------------------------------------------------------------------
     def forward_train(self):
@@ -69,9 +61,9 @@ class APEModel(AdaptiveSRModel):
             return extras['outs'], self.gt
         if isinstance(loss_fn, APEICLoss):
             scale = self.opt['scale']
-            shave = int(self.ape_opt.get('psnr_shave', scale + 6))
+            shave = scale + 6 if self.method_opt['psnr_shave'] is None else int(self.method_opt['psnr_shave'])
             psnr0 = None
-            if self.ape_opt.get('prev_psnr0', 'zero') == 'bicubic':
+            if self.method_opt['prev_psnr0'] == 'bicubic':
                 up = F.interpolate(self.lq, scale_factor=scale, mode='bicubic', align_corners=False)
                 psnr0 = per_sample_psnr(up, self.gt, shave)
             return extras['ics'], extras['outs'], self.gt, shave, psnr0
@@ -79,31 +71,13 @@ class APEModel(AdaptiveSRModel):
 
     # test -------------------------------------------------------------------------------------------------------
     def apply_budget(self, value):
-        self.threshold = float(value)
+        self.val_opt['exit_threshold'] = float(value)
 
     def budget_label(self):
-        return f'thr{self.threshold:g}'
+        return f'thr{float(self.val_opt["exit_threshold"]):g}'
 
-    def test(self):
-        self._exit_ids = []
-        super().test()
-
-    def run_network(self, net, lq):
-        sr, ids = self.get_bare_model(net).forward_exit(lq, self.threshold)
-        self._exit_ids.append(ids.cpu())
-        return sr
-
-    def last_cost(self, net, lq):
-        bare = self.get_bare_model(net)
-        table = bare.exit_flops_table(lq.shape[2], lq.shape[3])
-        ids = self._exit_ids[-1]
-        hist = torch.bincount(ids, minlength=bare.num_exits).tolist()
-        cost = {'flops': float(sum(table[e] * c for e, c in enumerate(hist))), 'flops_full': table[-1] * len(ids),
-                'tiles': len(ids), 'exit_sum': float(ids.sum())}
-        ref = bare.exit_flops_table(48, 48)
-        cost['macs_48'] = float(sum(ref[e] * c for e, c in enumerate(hist))) / 2
-        cost.update({f'exit_hist_{e}': c for e, c in enumerate(hist)})
-        return cost
+    def inference_kwargs(self, lq):
+        return {'exit_threshold': float(self.val_opt['exit_threshold'])}
 
     def cost_metric_names(self):
         names = super().cost_metric_names()
@@ -124,14 +98,14 @@ class APEModel(AdaptiveSRModel):
         """Mean exit id per LR pixel over the tiles covering it, (H, W) float, from the last :meth:`test`."""
         h, w = self.lq.shape[-2:]
         total, count = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
-        for boxes, ids in zip(self.tile_boxes, self._exit_ids):
-            for (t, l, b, r), e in zip(boxes, ids.tolist()):
+        for boxes, trace in zip(self.tile_boxes, self.traces):
+            for (t, l, b, r), e in zip(boxes, trace['exit_ids'].tolist()):
                 total[t:b, l:r] += e
                 count[t:b, l:r] += 1
         return total / np.maximum(count, 1)
 
     def save_extra_images(self, sr_path):
-        if not self._exit_ids or not self.tile_boxes:
+        if not self.traces or not self.tile_boxes:
             return
         n_exits = self.get_bare_model(self.net_g).num_exits
         depth = self.exit_map() / max(n_exits - 1, 1)

@@ -2,9 +2,9 @@
 of one YAML, and tiled mixed-precision inference with FAB / BitOPs accounting.
 
 Source: S. Tian et al., "CABM: Content-Aware Bit Mapping for Single Image Super-Resolution Network with Large
-Input", CVPR 2023 (github.com/Sheldon04/CABM-pytorch); specs/cabm.md 4-6.
+Input", CVPR 2023 (PAMS and CADyQ as the starting point, the edge-to-bit table, the fine-tuning with the table and
+the calibration knob); official code github.com/Sheldon04/CABM-pytorch.
 """
-import csv
 import os
 import os.path as osp
 from copy import deepcopy
@@ -16,10 +16,9 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from adaptsr.losses.cabm_loss import CABMBitLoss, CABMDistillLoss, CABMOutputDistillLoss
 from adaptsr.models.adaptive_model import AdaptiveSRModel
 from adaptsr.ops.bitmap import EdgeBitTable, build_table, edge_score
+from adaptsr.utils.report import write_layer_bits
 
 _TEACHER_LOSSES = (CABMDistillLoss, CABMOutputDistillLoss)  # the losses that read a teacher's forward
-_DEFAULTS = {'iters_per_epoch': 1000, 'alpha_init_iters': 1000, 'calibration_train': 6.0, 'select_bit': 0,
-             'bug_compatible_edge_score': False, 'lut_tile': 96, 'lut_step': 94}
 
 
 @MODEL_REGISTRY.register()
@@ -56,15 +55,18 @@ class CABMModel(AdaptiveSRModel):
 
     phase_keys = frozenset({'cabm_mode', 'alpha_init_iters'})
 
+    val_options = {'calibration': 100.0, 'tile_size': 96, 'tile_overlap': 0}
+    train_section = 'cabm'
+    train_options = {'iters_per_epoch': 1000, 'alpha_init_iters': 1000, 'calibration_train': 6.0, 'select_bit': 0,
+                     'bug_compatible_edge_score': False, 'lut_dataroot': None, 'lut_tile': 96, 'lut_step': 94}
+    phase_keys = frozenset({'cabm_mode', 'alpha_init_iters'})
+    phase_hooks = frozenset({'snapshot_teacher', 'build_lut', 'save_phase_model'})
+    lut = None  # the edge-to-bit table (path.cabm_lut, or built by the build_lut hook)
+    net_t = None  # the frozen distillation teacher of the current phase
+    current_iter = 1
+    _layer_hist = None
+
     def __init__(self, opt):
-        self.cabm_opt = dict(_DEFAULTS, **((opt.get('train') or {}).get('cabm') or {}))
-        val = opt.get('val') or {}
-        opt['val'] = val
-        val.setdefault('tile_size', 96)
-        val.setdefault('tile_overlap', 0)
-        self.calibration = float(val.get('calibration', 100.0))
-        self.lut, self.net_t, self.current_iter = None, None, 1
-        self._tile_stats = []
         super().__init__(opt)
         lut_path = (opt.get('path') or {}).get('cabm_lut')
         if lut_path and self.lut is None:
@@ -73,17 +75,6 @@ class CABMModel(AdaptiveSRModel):
             raise ValueError('network_g.mode is lut but path.cabm_lut names no table file')
 
     # loading ---------------------------------------------------------------------------------------------------
-    def adapt_state_dict(self, net, sd, load_path):
-        """A full-precision checkpoint of the backbone (no quantiser key at all, e.g. a released ECBSR file for
-        :class:`~adaptsr.archs.cabm_arch.CABMNet`) gets the network's initial quantiser and selector state, so the
-        load stays strict for every other key; the alphas are then re-initialised from data in the first
-        ``alpha_init_iters`` iterations of a quantised phase."""
-        sd, added = net.complete_fp_state_dict(sd)
-        if added:
-            get_root_logger().info(f'CABM: {load_path} is a full-precision checkpoint; {added} quantiser keys start '
-                                   'from their initial values')
-        return sd
-
     def _load_table(self, path):
         """Load an edge-to-bit table and check it fits the network. Raises ValueError naming the file otherwise."""
         table = EdgeBitTable.load(path)
@@ -179,12 +170,12 @@ class CABMModel(AdaptiveSRModel):
         """Step 4: the edge-to-bit table from the CADyQ network (saved as ``models/cabm_lut.json``); also saves
         the CADyQ model (``models/net_g_<phase>.pth``)."""
         self.save_phase_model()
-        root = self.cabm_opt.get('lut_dataroot')
+        root = self.method_opt.get('lut_dataroot')
         if not root or not osp.isdir(root):
             raise FileNotFoundError(f'train.cabm.lut_dataroot must be a folder of LR images, got {root!r}')
         net = self.get_bare_model(self.net_g)
-        table = build_table(net, root, int(self.cabm_opt['lut_tile']), int(self.cabm_opt['lut_step']),
-                            bool(self.cabm_opt['bug_compatible_edge_score']))
+        table = build_table(net, root, int(self.method_opt['lut_tile']), int(self.method_opt['lut_step']),
+                            bool(self.method_opt['bug_compatible_edge_score']))
         path = osp.join(self._models_dir(), 'cabm_lut.json')
         table.save(path, overwrite=True)  # this run's own table, rebuilt when the phase re-runs
         self.lut = table
@@ -196,21 +187,21 @@ class CABMModel(AdaptiveSRModel):
         self.current_iter = current_iter
         net = self.get_bare_model(self.net_g)
         local = current_iter - (self.phase.start if self.phase is not None else 0)
-        init_iters = self.cabm_opt['alpha_init_iters'] if self.phase is None else \
-            self.phase.get('alpha_init_iters', self.cabm_opt['alpha_init_iters'])
+        init_iters = self.method_opt['alpha_init_iters'] if self.phase is None else \
+            self.phase.get('alpha_init_iters', self.method_opt['alpha_init_iters'])
         net.set_alpha_init(net.mode != 'fp' and local <= int(init_iters))
         super().optimize_parameters(current_iter)
         net.set_alpha_init(False)
 
     def _scores(self, lq):
-        bug = bool(self.cabm_opt['bug_compatible_edge_score'])
+        bug = bool(self.method_opt['bug_compatible_edge_score'])
         return [edge_score(lq[i], bug) for i in range(lq.shape[0])]
 
     def forward_train(self):
         net = self.get_bare_model(self.net_g)
         if net.mode == 'lut':
-            net.set_bit_flags(self.lut.lookup_batch(self._scores(self.lq), float(self.cabm_opt['calibration_train']),
-                                                    int(self.cabm_opt['select_bit'])).to(self.lq.device))
+            net.set_bit_flags(self.lut.lookup_batch(self._scores(self.lq), float(self.method_opt['calibration_train']),
+                                                    int(self.method_opt['select_bit'])).to(self.lq.device))
         self.output = self.net_g(self.lq)
         stats = net.last_stats
         extras = {'stats': stats, 'log': {'fab': stats['fab'].detach().mean()}}
@@ -229,49 +220,31 @@ class CABMModel(AdaptiveSRModel):
             s, t = extras['stats'], extras['teacher']
             return s['res'], t['res'], s['feats'], t['feats']
         if isinstance(loss_fn, CABMBitLoss):
-            epoch = (self.current_iter - 1) // int(self.cabm_opt['iters_per_epoch']) + 1
+            epoch = (self.current_iter - 1) // int(self.method_opt['iters_per_epoch']) + 1
             return extras['stats']['weighted_bits'], epoch
         return super().loss_inputs(key, loss_fn, extras)
 
     # test --------------------------------------------------------------------------------------------------------
     def apply_budget(self, value):
-        self.calibration = float(value)
+        self.val_opt['calibration'] = float(value)
 
     def budget_label(self):
-        return f'cal{self.calibration:g}'
+        return f'cal{float(self.val_opt["calibration"]):g}'
+
+    def inference_kwargs(self, lq):
+        if self.get_bare_model(self.net_g).mode != 'lut':
+            return {}
+        if self.lut is None:
+            raise ValueError('CABM lut mode needs a table: path.cabm_lut or the build_lut phase hook')
+        return {'bit_flags': self.lut.lookup_batch(self._scores(lq), float(self.val_opt['calibration']), 0).to(lq.device)}
 
     def test(self):
-        self._tile_stats = []
         super().test()
-
-    def run_network(self, net, lq):
-        bare = self.get_bare_model(net)
-        if bare.mode == 'lut':
-            if self.lut is None:
-                raise ValueError('CABM lut mode needs a table: path.cabm_lut or the build_lut phase hook')
-            bare.set_bit_flags(self.lut.lookup_batch(self._scores(lq), self.calibration, 0).to(lq.device))
-        out = net(lq)
-        self._tile_stats.append({k: bare.last_stats[k].detach().cpu() if bare.last_stats[k] is not None else None
-                                 for k in ('fab', 'flags')})
-        return out
-
-    def last_cost(self, net, lq):
-        bare = self.get_bare_model(net)
-        unquant, quant = bare.macs_split(lq.shape[2], lq.shape[3])
-        fab = self._tile_stats[-1]['fab']
-        n = lq.shape[0]
-        if bare.mode == 'fp':
-            bitops = n * (unquant + quant)
-        else:
-            bitops = float(sum(unquant + 8 / 32 * float(f) / 32 * quant for f in fab))
-        cost = {'flops': 2 * n * (unquant + quant), 'flops_full': 2 * n * (unquant + quant), 'bitops': bitops,
-                'fab_sum': float(fab.sum()), 'tiles': n}
-        flags = self._tile_stats[-1]['flags']
-        if flags is not None:
-            hist = torch.stack([(flags == i).sum(0) for i in range(len(bare.bits))], 1)  # (32, 3)
-            self._layer_hist = getattr(self, '_layer_hist', None)
-            self._layer_hist = hist if self._layer_hist is None else self._layer_hist + hist
-        return cost
+        bits = self.get_bare_model(self.net_g).bits
+        for trace in self.traces:  # per-layer bit histogram over the tiles of the validation
+            if trace['flags'] is not None:
+                hist = torch.stack([(trace['flags'] == i).sum(0) for i in range(len(bits))], 1)  # (layers, bits)
+                self._layer_hist = hist if self._layer_hist is None else self._layer_hist + hist
 
     def cost_metric_names(self):
         names = super().cost_metric_names()
@@ -292,18 +265,13 @@ class CABMModel(AdaptiveSRModel):
         return values
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img, tag=None):
+        """As the base; a test (not a training validation) also writes the per-layer bit histogram to
+        ``<results>/<dataset>[_<budget>]_layer_bits.csv``."""
         self._layer_hist = None
         super().nondist_validation(dataloader, current_iter, tb_logger, save_img, tag)
         if self._layer_hist is None or self.opt['is_train']:
             return
-        bits = self.get_bare_model(self.net_g).bits
         out_dir = self.opt['path'].get('results_root') or self.opt['path'].get('experiments_root', '.')
-        os.makedirs(out_dir, exist_ok=True)
         name = dataloader.dataset.opt['name'] + (f'_{tag}' if tag else '')
-        path = osp.join(out_dir, f'{name}_layer_bits.csv')
-        with open(path, 'w', newline='') as f:
-            writer = csv.writer(f)
-            writer.writerow(['layer'] + [f'tiles_{b}bit' for b in bits] + ['mean_bits'])
-            for layer, row in enumerate(self._layer_hist.tolist()):
-                mean = sum(b * c for b, c in zip(bits, row)) / max(sum(row), 1)
-                writer.writerow([layer] + row + [f'{mean:.3f}'])
+        write_layer_bits(osp.join(out_dir, f'{name}_layer_bits.csv'), self._layer_hist.tolist(),
+                         self.get_bare_model(self.net_g).bits)

@@ -1,6 +1,8 @@
 """ETDS model: dual-stream training with the residual-stream freeze, EMA, and the conversion to the plain net.
 
-Source: Chao et al., CVPR 2023, github.com/ECNUSR/ETDS; specs/etds.md 4 and 9.
+Source: Chao et al., "Equivalent Transformation and Dual Stream Network Construction for Mobile Image
+Super-Resolution", CVPR 2023 (the dual stream, its equivalent transformation and the training loss, Eq. 15);
+official code github.com/ECNUSR/ETDS.
 """
 import os.path as osp
 
@@ -28,45 +30,12 @@ class ETDSModel(AdaptiveSRModel):
       else :class:`~adaptsr.ops.reparam.ConversionError`) and saved as ``models/net_g_plain_latest.pth``
       (``{'params', 'params_ema', 'meta'}``) beside ``net_g_latest.pth``.
 
-    Test: tuple outputs ``(HF + LF, LF)`` are reduced to ``HF + LF``; FLOPs are counted on the network as it runs.
+    Test: tuple outputs ``(HF + LF, LF)`` are reduced to ``HF + LF``; FLOPs are counted on the network as it runs
+    (BasicSR's training-form ``ECBSR``: on its deployed ``ECBSRPlain``). A training-form checkpoint loads into an
+    ``ETDSPlain`` network by ET on the fly (:meth:`~adaptsr.archs.etds_arch.ETDSPlain.adapt_state_dict`).
     """
 
-    def load_network(self, net, load_path, strict=True, param_key='params'):
-        """Strict load; into an ``ETDSPlain`` network a training-form checkpoint (dual stream, only-ET, ECBSR, ABPN)
-        is converted on the fly, verified, and must give the network's configuration.
-
-        Raises:
-            ConversionError: not convertible, or the check fails. RuntimeError: the converted model's size differs
-            from ``network_g`` (another configuration). Others as :meth:`AdaptiveSRModel.load_network`.
-        """
-        try:
-            super().load_network(net, load_path, strict, param_key)
-        except RuntimeError as err:  # name the configuration the file holds (or its other scale)
-            from adaptsr.convert import load_checkpoint
-            from adaptsr.convert.etds import infer_arch
-            from adaptsr.convert.registry import to_basicsr_checkpoint
-            ckpt = to_basicsr_checkpoint(load_checkpoint(load_path), load_path)
-            arch, kwargs = infer_arch(ckpt.get(param_key, ckpt.get('params')), self.opt['scale'], load_path)
-            opts = {k: v for k, v in self.opt['network_g'].items() if k != 'type'}
-            raise RuntimeError(f'{load_path} holds {arch}({kwargs}) but network_g is '
-                               f'{self.opt["network_g"]["type"]}({opts}):\n{err}') from None
-
-    def adapt_state_dict(self, net, sd, load_path):
-        """Into an ``ETDSPlain``, a training-form state_dict is converted by ET and verified (read once)."""
-        if type(net).__name__ != 'ETDSPlain' or 'conv_clip.weight' in sd:
-            return sd
-        from adaptsr.convert.etds import convert_etds
-        plain_sd, info = convert_etds(sd, scale=self.opt['scale'], source=load_path)
-        own = net.state_dict()
-        bad = [f'{k}: converted {tuple(v.shape)} vs network {tuple(own[k].shape)}'
-               for k, v in plain_sd.items() if k in own and own[k].shape != v.shape]
-        if bad or set(own) != set(plain_sd):
-            raise RuntimeError(f'{load_path}: converts to ETDSPlain(num_block={info["num_block"]}, '
-                               f'num_feat={info["num_feat"]}, act_type={info["act_type"]}), which differs '
-                               f'from network_g: {bad or sorted(set(own) ^ set(plain_sd))}')
-        get_root_logger().info(f'{load_path}: converted from {info["source_arch"]} to ETDSPlain '
-                               f'(max |difference| x 255 = {info["max_diff_255"]:.2e})')
-        return plain_sd
+    phase_hooks = frozenset({'save_plain_model'})
 
     def forward_train(self):
         out = self.net_g(self.lq)
@@ -83,24 +52,6 @@ class ETDSModel(AdaptiveSRModel):
                                  f'{type(self.get_bare_model(self.net_g)).__name__} returns one tensor')
             return extras['lf'], self.gt
         return super().loss_inputs(key, loss_fn, extras)
-
-    def run_network(self, net, lq):
-        out = net(lq)
-        return out[0] if isinstance(out, (tuple, list)) else out
-
-    def last_cost(self, net, lq):
-        """As the base, but BasicSR's ``ECBSR`` in eval mode runs functional convolutions with weights it
-        re-parameterises on every call, which module hooks do not see: its FLOPs are those of the equivalent
-        ``ECBSRPlain`` (the model as deployed)."""
-        bare = self.get_bare_model(net)
-        if type(bare).__name__ != 'ECBSR':
-            return super().last_cost(net, lq)
-        from adaptsr.convert.etds import ecbsr_train_to_plain
-        from adaptsr.ops.cost import count_flops
-        key = ('ECBSR', tuple(lq.shape))
-        if key not in self._flops_cache:
-            self._flops_cache[key] = count_flops(ecbsr_train_to_plain(bare).to(lq.device), lq)
-        return {'flops': self._flops_cache[key], 'flops_full': self._flops_cache[key]}
 
     def save_plain_model(self, name='net_g_plain_latest.pth'):
         """Convert the trained network (EMA copy if any) to ``ETDSPlain``, verify and save it under ``models/``.

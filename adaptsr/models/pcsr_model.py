@@ -1,11 +1,17 @@
 """PCSR model: phase 0 (backbone + heavy upsampler), phase 1 (light upsampler + classifier), adaptive test.
 
-Source: Jeong et al., ECCV 2024, github.com/3587jjh/PCSR; specs/pcsr.md 4-5.
+Source: Jeong et al., "Accelerating Image Super-Resolution Networks with Pixel-Level Classification", ECCV 2024
+(the method section: two upsamplers, the pixel classifier, the average-cost loss, two-phase training and the k / ADM
+inference rules); official code github.com/3587jjh/PCSR.
 """
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from adaptsr.losses.pcsr_loss import PCSRAverageCostLoss
 from adaptsr.models.adaptive_model import AdaptiveSRModel
+from adaptsr.ops.tiling import register_crop_mode
+
+# PCSR's (and ClassSR/ARM's) ``--crop`` test protocol: LR cropped to the grid of 32-pixel patches at stride 28
+register_crop_mode('pcsr', 32, 28)
 
 
 @MODEL_REGISTRY.register()
@@ -18,19 +24,13 @@ class PCSRModel(AdaptiveSRModel):
     (``frozen_eval: true``) as the paper does.
 
     Test options (``val``): ``k`` (float, default 0), ``adaptive`` (bool, ADM 2-means instead of k), ``refine``
-    (bool, default true) and
-    ``budget_sweep`` (list of k values and/or ``adaptive``). During training, a phase with ``forward: heavy``
-    validates the dense heavy path.
+    (bool, default true) and ``budget_sweep`` (list of k values and/or ``adaptive``). During training, a phase with
+    ``forward: heavy`` validates the dense heavy path. Metrics add ``heavy_ratio`` (fraction of HR pixels that took
+    the heavy upsampler).
     """
 
+    val_options = {'k': 0.0, 'adaptive': False, 'refine': True}
     phase_keys = frozenset({'forward'})
-
-    def __init__(self, opt):
-        val = opt.get('val') or {}
-        self.k = float(val.get('k', 0.0))
-        self.adaptive = bool(val.get('adaptive', False))
-        self.refine = bool(val.get('refine', True))
-        super().__init__(opt)
 
     # ---------------------------------------------------------------------------------------------- training
     def forward_mode(self):
@@ -58,27 +58,23 @@ class PCSRModel(AdaptiveSRModel):
         if isinstance(value, str):
             if value != 'adaptive':
                 raise ValueError(f"val.budget_sweep: PCSR values are numbers (k) or 'adaptive', got {value!r}")
-            self.adaptive = True
+            self.val_opt['adaptive'] = True
         else:
-            self.adaptive, self.k = False, float(value)
+            self.val_opt['adaptive'], self.val_opt['k'] = False, float(value)
 
     def budget_label(self):
-        return 'adaptive' if self.adaptive else f'k={self.k:g}'
+        return 'adaptive' if self.val_opt['adaptive'] else f'k={float(self.val_opt["k"]):g}'
 
-    def run_network(self, net, lq):
-        bare = self.get_bare_model(net)
+    def inference_kwargs(self, lq):
         if self.opt['is_train'] and self.forward_mode() == 'heavy':
-            out = bare.forward_heavy(lq)
-            bare.last_cost = bare.dense_cost(lq)
-            return out
-        return bare.infer(lq, k=self.k, adaptive=self.adaptive, refine=self.refine)[0]
+            return {'heavy_only': True}
+        return {'k': float(self.val_opt['k']), 'adaptive': bool(self.val_opt['adaptive']),
+                'refine': bool(self.val_opt['refine'])}
 
     def cost_metric_names(self):
-        names = super().cost_metric_names()
-        names['heavy_ratio'] = 'lower'
-        return names
+        return dict(super().cost_metric_names(), heavy_ratio='lower')
 
     def cost_metric_values(self):
         values = super().cost_metric_values()
-        values['heavy_ratio'] = self.cost.get('heavy_ratio', 1.0)
+        values['heavy_ratio'] = self.cost.get('heavy_px', 0) / max(self.cost.get('hr_pixels', 0), 1)
         return values

@@ -1,6 +1,7 @@
 """SMSR model: L1 + ramped sparsity regularisation, the Gumbel temperature schedule, sparse test with mask reports.
 
-Source: L. Wang et al., CVPR 2021 (github.com/LongguangWang/SMSR, LAVA commit daac49c); specs/smsr.md 6-10.
+Source: L. Wang et al., CVPR 2021 (github.com/LongguangWang/SMSR, LAVA commit daac49c): spatial and channel masks learned with Gumbel softmax, sparse
+convolution at inference, and the sparsity regularisation with its warm-up.
 """
 import os.path as osp
 
@@ -55,17 +56,17 @@ class SMSRModel(AdaptiveSRModel):
     white = sparse channels computed). ``val.crop_mode: even`` reproduces the official test protocol.
     """
 
-    def __init__(self, opt):
-        self.smsr_opt = dict((opt.get('train') or {}).get('smsr') or {})
-        self.current_iter = 1
-        super().__init__(opt)
+    train_section = 'smsr'
+    train_options = {'iters_per_epoch': 1000, 'lambda_warmup_epochs': 50, 'tau_schedule': 'linear', 'tau_epochs': 500,
+                     'tau_min': 0.4, 'tau0': 1.0}
+    current_iter = 1
 
     def schedule_values(self, current_iter):
-        o = self.smsr_opt
-        ipe = int(o.get('iters_per_epoch', 1000))
-        tau = smsr_tau(current_iter, o.get('tau_schedule', 'linear'), ipe, int(o.get('tau_epochs', 500)),
-                       float(o.get('tau_min', 0.4)), float(o.get('tau0', 1.0)))
-        return tau, smsr_lambda_ramp(current_iter, ipe, int(o.get('lambda_warmup_epochs', 50)))
+        o = self.method_opt
+        ipe = int(o['iters_per_epoch'])
+        tau = smsr_tau(current_iter, o['tau_schedule'], ipe, int(o['tau_epochs']), float(o['tau_min']),
+                       float(o['tau0']))
+        return tau, smsr_lambda_ramp(current_iter, ipe, int(o['lambda_warmup_epochs']))
 
     def optimize_parameters(self, current_iter):
         self.current_iter = current_iter
@@ -83,11 +84,6 @@ class SMSRModel(AdaptiveSRModel):
             return extras['sparsity'], self.ramp
         return super().loss_inputs(key, loss_fn, extras)
 
-    def last_cost(self, net, lq):
-        cost = dict(self.get_bare_model(net).last_cost)
-        self._last_masks = self.get_bare_model(net).last_masks
-        return cost
-
     def cost_metric_names(self):
         names = super().cost_metric_names()
         names.update({'gflops_eta': 'lower', 'eta': 'lower', 'mask_density': 'lower'})
@@ -96,16 +92,18 @@ class SMSRModel(AdaptiveSRModel):
 
     def cost_metric_values(self):
         values = super().cost_metric_values()
+        pixels = self.cost.get('pixels', 0) or float('nan')
         values['gflops_eta'] = self.cost.get('flops_eta', float('nan')) / 1e9
-        for key in ('eta', 'mask_density'):
-            values[key] = self.cost.get(key, float('nan'))
-        for k in range(self.get_bare_model(self.net_g).num_module):
-            values[f'density_m{k}'] = self.cost.get(f'density_m{k}', float('nan'))
+        values['eta'] = self.cost.get('eta_px', float('nan')) / pixels
+        density = [self.cost.get(f'mask_px_m{k}', float('nan')) / pixels
+                   for k in range(self.get_bare_model(self.net_g).num_module)]
+        values['mask_density'] = sum(density) / len(density)
+        values.update({f'density_m{k}': d for k, d in enumerate(density)})
         return values
 
     def save_extra_images(self, sr_path):
-        masks = getattr(self, '_last_masks', None)
-        if masks is None:
+        masks = self.traces[0]['masks'] if len(self.traces) == 1 else None
+        if masks is None:  # pictures of whole images only (a tiled test has one mask set per tile)
             return
         panels = [np.pad((m.cpu().numpy() * 255).astype(np.uint8), ((0, 0), (0, 4)), constant_values=128)
                   for m in masks]

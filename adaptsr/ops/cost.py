@@ -1,4 +1,19 @@
-"""FLOPs accounting shared by every method.
+"""FLOPs accounting shared by every method, and the cost contract of adaptsr's inference.
+
+The contract: :func:`run_inference` is the one way a model runs a test forward and learns what it cost. An arch
+with adaptive inference implements ``infer(lq, **knobs) -> (sr, cost)``, where ``cost`` describes exactly that
+call:
+
+* ``flops`` (FLOPs spent), ``flops_full`` (FLOPs of the full, non-adaptive model on the same input) and ``pixels``
+  (LR pixels of the call) are present for every method;
+* method extras are additive counts too (e.g. PCSR's ``heavy_px``, APE's ``exit_hist_{k}``, CABM's ``bitops``), so
+  the costs of the tiles of an image add up (:func:`sum_costs`); ratios are derived from the sums afterwards;
+* the optional ``trace`` entry holds per-call tensors that are not summed (PCSR's heavy map, APE's exit ids, SMSR's
+  masks, CABM's bit flags), for pictures and histograms.
+
+A plain network has no ``infer``: its cost is counted by hooks on the forward that produced the output (cached per
+input shape), or by a function registered for its class with :func:`register_dense_cost` (e.g. BasicSR's ``ECBSR``,
+whose eval forward uses functional convolutions that hooks cannot see).
 
 Convention (unless a method's spec says otherwise): FLOPs = 2 x multiply-adds, counted by forward hooks on leaf
 modules with parameters, on the actual inputs of a forward pass:
@@ -13,6 +28,7 @@ modules with parameters, on the actual inputs of a forward pass:
 matrix products, which is what :class:`torch.utils.flop_counter.FlopCounterMode` reports; the tests use it to
 cross-check this counter.
 """
+import weakref
 from contextlib import contextmanager
 
 import torch
@@ -125,3 +141,79 @@ def flops_per_pixel(model, in_channels=3, size=16, device='cpu'):
 def mlp_flops_per_row(layers):
     """FLOPs per row of a stack of ``nn.Linear`` layers (2 x in x out each)."""
     return sum(2 * m.in_features * m.out_features for m in layers if isinstance(m, nn.Linear))
+
+
+_DENSE_COST = {}
+_DENSE_CACHE = weakref.WeakKeyDictionary()
+
+
+def register_dense_cost(arch_cls):
+    """Decorator: ``fn(net, lq) -> FLOPs`` is the cost of a plain forward of ``arch_cls`` (and its subclasses)."""
+
+    def deco(fn):
+        _DENSE_COST[arch_cls] = fn
+        return fn
+
+    return deco
+
+
+def plain_cost(flops, lq):
+    """The cost dict of a non-adaptive forward on ``lq`` (N, C, h, w): spent = full = ``flops``."""
+    return {'flops': flops, 'flops_full': flops, 'pixels': lq.shape[0] * lq.shape[2] * lq.shape[3]}
+
+
+@torch.no_grad()
+def run_inference(net, lq, **knobs):
+    """One test forward of ``net`` on ``lq`` and its cost (see the module docstring).
+
+    Args:
+        net (nn.Module): bare network in eval mode.
+        lq (Tensor): LR input (N, 3, h, w) in [0, 1].
+        **knobs: the method's inference options (passed to ``net.infer``; a plain network takes none).
+
+    Returns:
+        tuple[Tensor, dict]: SR (N, 3, h s, w s) (the first output of a network that returns a tuple) and the cost.
+
+    Raises:
+        TypeError: knobs given to a network without ``infer``.
+    """
+    if hasattr(net, 'infer'):
+        return net.infer(lq, **knobs)
+    if knobs:
+        raise TypeError(f'{type(net).__name__} has no adaptive inference; it takes no {sorted(knobs)}')
+    fn = next((f for cls, f in _DENSE_COST.items() if isinstance(net, cls)), None)
+    cache = _DENSE_CACHE.setdefault(net, {})
+    key = tuple(lq.shape)
+    if key in cache:
+        out = net(lq)
+    elif fn is not None:
+        out = net(lq)
+        cache[key] = fn(net, lq)
+    else:
+        with FlopCounter(net) as counter:
+            out = net(lq)
+        cache[key] = counter.total
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    return out, plain_cost(cache[key], lq)
+
+
+def sum_costs(costs):
+    """Add up the costs of several calls (the tiles of one image): numeric fields summed, traces listed.
+
+    Returns:
+        tuple[dict, list[dict]]: the summed cost and the list of per-call ``trace`` dicts (empty ones left out).
+
+    Raises:
+        TypeError: a field that is neither a number nor ``trace`` (the contract's fields are additive counts).
+    """
+    total, traces = {}, []
+    for cost in costs:
+        for key, value in cost.items():
+            if key == 'trace':
+                if value:
+                    traces.append(value)
+            elif isinstance(value, (int, float)):
+                total[key] = total.get(key, 0) + value
+            else:
+                raise TypeError(f'cost field {key!r} must be a number (an additive count), got {type(value).__name__}')
+    return total, traces

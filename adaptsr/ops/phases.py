@@ -16,8 +16,9 @@ A method's whole recipe is one YAML; ``train.phases`` is an ordered list of phas
   count) instead of building new ones; needs ``optimize: all`` in both phases.
 * ``param_lrs`` (dict): parameter-name substring -> learning rate; matching parameters form their own optimizer
   groups (e.g. CABM's ``alpha`` clips at 1e-2 beside the weights at 1e-5).
-* ``on_start`` / ``on_end``: names of model hooks (methods of the model) run when the phase starts / ends; the last
-  phase's ``on_end`` runs when training finishes (the final save).
+* ``on_start`` / ``on_end``: names of model hooks (methods the model declares in ``phase_hooks``) run when the
+  phase starts / ends; the last phase's ``on_end`` runs when training finishes (the final save). A name the model
+  does not declare is an error when the options are parsed, not when the phase ends.
 * method-specific keys, read by the method's model and declared in its ``phase_keys`` (e.g. PCSR's ``forward``,
   CABM's ``cabm_mode``); any other key is an error (a typo is never silently ignored).
 
@@ -70,13 +71,15 @@ class PhaseSchedule:
         defaults (dict): fallbacks for ``optim_g``/``scheduler`` (the ``train`` section).
         extra_keys (iterable of str | None): the method's own phase keys, allowed beside :data:`KNOWN_KEYS`;
             None skips the key check (the model is not known yet).
+        hooks (iterable of str | None): the model's phase hooks, the only names ``on_start`` / ``on_end`` may
+            take; None skips the check.
 
     Raises:
         ValueError: empty list, missing ``name``/``iters``, non-positive ``iters``, duplicate names, a key neither
-            known nor in ``extra_keys``, unknown ``start_phase``.
+            known nor in ``extra_keys``, a hook not in ``hooks``, unknown ``start_phase``.
     """
 
-    def __init__(self, phases, start_phase=None, defaults=None, extra_keys=None):
+    def __init__(self, phases, start_phase=None, defaults=None, extra_keys=None, hooks=None):
         if not isinstance(phases, (list, tuple)) or not phases:
             raise ValueError('train.phases must be a non-empty list of phase dicts')
         defaults = defaults or {}
@@ -90,6 +93,10 @@ class PhaseSchedule:
             if unknown:
                 raise ValueError(f"train.phases[{i}] ({p['name']}): unknown key(s) {unknown}; this model reads "
                                  f'{sorted(KNOWN_KEYS | set(extra_keys))}')
+            for key in ('on_start', 'on_end'):
+                if hooks is not None and p.get(key) is not None and p[key] not in hooks:
+                    raise ValueError(f"train.phases[{i}] ({p['name']}).{key}: {p[key]!r} is not a phase hook of this "
+                                     f'model; its hooks: {sorted(hooks)}')
             names.append(p['name'])
         if len(set(names)) != len(names):
             raise ValueError(f'train.phases: phase names must be unique, got {names}')
@@ -116,8 +123,9 @@ class PhaseSchedule:
         self.total_iter = start
 
     @classmethod
-    def from_options(cls, train_opt, extra_keys=None):
-        return cls(train_opt['phases'], train_opt.get('start_phase'), train_opt, extra_keys)
+    def from_options(cls, train_opt, extra_keys=None, hooks=None):
+        """The schedule of a ``train`` section (``phases``, ``start_phase``, ``optim_g``/``scheduler`` fallbacks)."""
+        return cls(train_opt['phases'], train_opt.get('start_phase'), train_opt, extra_keys, hooks)
 
     def phase_at(self, current_iter):
         """The phase that runs global iteration ``current_iter`` (1-based); iteration 0 maps to the first."""

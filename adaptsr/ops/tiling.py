@@ -88,4 +88,26 @@ def patch_grid_crop_size(n, patch=32, step=28):
     return ((n - patch + step) // step - 1) * step + patch
 
 
-__all__ = ['tile_boxes', 'tiled_forward', 'patch_grid_crop_size']
+#: ``val.crop_mode`` name -> function (h, w) -> kept (h, w) of the LR image; methods add their own protocols with
+#: :func:`register_crop_mode`
+CROP_MODES = {'none': lambda h, w: (h, w), 'even': lambda h, w: (h - h % 2, w - w % 2)}
+
+
+def register_crop_mode(name, patch, step):
+    """Declare a test crop protocol: ``val.crop_mode: <name>`` keeps the LR size that a grid of ``patch``-pixel
+    patches at stride ``step`` covers (:func:`patch_grid_crop_size`), and the matching HR."""
+    CROP_MODES[name] = lambda h, w: (patch_grid_crop_size(h, patch, step), patch_grid_crop_size(w, patch, step))
+
+
+def crop_size(mode, height, width):
+    """The LR size ``val.crop_mode`` keeps of a (height, width) input.
+
+    Raises:
+        ValueError: an unknown mode (the known ones are listed).
+    """
+    if mode not in CROP_MODES:
+        raise ValueError(f'val.crop_mode must be one of {sorted(CROP_MODES)}, got {mode!r}')
+    return CROP_MODES[mode](height, width)
+
+
+__all__ = ['tile_boxes', 'tiled_forward', 'patch_grid_crop_size', 'register_crop_mode', 'crop_size']

@@ -70,7 +70,10 @@ def _reference(opt, network, pretrain, model_type, val=None):
     ref['model_type'] = model_type
     ref['path']['pretrain_network_g'] = pretrain
     ref['path']['param_key_g'] = 'params'
-    ref['val'] = {k: v for k, v in ref['val'].items() if k != 'budget_sweep'}
+    from basicsr.utils.registry import MODEL_REGISTRY
+    from adaptsr.options import declared
+    known = declared(MODEL_REGISTRY.get(model_type), 'val_options')  # the method's knob is not the reference's
+    ref['val'] = {k: v for k, v in ref['val'].items() if k != 'budget_sweep' and k in known}
     ref['val'].update(deepcopy(val or {}))
     return ref
 

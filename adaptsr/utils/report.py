@@ -81,3 +81,32 @@ def plot_tradeoff(rows, path, x='gflops', y='psnr', label='budget', group='datas
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def write_sweep(rows, out_dir, dataset_name, title):
+    """Write a budget sweep's rows as ``<out_dir>/<dataset>_sweep.{csv,json,png}`` (PSNR vs GFLOPs plot when both
+    columns exist); returns the path stem."""
+    stem = osp.join(out_dir, f'{dataset_name}_sweep')
+    write_table(rows, stem)
+    psnr_key = next((k for k in rows[0] if k.startswith('psnr')), None)
+    if psnr_key is not None and 'gflops' in rows[0]:
+        plot_tradeoff(rows, stem + '.png', x='gflops', y=psnr_key, title=title)
+    return stem
+
+
+def write_layer_bits(path, hist, bits):
+    """Per-layer bit histogram as CSV: one row per quantised layer, tiles at each bit width and the mean bits.
+
+    Args:
+        path (str): output CSV path.
+        hist (list[list[int]]): (layers, len(bits)) tile counts.
+        bits (sequence[int]): the candidate bit widths, e.g. (4, 6, 8).
+    """
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['layer'] + [f'tiles_{b}bit' for b in bits] + ['mean_bits'])
+        for layer, row in enumerate(hist):
+            mean = sum(b * c for b, c in zip(bits, row)) / max(sum(row), 1)
+            writer.writerow([layer] + list(row) + [f'{mean:.3f}'])
+    return path

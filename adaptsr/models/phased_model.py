@@ -1,0 +1,287 @@
+"""The training half of every adaptsr model: options declared once, strict checkpoint loading and ``train.phases``.
+
+BasicSR splits ``BaseModel`` (devices, saving, EMA) from ``SRModel`` (one network, one loss); adaptsr adds two layers
+on top of ``SRModel``: :class:`PhasedSRModel` (this module: what a model trains, phase by phase) and
+:class:`~adaptsr.models.adaptive_model.AdaptiveSRModel` (how it is tested: crop, tiles, budget knob, cost).
+"""
+import os.path as osp
+from collections import OrderedDict
+from copy import deepcopy
+
+import torch
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.models.lr_scheduler import CosineAnnealingRestartLR, MultiStepRestartLR
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from torch.nn.parallel import DistributedDataParallel
+
+from adaptsr.convert.registry import load_into
+from adaptsr.ops.phases import PhaseSchedule
+from adaptsr.options import BASICSR_VAL_OPTIONS, check_options, declared, resolved
+
+_OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
+
+
+class PhasedSRModel(SRModel):
+    """``SRModel`` with declared options, strict loading and a multi-phase schedule (``train.phases``).
+
+    A method's model declares, as class attributes (merged along the class hierarchy, see :mod:`adaptsr.options`):
+    ``val_options`` and ``train_options`` (with ``train_section``) with their defaults, ``phase_keys`` and
+    ``phase_hooks``. The options are checked when they are parsed and again here, and the model reads them resolved:
+    ``self.val_opt`` and ``self.method_opt`` (the YAML's values over the declared defaults). Per-run state that a
+    method keeps (a teacher, a table) starts as a class attribute, so nothing has to be set before
+    ``super().__init__``.
+
+    ``train.phases`` / ``train.start_phase``: see :mod:`adaptsr.ops.phases`. Without ``train.phases`` the model
+    trains as BasicSR's ``SRModel`` (``train.pixel_opt``).
+    """
+
+    val_options = dict(BASICSR_VAL_OPTIONS)
+    train_section = None
+    train_options = {}
+    #: method-specific ``train.phases[i]`` keys this model reads (any other key beside the common ones is an error)
+    phase_keys = frozenset()
+    #: model methods a phase may name in ``on_start`` / ``on_end``
+    phase_hooks = frozenset()
+    schedule = None
+    phase = None
+
+    def __init__(self, opt):
+        check_options(opt, type(self))
+        self.val_opt = resolved(opt, type(self), 'val')
+        self.method_opt = resolved(opt, type(self), self.train_section) if self.train_section else {}
+        self.phase_losses = {}
+        super().__init__(opt)
+
+    # ------------------------------------------------------------------------------------------------ device / DDP
+    def model_to_device(self, net):
+        """As BasicSR's, but DDP also works on CPU (gloo): no ``device_ids`` without CUDA."""
+        net = net.to(self.device)
+        if self.opt['dist']:
+            find_unused = self.opt.get('find_unused_parameters', self.schedule is not None)
+            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+            return DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=find_unused)
+        if self.opt['num_gpu'] > 1:
+            return torch.nn.DataParallel(net)
+        return net
+
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """Strict, loud checkpoint loading through :func:`adaptsr.convert.registry.load_into` (replaces BasicSR's,
+        which can silently skip mismatched keys): BasicSR checkpoints, official files the registry knows and raw
+        state_dicts; the arch adapts other layouts itself (``adapt_state_dict``).
+
+        Raises:
+            FileNotFoundError, ValueError, KeyError, RuntimeError: see :func:`~adaptsr.convert.registry.load_into`.
+        """
+        load_into(self.get_bare_model(net), load_path, strict=strict, param_key=param_key, scale=self.opt.get('scale'))
+
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        if optim_type not in _OPTIMIZERS:
+            raise NotImplementedError(f'optim_g type {optim_type!r} is not supported; use one of {list(_OPTIMIZERS)}')
+        return _OPTIMIZERS[optim_type](params, lr, **kwargs)
+
+    # ----------------------------------------------------------------------------------------------- phases
+    def init_training_settings(self):
+        train_opt = self.opt['train']
+        if train_opt.get('phases') is None:
+            super().init_training_settings()
+            return
+        self.schedule = PhaseSchedule.from_options(train_opt, declared(type(self), 'phase_keys'),
+                                                   declared(type(self), 'phase_hooks'))
+        # parameters the arch itself fixes (e.g. ECBSR's Sobel/Laplacian masks) never train, whatever the phase
+        self._fixed_params = {n for n, p in self.get_bare_model(self.net_g).named_parameters() if not p.requires_grad}
+        self.net_g.train()
+        self.ema_decay = train_opt.get('ema_decay', 0)
+        if self.ema_decay > 0:
+            logger = get_root_logger()
+            logger.info(f'Use Exponential Moving Average with decay: {self.ema_decay}')
+            self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
+            load_path = self.opt['path'].get('pretrain_network_g')
+            if load_path is not None:
+                self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
+            else:
+                self.model_ema(0)
+            self.net_g_ema.eval()
+        self.enter_phase(self.schedule.phase_at(1))
+
+    def enter_phase(self, phase):
+        """Freeze/unfreeze by ``phase.trainable``, rebuild losses, optimizer and scheduler; run its hooks."""
+        logger = get_root_logger()
+        if self.phase is not None and self.phase.get('on_end'):
+            getattr(self, self.phase.get('on_end'))()
+        self.phase = phase
+        self.prepare_phase(phase)
+        net = self.get_bare_model(self.net_g)
+        trainable = []
+        for name, param in net.named_parameters():
+            param.grad = None  # no stale gradient of the previous phase survives into this one
+            param.requires_grad_(phase.is_trainable(name) and name not in self._fixed_params)
+            if param.requires_grad:
+                trainable.append(param)
+        if not trainable:
+            raise ValueError(f'train.phases[{phase.index}] ({phase.name}): "trainable" {phase.get("trainable")} '
+                             'matches no parameter of network_g')
+        if self.opt['dist']:  # DDP registers its hooks on the parameters that require grad at construction
+            self.net_g = self.model_to_device(net)
+        self.phase_losses = OrderedDict()
+        for key, lopt in (phase.get('losses') or {}).items():
+            self.phase_losses[key] = build_loss(deepcopy(lopt)).to(self.device)
+        if not self.phase_losses:
+            raise ValueError(f'train.phases[{phase.index}] ({phase.name}) defines no "losses"')
+        optimize = phase.get('optimize', 'trainable')
+        if optimize not in ('trainable', 'all'):
+            raise ValueError(f"train.phases[{phase.index}] ({phase.name}): optimize must be 'trainable' or 'all', "
+                             f'got {optimize!r}')
+        params = trainable if optimize == 'trainable' else list(net.parameters())
+        if phase.get('keep_optimizer', False) and getattr(self, '_optimized_params', None) is not None:
+            if optimize != 'all' or self._optimized_params != [id(p) for p in params]:
+                raise ValueError(f'train.phases[{phase.index}] ({phase.name}): keep_optimizer needs optimize: all in '
+                                 'this phase and the previous one')
+        else:
+            self._build_optimizer(phase, params)
+        self._optimized_params = [id(p) for p in params]
+        self.apply_train_modes()
+        n_train = sum(p.numel() for p in trainable)
+        logger.info(f'Entering phase {phase.index} "{phase.name}" (iters {phase.start + 1}..{phase.end}); '
+                    f'{n_train} trainable parameters; losses {list(self.phase_losses)}')
+        if phase.get('on_start'):
+            getattr(self, phase.get('on_start'))()
+
+    def prepare_phase(self, phase):
+        """Hook: runs when ``phase`` begins, before its trainable set and optimizer are built (e.g. CABM switches
+        the network's quantisation mode here)."""
+
+    def _build_optimizer(self, phase, params):
+        optim_opt = deepcopy(phase.get('optim_g'))
+        if optim_opt is None:
+            raise ValueError(f'train.phases[{phase.index}] ({phase.name}) has no optim_g (nor train.optim_g)')
+        param_lrs = phase.get('param_lrs')  # {name substring: lr}: parameter groups with their own learning rates
+        if param_lrs:
+            names = {id(p): n for n, p in self.get_bare_model(self.net_g).named_parameters()}
+            groups = {key: [] for key in param_lrs}
+            rest = []
+            for p in params:
+                key = next((k for k in param_lrs if k in names[id(p)]), None)
+                (groups[key] if key is not None else rest).append(p)
+            empty = [k for k, v in groups.items() if not v]
+            if empty:
+                raise ValueError(f'train.phases[{phase.index}] ({phase.name}).param_lrs: {empty} match no optimized '
+                                 'parameter')
+            params = [{'params': rest}] + [{'params': v, 'lr': float(param_lrs[k])} for k, v in groups.items()]
+        self.optimizer_g = self.get_optimizer(optim_opt.pop('type'), params, **optim_opt)
+        self.optimizers = [self.optimizer_g]
+        self.schedulers = []
+        sched_opt = deepcopy(phase.get('scheduler'))
+        if sched_opt is not None:
+            sched_type = sched_opt.pop('type')
+            if sched_type in ('MultiStepLR', 'MultiStepRestartLR'):
+                self.schedulers.append(MultiStepRestartLR(self.optimizer_g, **sched_opt))
+            elif sched_type == 'CosineAnnealingRestartLR':
+                self.schedulers.append(CosineAnnealingRestartLR(self.optimizer_g, **sched_opt))
+            else:
+                raise NotImplementedError(f'train.phases[{phase.index}].scheduler type {sched_type!r} unsupported')
+
+    def optimizer_origin(self, phase):
+        """Iterations before the phase whose optimizer/scheduler ``phase`` uses (``keep_optimizer`` chains)."""
+        phases = self.schedule.phases
+        i = phases.index(phase)
+        while i > 0 and phases[i].get('keep_optimizer', False):
+            i -= 1
+        return phases[i].start
+
+    def apply_train_modes(self):
+        """``net_g.train()``, then frozen modules back to ``eval()`` when the phase says ``frozen_eval``."""
+        net = self.get_bare_model(self.net_g)
+        net.train()
+        if self.phase is not None and self.phase.get('frozen_eval', False):
+            for name, module in net.named_modules():
+                params = list(module.parameters())
+                if name and params and not any(p.requires_grad for p in params):
+                    module.eval()
+
+    def update_learning_rate(self, current_iter, warmup_iter=-1):
+        if self.schedule is None:
+            super().update_learning_rate(current_iter, warmup_iter)
+            return
+        phase = self.schedule.phase_at(current_iter)
+        if phase is not self.phase:
+            self.enter_phase(phase)
+        local_iter = current_iter - phase.start
+        if current_iter - self.optimizer_origin(phase) > 1:
+            for scheduler in self.schedulers:
+                scheduler.step()
+        warmup = phase.get('warmup_iter', -1)
+        if local_iter < warmup:
+            init_lrs = self._get_init_lr()
+            self._set_lr([[v / warmup * local_iter for v in lrs] for lrs in init_lrs])
+
+    def resume_training(self, resume_state):
+        if self.schedule is not None:
+            phase = self.schedule.phase_at(resume_state['iter'])
+            saved = resume_state.get('phase')
+            if saved is not None and saved != phase.name:
+                raise ValueError(f'resume state was saved in phase {saved!r} but iteration {resume_state["iter"]} '
+                                 f'belongs to phase {phase.name!r} of this YAML; did train.phases change?')
+            if phase is not self.phase:
+                self.enter_phase(phase)
+        super().resume_training(resume_state)
+
+    def save(self, epoch, current_iter):
+        """BasicSR's save; at the end of training (``current_iter == -1``) it then runs the last phase's ``on_end``."""
+        super().save(epoch, current_iter)
+        if current_iter == -1 and self.phase is not None and self.phase.get('on_end'):
+            getattr(self, self.phase.get('on_end'))()
+
+    def save_training_state(self, epoch, current_iter):
+        if current_iter == -1:
+            return
+        state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        if self.phase is not None:
+            state['phase'] = self.phase.name
+        save_path = osp.join(self.opt['path']['training_states'], f'{current_iter}.state')
+        torch.save(state, save_path)
+
+    def model_ema(self, decay=0.999):
+        """BasicSR's EMA of parameters, plus a copy of buffers (BatchNorm statistics are not averaged by BasicSR)."""
+        super().model_ema(decay)
+        net_g = self.get_bare_model(self.net_g)
+        ema_buffers = dict(self.net_g_ema.named_buffers())
+        for name, buf in net_g.named_buffers():
+            ema_buffers[name].data.copy_(buf.data)
+
+    def forward_train(self):
+        """Training forward of the current phase: sets ``self.output``, returns extra outputs for losses (dict)."""
+        self.output = self.net_g(self.lq)
+        return {}
+
+    def loss_inputs(self, key, loss_fn, extras):
+        """Arguments of phase loss ``key``; default ``(output, gt)``. Methods route their own losses here."""
+        return self.output, self.gt
+
+    def compute_losses(self):
+        """Total loss and loss dict of the current phase (each ``train.phases[i].losses`` entry, summed)."""
+        extras = self.forward_train()
+        total = 0
+        loss_dict = OrderedDict()
+        for key, loss_fn in self.phase_losses.items():
+            loss = loss_fn(*self.loss_inputs(key, loss_fn, extras))
+            loss_dict[f'l_{key}'] = loss
+            total = total + loss
+        for name, value in extras.get('log', {}).items():
+            loss_dict[name] = value
+        return total, loss_dict
+
+    def optimize_parameters(self, current_iter):
+        if self.schedule is None:
+            super().optimize_parameters(current_iter)
+            return
+        self.apply_train_modes()
+        self.optimizer_g.zero_grad()
+        total, loss_dict = self.compute_losses()
+        total.backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)

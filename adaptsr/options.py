@@ -1,0 +1,129 @@
+"""The options adaptsr models read, declared once with their defaults and checked when the options are parsed.
+
+Every model class declares what it reads beside BasicSR's own keys (class attributes, merged along the class
+hierarchy, so a subclass only adds its own):
+
+* ``val_options`` (dict): ``val.<key>`` -> default (e.g. PCSR's ``k: 0.0``, APE's ``tile_size: 48``);
+* ``train_section`` (str | None) and ``train_options`` (dict): the method's own ``train.<section>`` block (``ape``,
+  ``smsr``, ``cabm``) -> its keys and defaults;
+* ``phase_keys`` (frozenset): method keys of ``train.phases[i]`` (see :mod:`adaptsr.ops.phases`);
+* ``phase_hooks`` (frozenset): the model methods a phase may name in ``on_start`` / ``on_end``.
+
+:func:`check_options` rejects any other key of ``val``, ``train``, ``train.<section>`` and ``train.phases[i]``, a hook
+that is not declared, a ``train.total_iter`` that differs from the phases' sum, and a ``network_g`` key the arch's
+constructor does not take, each with an error that names the key and the closest known ones. It runs when
+``train.py`` / ``test.py`` parse the options and again when a model is built (so a plain BasicSR ``train.py`` that
+imports adaptsr checks them too). :func:`resolved` gives a section's values with the declared defaults filled in.
+Strict configs of this kind follow traiNNer-redux (github.com/the-database/traiNNer-redux).
+"""
+import difflib
+import inspect
+
+#: ``val`` keys BasicSR's own validation reads (``basicsr/models/sr_model.py``), with their defaults
+BASICSR_VAL_OPTIONS = {'val_freq': None, 'save_img': False, 'suffix': None, 'metrics': None, 'pbar': False}
+#: ``train`` keys read by BasicSR's ``train_pipeline`` / ``SRModel`` and by the phase schedule
+TRAIN_KEYS = frozenset({'total_iter', 'warmup_iter', 'ema_decay', 'optim_g', 'scheduler', 'pixel_opt',
+                        'perceptual_opt', 'phases', 'start_phase'})
+
+
+class OptionError(ValueError):
+    """An option that no part of adaptsr or BasicSR reads (a typo), or a value that does not fit."""
+
+
+def declared(model_cls, attr):
+    """``attr`` (a dict or a set) of ``model_cls`` merged along its class hierarchy, base classes first."""
+    merged = None
+    for klass in reversed(model_cls.__mro__):
+        value = klass.__dict__.get(attr)
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            merged = dict(merged or {}, **value)
+        else:
+            merged = set(merged or ()) | set(value)
+    return merged if merged is not None else {}
+
+
+def _unknown(where, keys, known):
+    hints = []
+    for key in keys:
+        close = difflib.get_close_matches(str(key), [str(k) for k in known], n=2)
+        hints.append(f'{key!r}' + (f' (did you mean {" or ".join(repr(c) for c in close)}?)' if close else ''))
+    return OptionError(f'{where}: unknown key(s) {", ".join(hints)}; known: {sorted(known)}')
+
+
+def check_keys(where, section, known):
+    """Raise :class:`OptionError` naming ``where`` if ``section`` (a dict) has a key outside ``known``."""
+    extra = sorted(set(section or {}) - set(known), key=str)
+    if extra:
+        raise _unknown(where, extra, known)
+
+
+def resolved(opt, model_cls, section):
+    """The ``section`` (``'val'`` or the model's ``train_section``) options with declared defaults filled in.
+
+    Returns:
+        dict: declared defaults updated with the YAML's values (a new dict; ``opt`` is not changed).
+    """
+    if section == 'val':
+        return dict(declared(model_cls, 'val_options'), **(opt.get('val') or {}))
+    return dict(declared(model_cls, 'train_options'), **((opt.get('train') or {}).get(section) or {}))
+
+
+def check_network_options(where, net_opt):
+    """``network_g``-style options against the registered arch's constructor.
+
+    Raises:
+        OptionError: no ``type``, an unregistered type, or a key the constructor does not take.
+    """
+    from basicsr.utils.registry import ARCH_REGISTRY
+    if not isinstance(net_opt, dict) or 'type' not in net_opt:
+        raise OptionError(f'{where}: needs a "type" (a registered arch), got {net_opt!r}')
+    if net_opt['type'] not in ARCH_REGISTRY:
+        close = difflib.get_close_matches(net_opt['type'], list(ARCH_REGISTRY._obj_map), n=3)
+        raise OptionError(f'{where}.type: no arch {net_opt["type"]!r} is registered' +
+                          (f' (did you mean {close}?)' if close else ''))
+    params = inspect.signature(ARCH_REGISTRY.get(net_opt['type'])).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    check_keys(f'{where} ({net_opt["type"]})', {k: v for k, v in net_opt.items() if k != 'type'}, params)
+
+
+def check_options(opt, model_cls=None):
+    """Check the options a model reads (see the module docstring).
+
+    Args:
+        opt (dict): parsed options (BasicSR layout).
+        model_cls (type | None): the model class; default ``MODEL_REGISTRY[opt['model_type']]``. Models that are
+            not adaptsr's (no declarations) are left to BasicSR.
+
+    Raises:
+        OptionError: an unknown key, an undeclared phase hook, or a ``total_iter`` that differs from the phases' sum.
+    """
+    if model_cls is None:
+        from basicsr.utils.registry import MODEL_REGISTRY
+        if opt.get('model_type') not in MODEL_REGISTRY:
+            return
+        model_cls = MODEL_REGISTRY.get(opt['model_type'])
+    if not hasattr(model_cls, 'val_options'):
+        return
+    name = model_cls.__name__
+    if opt.get('val') is not None:
+        check_keys(f'val ({name})', opt['val'], declared(model_cls, 'val_options'))
+    section = getattr(model_cls, 'train_section', None)
+    train_opt = opt.get('train')
+    if train_opt is not None:
+        check_keys(f'train ({name})', train_opt, TRAIN_KEYS | ({section} if section else set()))
+        if section and train_opt.get(section) is not None:
+            check_keys(f'train.{section} ({name})', train_opt[section], declared(model_cls, 'train_options'))
+        if train_opt.get('phases') is not None:
+            from adaptsr.ops.phases import PhaseSchedule
+            schedule = PhaseSchedule.from_options(train_opt, declared(model_cls, 'phase_keys'),
+                                                  declared(model_cls, 'phase_hooks'))
+            total = train_opt.get('total_iter')
+            if total is not None and int(total) != schedule.total_iter:
+                raise OptionError(f'train.total_iter = {total} does not match the sum of train.phases iters '
+                                  f'({schedule.total_iter}); fix it or remove it (train.py derives it).')
+    for key in ('network_g', ):
+        if opt.get(key) is not None:
+            check_network_options(key, opt[key])
