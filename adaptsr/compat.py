@@ -5,11 +5,11 @@ models subclass ``SRModel``). What cannot be done that way is listed here; nothi
 
 On ``import adaptsr`` (:func:`install_import_shims`, before ``import basicsr``):
 
-=============================================== ========================================================================
-``torchvision.transforms.functional_tensor``    torchvision >= 0.17 removed this module and ``basicsr.data.degradations``
-(a module in ``sys.modules``, not a BasicSR     imports ``rgb_to_grayscale`` from it, so ``import basicsr`` fails on
-attribute)                                      today's torchvision; the stand-in re-exports the function it needs.
-=============================================== ========================================================================
+============================================== ========================================================================
+``torchvision.transforms.functional_tensor``   torchvision >= 0.17 removed this module and ``basicsr.data.degradations``
+(a module in ``sys.modules``, not a BasicSR    imports ``rgb_to_grayscale`` from it, so ``import basicsr`` fails on
+attribute)                                     today's torchvision; the stand-in re-exports the function it needs.
+============================================== ========================================================================
 
 By :func:`patch_pipelines`, called by the repository's ``train.py`` / ``test.py`` and the console commands only (a
 foreign project that imports ``adaptsr.archs`` keeps BasicSR's functions), :data:`PIPELINE_PATCHES` lists the

@@ -1,8 +1,8 @@
 """APE: adaptive patch exiting, on EDSR (baseline and full), RCAN, VDSR and ECBSR backbones.
 
 Source: S. Wang, J. Liu, K. Chen, X. Li, M. Lu, Y. Guo, "Adaptive Patch Exiting for Scalable Single Image
-Super-Resolution", ECCV 2022; github.com/littlepure2333/APE (and the author's DynamicSR). Written from specs/ape.md
-3 and 5, not from the official code.
+Super-Resolution", ECCV 2022; github.com/littlepure2333/APE (and the author's DynamicSR). Written from the paper,
+not from the official code.
 
 Every backbone is cut into ``num_units`` exit units (EDSR residual blocks, RCAN residual groups, VDSR middle convs,
 ECBSR body convs); an exit follows every ``exit_interval`` units. At an exit, one regressor shared by all exits
@@ -79,7 +79,7 @@ class APEBackbone(nn.Module):
         raise NotImplementedError
 
     def mean_shift_modules(self):
-        """Modules left out of the cost (the MeanShift 1x1 convs, specs/ape.md 6)."""
+        """Modules left out of the cost (the MeanShift 1x1 convs, the APE paper, github.com/littlepure2333/APE)."""
         return [m for m in (getattr(self, 'sub_mean', None), getattr(self, 'add_mean', None)) if m is not None]
 
     # forwards ---------------------------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ class APEBackbone(nn.Module):
 
     @torch.no_grad()
     def forward_exit(self, x, threshold):
-        """Adaptive inference of a batch of patches (specs/ape.md 5.3).
+        """Adaptive inference of a batch of patches (the APE paper, github.com/littlepure2333/APE).
 
         At each exit the regressor scores the patches still running; those with ``IC >= threshold`` leave the batch
         with their features frozen, so later units run only on the rest. The shared reconstruction then runs once on
@@ -177,7 +177,8 @@ class APEBackbone(nn.Module):
     # cost -------------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def exit_flops_table(self, height=48, width=None):
-        """FLOPs (2 x multiply-adds) of one (1, 3, height, width) patch leaving at each exit (specs/ape.md 6).
+        """FLOPs (2 x multiply-adds) of one (1, 3, height, width) patch leaving at each exit (the APE paper,
+        github.com/littlepure2333/APE).
 
         Counted by hooks on a probe forward: the embedding, the units run up to the exit and the reconstruction;
         the regressor, the MeanShift convs and bicubic upsampling are not counted (the paper's convention).

@@ -2,7 +2,7 @@
 
 Source: S. Tian et al., "CABM: Content-Aware Bit Mapping for Single Image Super-Resolution Network with Large
 Input", CVPR 2023 (github.com/Sheldon04/CABM-pytorch), built on CADyQ (Hong et al., ECCV 2022) and PAMS (Li et al.,
-ECCV 2020). Written from specs/cabm.md 3, not from the official code.
+ECCV 2020). Written from the CABM paper, github.com/Sheldon04/CABM-pytorch, not from the official code.
 
 One module tree serves every step, so a checkpoint of one step loads strictly into the next: each residual block
 holds two :class:`~adaptsr.ops.quant.BitSelector` (``bitsel1`` before the block, ``body.2`` before its second conv;
@@ -13,7 +13,8 @@ holds two :class:`~adaptsr.ops.quant.BitSelector` (``bitsel1`` before the block,
 * ``'cadyq'``: selectors choose 4/6/8 bits per patch with their MLPs (CADyQ);
 * ``'lut'``: per-patch flags (N, 32) from the edge-to-bit table, set by :meth:`CABMEDSR.set_bit_flags` (CABM).
 
-The key layout is the official CADyQ / CABM one (specs/cabm.md 3.6); :mod:`adaptsr.convert.cabm` maps the official
+The key layout is the official CADyQ / CABM one (the CABM paper, github.com/Sheldon04/CABM-pytorch);
+:mod:`adaptsr.convert.cabm` maps the official
 FP and PAMS layouts in and out.
 """
 import torch
@@ -242,7 +243,7 @@ class CABMEDSR(_QuantNetMixin, nn.Module):
     # cost --------------------------------------------------------------------------------------------------------
     def macs_split(self, h, w):
         """Multiply-adds of one (1, 3, h, w) input: ``(unquantised, quantised)``, the quantised part being the 32
-        selector-quantised convolutions (specs/cabm.md 6)."""
+        selector-quantised convolutions (the CABM paper, github.com/Sheldon04/CABM-pytorch)."""
         c, px = self.head[0].out_channels, h * w
         quant = 2 * self.num_block * 9 * c * c * px
         up_macs, scale_px = 0, px

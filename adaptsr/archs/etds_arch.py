@@ -1,7 +1,8 @@
 """ETDS: dual-stream training network, its plain inference form, and the paper's ablation forms.
 
 Source: Chao, Zhou, Gao, Gong, Yang, Zeng, Dehbi, "Equivalent Transformation and Dual Stream Network Construction
-for Mobile Image Super-Resolution", CVPR 2023; github.com/ECNUSR/ETDS (Apache-2.0). Written from specs/etds.md 3;
+for Mobile Image Super-Resolution", CVPR 2023; github.com/ECNUSR/ETDS (Apache-2.0). Written from the ETDS paper,
+github.com/ECNUSR/ETDS;
 module names equal the official ones, so the released files load strictly.
 
 Configurations (paper / repo): ETDS-T M5C16, ETDS-S M4C32, ETDS-M M6C32, ETDS-L M7C48; ``num_block`` = M,
@@ -39,7 +40,7 @@ def _check_input(x, name):
 
 
 class _DualStreamBase(nn.Module):
-    """Training-form dual stream (specs/etds.md 3.1) with the ablation switches.
+    """Training-form dual stream (the ETDS paper, github.com/ECNUSR/ETDS) with the ablation switches.
 
     Args:
         upscale (int): 2, 3 or 4.
@@ -215,7 +216,7 @@ class ETDSPlain(nn.Module):
 
     ``y = act(conv_first(I))``, ``y = act(backbone_convs[i](y))``, ``y = relu(conv_last(y))``,
     ``y = relu(conv_clip(y))`` (1x1), x3 drops the dummy 28th channel, then PixelShuffle. The clamp to [0, 1] is
-    embedded in ``conv_last``/``conv_clip`` (specs/etds.md 3.3).
+    embedded in ``conv_last``/``conv_clip`` (the ETDS paper, github.com/ECNUSR/ETDS).
 
     Args:
         num_in_ch (int): 3. num_out_ch (int): 3. upscale (int): 2, 3 or 4.
@@ -286,7 +287,7 @@ class ETDSPlain(nn.Module):
 
 
 def etds_macs_per_pixel(num_block, num_feat, upscale):
-    """Multiply-adds per LR pixel of the plain model (specs/etds.md 6; the paper's "FLOPs"):
+    """Multiply-adds per LR pixel of the plain model (the ETDS paper, github.com/ECNUSR/ETDS; the paper's "FLOPs"):
     ``27 C + 9 M C^2 + 9 C K + K^2`` with ``K = 3 s^2`` (28 at x3). Bias, ReLU and PixelShuffle are not counted."""
     k = plain_out_channels(upscale)
     return 27 * num_feat + 9 * num_block * num_feat**2 + 9 * num_feat * k + k * k

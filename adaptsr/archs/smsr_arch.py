@@ -2,7 +2,8 @@
 
 Source: L. Wang, X. Dong, Y. Wang, X. Ying, Z. Lin, W. An, Y. Guo, "Exploring Sparsity in Image Super-Resolution
 for Efficient Inference", CVPR 2021; github.com/LongguangWang/SMSR (LAVA commit daac49c). Written from
-specs/smsr.md 3-5; module names equal the official ones, so the released x2 file loads strictly.
+the SMSR paper, github.com/LongguangWang/SMSR; module names equal the official ones, so the released x2 file loads
+strictly.
 
 Forms of the sparse mask block (SMB):
 
@@ -184,7 +185,7 @@ class SMSRBlock(nn.Module):
         return self.num_layer * 9 * self.num_feat**2 + self.num_layer * self.num_feat * self.num_feat
 
     def exact_macs(self, hw, rho, cd, cs):
-        """Multiply-adds of the sparse computation (specs/smsr.md 7): per 3x3 layer
+        """Multiply-adds of the sparse computation (the SMSR paper, github.com/LongguangWang/SMSR): per 3x3 layer
         ``9 HW [Cd_in Cd_out + rho (Cd_in Cs_out + Cs_in (Cd_out + Cs_out))]``, the 1x1 collect alike with 1."""
         total = 0.0
         c_in_d, c_in_s = float(self.num_feat), 0.0
@@ -404,7 +405,8 @@ class SMSRNet(nn.Module):
 def smsr_non_smb_macs_per_pixel(upscale, num_feat=64, num_module=5, with_masks=True):
     """SMSR multiply-adds per LR pixel outside the sparse blocks (head, mask branches, collect, tail; the channel
     attention's convolutions act on one pooled pixel and are not counted); the transposed conv counted by its input
-    pixels, the pooled conv at 1/4 (specs/smsr.md 7). ``with_masks=False``: without the mask branches."""
+    pixels, the pooled conv at 1/4 (the SMSR paper, github.com/LongguangWang/SMSR). ``with_masks=False``: without the
+    mask branches."""
     c, s2 = num_feat, upscale**2
     mask = 9 * c * (c // 4) + 9 * (c // 4)**2 / 4 + 9 * (c // 4) * 2 / 4 if with_masks else 0
     collect = num_module * c * c + 9 * c * c

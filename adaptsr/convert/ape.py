@@ -1,4 +1,4 @@
-"""State-dict renames into the APE archs (specs/ape.md 3 and 9).
+"""State-dict renames into the APE archs (the APE paper, github.com/littlepure2333/APE).
 
 * BasicSR's ``EDSR`` / ``RCAN`` checkpoints (``conv_first``, ``body.k.conv1``, ``residual_group``, ``upsample``, ...)
   -> the EDSR-PyTorch / official RCAN names of :class:`~adaptsr.archs.ape_arch.APEEDSR` /

@@ -1,7 +1,7 @@
 """Equivalent transformation (ET) of ETDS, ECBSR, ABPN and the ETDS ablations into :class:`ETDSPlain`, exactly.
 
 Source: Chao et al., CVPR 2023, github.com/ECNUSR/ETDS (Apache-2.0); ECBSR (Zhang et al., ACM MM 2021); ABPN
-(Du et al., CVPRW 2021). Written from specs/etds.md 3.3-3.4 and 8.
+(Du et al., CVPRW 2021). Written from the ETDS paper, github.com/ECNUSR/ETDS
 
 * Dual stream (``ETDSNet``, ``ETDSAblationResidual``): stacked first conv, block-matrix backbone convs
   ``[[W_b, W_r2b], [0, W_r]]``, both output convs merged and the clamp embedded (``conv_last``/``conv_clip``).
@@ -243,8 +243,8 @@ register_format('ETDSAblationAdvancedResidual', 'etds', _has('advanced_residual_
                 _single_stream_kwargs('ETDSAblationAdvancedResidual'))
 register_format('ETDSNet', 'etds', _has('add_residual_convs.0.weight', without=('advanced_residual_convs.0.weight', )),
                 _single_stream_kwargs('ETDSNet'))
-register_format('ETDSAblationResidual', 'etds',
-                _has('conv_residual_first.weight', without=_RESIDUALS[1:]), _single_stream_kwargs('ETDSAblationResidual'))
+register_format('ETDSAblationResidual', 'etds', _has('conv_residual_first.weight', without=_RESIDUALS[1:]),
+                _single_stream_kwargs('ETDSAblationResidual'))
 register_format('ETDSOnlyET', 'etds', _has('conv_first.weight', without=('conv_clip.weight', ) + _RESIDUALS),
                 _single_stream_kwargs('ETDSOnlyET'))
 

@@ -1,4 +1,5 @@
-"""PCSR official checkpoints -> adaptsr: PCSR wrapper files and the official CARN-M (specs/pcsr.md 3.5).
+"""PCSR official checkpoints -> adaptsr: PCSR wrapper files and the official CARN-M (the PCSR paper,
+github.com/3587jjh/PCSR).
 
 * ``save/<cfg>/iter_last.pth`` of github.com/3587jjh/PCSR: ``{'model': {'name', 'args', 'sd'}, ...}``; the
   weights at ``['model']['sd']`` already use adaptsr's module names (``pcsr-phase1`` -> ``PCSRNet``, ``carn`` ->

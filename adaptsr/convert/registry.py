@@ -230,8 +230,8 @@ def _smsr(ckpt, scale=2, source='?', param_key='auto', **_):
     sd = checkpoint_state_dict(ckpt, source, param_key)
     _, kwargs = detect_arch(sd, None, source, family='smsr')
     if kwargs['upscale'] != scale:
-        raise ValueError(f'{source}: SMSR checkpoint is x{kwargs["upscale"]} (tail.0 has {sd["tail.0.weight"].shape[0]} '
-                         f'channels), but --scale is {scale}')
+        raise ValueError(f'{source}: SMSR checkpoint is x{kwargs["upscale"]} (tail.0 has '
+                         f'{sd["tail.0.weight"].shape[0]} channels), but --scale is {scale}')
     return basicsr_checkpoint(sd, 'smsr', 'SMSRNet', scale, source)
 
 

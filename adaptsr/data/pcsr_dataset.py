@@ -1,4 +1,4 @@
-"""HR-only dataset with on-the-fly MATLAB-bicubic LR (PCSR training; specs/pcsr.md 4.1)."""
+"""HR-only dataset with on-the-fly MATLAB-bicubic LR (PCSR training; the PCSR paper, github.com/3587jjh/PCSR)."""
 import os.path as osp
 import random
 

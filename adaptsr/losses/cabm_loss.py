@@ -2,7 +2,8 @@
 cost.
 
 Source: C. Hong et al., CADyQ, ECCV 2022 (github.com/Cheeun/CADyQ); S. Tian et al., CABM, CVPR 2023
-(github.com/Sheldon04/CABM-pytorch); specs/cabm.md 4. Weights are relative to an L1 on the [0, 255] scale.
+(github.com/Sheldon04/CABM-pytorch); the CABM paper, github.com/Sheldon04/CABM-pytorch Weights are relative to an L1 on
+the [0, 255] scale.
 """
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
@@ -47,7 +48,8 @@ class CABMOutputDistillLoss(nn.Module):
 
     Not in the official recipe (its PAMS step trains on L1 to HR only). On a released full-precision backbone
     fine-tuned on little data, distilling from that backbone keeps the quantised network close to the function it
-    was trained to on its own data, instead of fitting the few training images (specs/cabm.md 8.6 asks for a KD
+    was trained to on its own data, instead of fitting the few training images (the CABM paper,
+    github.com/Sheldon04/CABM-pytorch asks for a KD
     option in the PAMS step; README, CABM, gives the measurements).
 
     Args:

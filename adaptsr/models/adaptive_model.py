@@ -110,7 +110,8 @@ class AdaptiveSRModel(PhasedSRModel):
         super().validation(dataloader, current_iter, tb_logger, save_img)
 
     def budget_sweep(self, dataloader, current_iter, tb_logger, save_img, values):
-        """Validate once per knob value; log the trade-off table and write it (:func:`adaptsr.utils.report.write_sweep`)."""
+        """Validate once per knob value; log the trade-off table and write it
+        (:func:`adaptsr.utils.report.write_sweep`)."""
         dataset_name = dataloader.dataset.opt['name']
         rows = []
         for value in values:

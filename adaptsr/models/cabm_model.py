@@ -28,7 +28,8 @@ class CABMModel(AdaptiveSRModel):
     Phases (``train.phases``) carry ``cabm_mode``: ``fp`` (L1), ``pams`` (L1; alphas initialised from data in the
     first ``alpha_init_iters`` iterations of the phase, then learned), ``cadyq`` (L1 + ``CABMBitLoss`` +
     ``CABMDistillLoss`` against the PAMS w8a8 teacher), ``lut`` (L1 + distillation, bits from the table). A ``pams``
-    phase that lists a distillation loss (``CABMDistillLoss``: the spec's ``pams_kd``; ``CABMOutputDistillLoss``: L1
+    phase that lists a distillation loss (``CABMDistillLoss``: the paper's feature distillation, ``pams_kd``;
+    ``CABMOutputDistillLoss``: L1
     to the teacher's SR) distils from the full-precision network as it enters the phase, frozen and saved as
     ``models/net_t_fp.pth`` (``path.pretrain_network_t_fp`` or that file, when present, is loaded instead: a resumed
     run keeps its teacher). Hooks:
@@ -236,7 +237,8 @@ class CABMModel(AdaptiveSRModel):
             return {}
         if self.lut is None:
             raise ValueError('CABM lut mode needs a table: path.cabm_lut or the build_lut phase hook')
-        return {'bit_flags': self.lut.lookup_batch(self._scores(lq), float(self.val_opt['calibration']), 0).to(lq.device)}
+        flags = self.lut.lookup_batch(self._scores(lq), float(self.val_opt['calibration']), 0)
+        return {'bit_flags': flags.to(lq.device)}
 
     def test(self):
         super().test()

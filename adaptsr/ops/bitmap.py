@@ -1,7 +1,7 @@
 """CABM's edge-to-bit mapping: the per-patch edge score and the versioned lookup table built from a CADyQ model.
 
 Source: S. Tian et al., "CABM: Content-Aware Bit Mapping for Single Image Super-Resolution Network with Large
-Input", CVPR 2023 (github.com/Sheldon04/CABM-pytorch); specs/cabm.md 5. Written from the spec.
+Input", CVPR 2023 (github.com/Sheldon04/CABM-pytorch); written from the paper, not the official code.
 
 Table file (JSON, ``format: adaptsr-cabm-lut``, ``version: 1``)::
 
@@ -59,7 +59,7 @@ def score_key(score):
 
 
 class EdgeBitTable:
-    """Edge score -> per-layer bit configuration (specs/cabm.md 5.2-5.3).
+    """Edge score -> per-layer bit configuration (the CABM paper, github.com/Sheldon04/CABM-pytorch).
 
     Args:
         bits (tuple): candidate bit-widths (4, 6, 8). num_selectors (int): 32. meta (dict): metadata stored in the file.
@@ -177,7 +177,7 @@ class EdgeBitTable:
 @torch.no_grad()
 def build_table(net, lr_root, tile_size=96, step=94, bug_compatible=False, max_images=None):
     """Step 4 of CABM: run a CADyQ network tile by tile over the LR images of ``lr_root`` and record, per tile, its
-    edge score and the bits its selectors chose (specs/cabm.md 5.2).
+    edge score and the bits its selectors chose (the CABM paper, github.com/Sheldon04/CABM-pytorch).
 
     Args:
         net (CABMEDSR | CABMNet): the trained CADyQ network (run in ``cadyq`` mode, eval, batch 1; its mode is

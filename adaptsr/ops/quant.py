@@ -4,7 +4,7 @@ Sources: H. Li et al., "PAMS: Quantized Super-Resolution via Parameterized Max S
 (github.com/colorjam/PAMS); C. Hong et al., "CADyQ: Content-Aware Dynamic Quantization for Image
 Super-Resolution", ECCV 2022 (github.com/Cheeun/CADyQ); S. Tian et al., "CABM: Content-Aware Bit Mapping for Single
 Image Super-Resolution Network with Large Input", CVPR 2023 (github.com/Sheldon04/CABM-pytorch). Written from
-specs/cabm.md 3.2-3.5, not from the official code.
+the CABM paper, github.com/Sheldon04/CABM-pytorch, not from the official code.
 
 Conventions: activations are in the network's internal scale (EDSR works on [0, 255] inputs); quantisation is
 symmetric and signed (``q = 2^(k-1) - 1`` levels each side, also after ReLU, as PAMS' ``rel_shift=False``); rounding

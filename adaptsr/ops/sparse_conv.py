@@ -1,12 +1,13 @@
 """Sparse 3x3 convolution at a set of pixels: per tap, gather the neighbours' feature rows and multiply.
 
-Used by SMSR's inference (specs/smsr.md 5, "sparse form"). Features are channels-last rows: either a zero-padded
+Used by SMSR's inference (the SMSR paper, github.com/LongguangWang/SMSR, "sparse form"). Features are channels-last
+rows: either a zero-padded
 dense map ``((H + 2) * (W + 2), C)`` or a compact matrix of the active pixels only ``(1 + N, C)`` whose row 0 is
 zeros and stands for every inactive neighbour (the masked-dense semantics: sparse channels are zero off the mask).
 Only the active pixels' outputs are computed, so the work is proportional to the mask density.
 
 Source: L. Wang et al., "Exploring Sparsity in Image Super-Resolution for Efficient Inference", CVPR 2021,
-github.com/LongguangWang/SMSR (written from the spec's formulas, not the official code).
+github.com/LongguangWang/SMSR (written from the paper's formulas, not the official code).
 """
 import torch
 
