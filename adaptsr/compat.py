@@ -147,9 +147,9 @@ def _wrap_parse_options(parse_options):
         opt, args = parse_options(root_path, is_train)
         opt['root_path'] = root_path
         expand_paths(opt)
+        check_options(opt)
         for dataset_opt in (opt.get('datasets') or {}).values():
             check_dataset_paths(dataset_opt)
-        check_options(opt)
         train_opt = opt.get('train') or {}
         if is_train and train_opt.get('phases') is not None and train_opt.get('total_iter') is None:
             from adaptsr.ops.phases import PhaseSchedule

@@ -28,6 +28,7 @@ import adaptsr  # noqa: E402,F401,I001  (compat shim before basicsr)
 import torch  # noqa: E402
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 from adaptsr.convert import load_checkpoint  # noqa: E402
+from adaptsr.archs.etds_arch import ETDSPlain  # noqa: E402
 from adaptsr.convert.etds import build_from_state_dict, et_convert  # noqa: E402
 from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
 from adaptsr.utils.report import format_table  # noqa: E402
@@ -93,7 +94,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as tmp:
             for i, (path, scale) in enumerate(plain_files + files[len(files) - len(args.checkpoints):]):
                 net = build_from_state_dict(checkpoint_state_dict(load_checkpoint(path), path), scale, path)
-                if type(net).__name__ != 'ETDSPlain':
+                if not isinstance(net, ETDSPlain):
                     net = et_convert(net)[0]
                 res = export_onnx(net, osp.join(tmp, f'{i}.onnx'))
                 name = osp.relpath(path, weights) if path.startswith(weights) else path

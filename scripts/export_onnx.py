@@ -19,6 +19,7 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 import adaptsr  # noqa: E402,F401
 from adaptsr.convert import load_checkpoint  # noqa: E402
+from adaptsr.archs.etds_arch import ETDSPlain  # noqa: E402
 from adaptsr.convert.etds import build_from_state_dict, et_convert  # noqa: E402
 from adaptsr.convert.onnx_export import export_onnx  # noqa: E402
 from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
@@ -37,7 +38,7 @@ def main(argv=None):
         parser.error(f'{args.output} exists; choose another --output or pass --overwrite')
     sd = checkpoint_state_dict(load_checkpoint(args.input), args.input, args.param_key)
     net = build_from_state_dict(sd, args.scale, args.input)
-    if type(net).__name__ != 'ETDSPlain':  # deploy the ET form: plain conv + activation, clamp embedded
+    if not isinstance(net, ETDSPlain):  # deploy the ET form: plain conv + activation, clamp embedded
         net, info = et_convert(net)
         print(f'converted {info["source_arch"]} -> ETDSPlain: max |difference| x 255 = {info["max_diff_255"]:.3g}')
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)

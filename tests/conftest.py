@@ -86,6 +86,24 @@ def demo_data(tmp_path_factory):
     return root
 
 
+def model_options(tmp_path, model_type, network_g, scale=None, is_train=False, pretrain=None, train=None, val=None,
+                  path=None, name='check'):
+    """Options as BasicSR's ``parse_options`` gives them, for building a model directly in a test: every output
+    folder in ``tmp_path``, CPU, no datasets; ``path`` entries update the defaults, ``val`` defaults to no metrics."""
+    root = str(tmp_path)
+    paths = {'pretrain_network_g': pretrain, 'strict_load_g': True, 'param_key_g': 'params', 'results_root': root,
+             'log': root, 'visualization': root}
+    if is_train:
+        paths.update(experiments_root=root, models=root, training_states=root)
+    paths.update(path or {})
+    opt = {'name': name, 'model_type': model_type, 'scale': scale or network_g.get('upscale', 4), 'num_gpu': 0,
+           'manual_seed': 0, 'dist': False, 'rank': 0, 'world_size': 1, 'is_train': is_train, 'root_path': root,
+           'datasets': {}, 'network_g': network_g, 'path': paths, 'val': {'metrics': {}} if val is None else val}
+    if train is not None:
+        opt['train'] = train
+    return opt
+
+
 def write_yaml(path, opt):
     import yaml
     with open(path, 'w') as f:

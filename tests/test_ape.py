@@ -172,17 +172,14 @@ def test_ic_targets_are_detached_and_follow_the_psnr_gains():
 
 def _model(tmp_path, pretrain=None, iters=3):
     from basicsr.models import build_model
-    opt = {'name': 'ape_check', 'model_type': 'APEModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
-           'dist': False, 'rank': 0, 'world_size': 1, 'is_train': True, 'root_path': str(tmp_path),
-           'datasets': {}, 'network_g': {'type': 'APEECBSR', 'upscale': 4, 'num_block': 6, 'num_feat': 40},
-           'path': {'pretrain_network_g': pretrain, 'strict_load_g': False, 'param_key_g': 'params',
-                    'experiments_root': str(tmp_path), 'models': str(tmp_path), 'training_states': str(tmp_path),
-                    'log': str(tmp_path), 'visualization': str(tmp_path)},
-           'train': {'optim_g': {'type': 'Adam', 'lr': 1e-4}, 'phases': [
-               {'name': 'ape', 'iters': iters, 'losses': {'exit_l1': {'type': 'APEExitL1Loss', 'loss_weight': 255.},
-                                                          'ic': {'type': 'APEICLoss', 'loss_weight': 1.}}}]},
-           'val': {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}}}
-    return build_model(opt)
+    from conftest import model_options
+    train = {'optim_g': {'type': 'Adam', 'lr': 1e-4}, 'phases': [
+        {'name': 'ape', 'iters': iters, 'losses': {'exit_l1': {'type': 'APEExitL1Loss', 'loss_weight': 255.},
+                                                   'ic': {'type': 'APEICLoss', 'loss_weight': 1.}}}]}
+    val = {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}}
+    return build_model(model_options(tmp_path, 'APEModel', {'type': 'APEECBSR', 'upscale': 4, 'num_block': 6,
+                                                            'num_feat': 40}, is_train=True, pretrain=pretrain,
+                                     train=train, val=val, path={'strict_load_g': False}))
 
 
 def test_training_step_moves_every_parameter_and_the_regressor_learns(tmp_path):
@@ -276,11 +273,8 @@ def test_demo_training_then_threshold_sweep_trades_psnr_for_flops(tmp_path, demo
     require(osp.join(WEIGHTS, ECBSR_FILE))
     opt, exp = train_demo(tmp_path, demo_data, 'ape_ecbsr_m6c40_x4_demo.yml')
     ckpt = exp / 'models' / 'net_g_latest.pth'
-    test_opt = {'name': 'ape_sweep', 'model_type': 'APEModel', 'scale': 4, 'num_gpu': 0, 'is_train': False,
-                'dist': False, 'rank': 0, 'world_size': 1, 'network_g': dict(opt['network_g']),
-                'path': {'pretrain_network_g': str(ckpt), 'strict_load_g': True, 'param_key_g': 'params'},
-                'val': {'metrics': {}}}
-    model = build_model(test_opt)
+    from conftest import model_options
+    model = build_model(model_options(tmp_path, 'APEModel', dict(opt['network_g']), pretrain=str(ckpt)))
     bicubic = ARCH_REGISTRY.get('BicubicSR')(upscale=4)
     rows = {}
     for thr in (1.0, 0.99, 0.96, 0.6):

@@ -137,16 +137,12 @@ def test_bitops_follow_the_definition_at_720p():
 
 def _model(tmp_path, phases, pretrain=None, network=None):
     from basicsr.models import build_model
-    opt = {'name': 'cabm_check', 'model_type': 'CABMModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
-           'dist': False, 'rank': 0, 'world_size': 1, 'is_train': True, 'root_path': str(tmp_path), 'datasets': {},
-           'network_g': network or {'type': 'CABMEDSR', 'upscale': 4, 'num_block': 16, 'mode': 'fp'},
-           'path': {'pretrain_network_g': pretrain, 'strict_load_g': True, 'experiments_root': str(tmp_path),
-                    'models': str(tmp_path), 'training_states': str(tmp_path), 'log': str(tmp_path),
-                    'visualization': str(tmp_path)},
-           'train': {'cabm': {'alpha_init_iters': 1, 'iters_per_epoch': 2}, 'optim_g': {'type': 'Adam', 'lr': 1e-4},
-                     'phases': phases},
-           'val': {'metrics': {}}}
-    return build_model(opt)
+    from conftest import model_options
+    train = {'cabm': {'alpha_init_iters': 1, 'iters_per_epoch': 2}, 'optim_g': {'type': 'Adam', 'lr': 1e-4},
+             'phases': phases}
+    network = network or {'type': 'CABMEDSR', 'upscale': 4, 'num_block': 16, 'mode': 'fp'}
+    return build_model(model_options(tmp_path, 'CABMModel', network, scale=4, is_train=True, pretrain=pretrain,
+                                     train=train))
 
 
 L1 = {'type': 'L1Loss', 'loss_weight': 255.0}
@@ -346,10 +342,9 @@ def test_a_table_for_another_network_is_refused_at_load(tmp_path):
     from basicsr.models import build_model
     path = tmp_path / 'lut32.json'
     _table([(1.0, [2, 2, 2, 2])]).save(str(path))
-    opt = {'name': 'cabm_lut_check', 'model_type': 'CABMModel', 'scale': 4, 'num_gpu': 0, 'is_train': False,
-           'dist': False, 'rank': 0, 'world_size': 1,
-           'network_g': {'type': 'CABMNet', 'backbone': ECBSR, 'mode': 'lut'},
-           'path': {'pretrain_network_g': None, 'cabm_lut': str(path)}, 'val': {'metrics': {}}}
+    from conftest import model_options
+    opt = model_options(tmp_path, 'CABMModel', {'type': 'CABMNet', 'backbone': ECBSR, 'mode': 'lut'}, scale=4,
+                        path={'cabm_lut': str(path)})
     with pytest.raises(ValueError, match=r'lut32.json: table for 4 selectors .* \(CABMNet\) has 6'):
         build_model(opt)
 
@@ -372,12 +367,10 @@ def test_demo_recipe_runs_all_five_steps_and_ends_with_a_cabm_model_and_its_tabl
         assert (models / name).exists(), name
     table = EdgeBitTable.load(str(models / 'cabm_lut.json'))
     assert table.meta['tiles'] == 371 and table.meta['edge_score'] == 'intended' and len(table) > 10
-    test_opt = {'name': 'cabm_demo_test', 'model_type': 'CABMModel', 'scale': 4, 'num_gpu': 0, 'is_train': False,
-                'dist': False, 'rank': 0, 'world_size': 1,
-                'network_g': {'type': 'CABMEDSR', 'upscale': 4, 'mode': 'lut'},
-                'path': {'pretrain_network_g': str(models / 'net_g_latest.pth'), 'strict_load_g': True,
-                         'param_key_g': 'params', 'cabm_lut': str(models / 'cabm_lut.json')},
-                'val': {'metrics': {}, 'calibration': 100}}
+    from conftest import model_options
+    test_opt = model_options(tmp_path, 'CABMModel', {'type': 'CABMEDSR', 'upscale': 4, 'mode': 'lut'},
+                             pretrain=str(models / 'net_g_latest.pth'), val={'metrics': {}, 'calibration': 100},
+                             path={'cabm_lut': str(models / 'cabm_lut.json')})
     model = build_model(test_opt)
     bicubic = ARCH_REGISTRY.get('BicubicSR')(upscale=4)
     gains = []

@@ -7,20 +7,13 @@ import torch.nn.functional as F
 
 from adaptsr.archs.pcsr_arch import PCSRNet
 from adaptsr.data.pcsr_dataset import PCSRHRDataset
-from adaptsr.ops.tiling import tile_boxes, tiled_forward
 from conftest import BENCHMARK, WEIGHTS, read_rgb, require
 
 
 def _model_opt(tmp_path, scale=4, network=None, pretrain=None):
-    return {
-        'name': 'err', 'model_type': 'PCSRModel', 'scale': scale, 'num_gpu': 0, 'dist': False, 'rank': 0,
-        'world_size': 1, 'is_train': False, 'manual_seed': 0,
-        'network_g': network or {'type': 'PCSRNet', 'encoder': 'carn', 'upscale': scale},
-        'path': {'pretrain_network_g': pretrain, 'strict_load_g': True, 'results_root': str(tmp_path),
-                 'visualization': str(tmp_path), 'log': str(tmp_path)},
-        'val': {'k': 0, 'metrics': {}},
-        'datasets': {},
-    }
+    from conftest import model_options
+    return model_options(tmp_path, 'PCSRModel', network or {'type': 'PCSRNet', 'encoder': 'carn', 'upscale': scale},
+                         scale=scale, pretrain=pretrain, val={'k': 0, 'metrics': {}})
 
 
 def test_missing_dataset_path_names_key_and_path(tmp_path):
@@ -96,23 +89,6 @@ def test_grayscale_image_is_handled(pcsr_official):
     assert 10 * torch.log10(1 / mse) > 24  # a real reconstruction (bicubic is ~24.4 dB RGB on bridge)
 
 
-def test_image_smaller_than_a_tile_and_tiling_merge(carn_official):
-    lq = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X4/birdx4.png')))
-    small = lq[..., :20, :30]
-    assert tile_boxes(20, 30, 64, 8) == [(0, 0, 20, 30)]
-    with torch.no_grad():
-        assert torch.equal(tiled_forward(carn_official, small, 4, 64, 8), carn_official(small))
-    # overlap averaging reconstructs exactly for a position-independent op (nearest upsampling) ...
-    up = tiled_forward(lambda x: F.interpolate(x, scale_factor=4, mode='nearest'), lq, 4, 24, 6)
-    assert torch.equal(up, F.interpolate(lq, scale_factor=4, mode='nearest'))
-    # ... and closely for a network (borders differ by the receptive field)
-    with torch.no_grad():
-        tiled, full = tiled_forward(carn_official, lq, 4, 40, 12), carn_official(lq)
-    assert (tiled - full).abs().mean() < 2e-3
-    with pytest.raises(ValueError, match='tile_overlap'):
-        tile_boxes(10, 10, 8, 8)
-
-
 def test_odd_sizes(pcsr_official):
     lq = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X4/birdx4.png')))[..., :37, :29]
     sr, cost = pcsr_official.infer(lq, k=0)
@@ -125,24 +101,3 @@ def test_odd_sizes(pcsr_official):
                         'dataroot_gt': require(osp.join(BENCHMARK, 'B100/HR'))})
     item = ds[0]
     assert item['gt'].shape[-1] == item['lq'].shape[-1] * 3 and item['gt'].shape[-2] == item['lq'].shape[-2] * 3
-
-
-def test_batched_tiles_equal_single_tiles_for_k_rule(pcsr_official):
-    """PCSR patch mode (32x32 tiles, stride 28, batches): the k-rule is per pixel, so batching changes nothing;
-    ADM clusters each batch jointly (the official patch mode) and stays finite."""
-    lq = read_rgb(require(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png')))[..., :88, :60]  # 3x2 patches
-    costs = []
-
-    def fn(x, **kw):
-        out, cost = pcsr_official.infer(x, **kw)
-        costs.append(cost['flops'])
-        return out
-
-    one = tiled_forward(lambda x: fn(x, k=0.0), lq, 4, 32, 4, tile_batch=1)
-    flops_one = sum(costs)
-    costs.clear()
-    many = tiled_forward(lambda x: fn(x, k=0.0), lq, 4, 32, 4, tile_batch=96)
-    assert len(costs) == 1 and costs[0] == pytest.approx(flops_one)
-    assert (one - many).abs().max() < 1e-5
-    adm = tiled_forward(lambda x: fn(x, adaptive=True), lq, 4, 32, 4, tile_batch=96)
-    assert adm.shape == one.shape and torch.isfinite(adm).all()

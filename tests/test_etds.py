@@ -67,17 +67,17 @@ def evaluate(net, name, scale, regenerate=False, run=None):
 
 
 # ------------------------------------------------------------------------------------------- released weights
-@pytest.mark.parametrize('m,c', CONFIGS)
-def test_released_plain_models_load_strictly(m, c):
-    for i, s in enumerate(SCALES):
-        sd = load_checkpoint(etds_file(m, c, s))
-        net = ARCH_REGISTRY.get('ETDSPlain')(upscale=s, num_block=m, num_feat=c)
-        net.load_state_dict(sd, strict=True)
-        assert sum(v.numel() for v in sd.values()) == PARAMS[(m, c)][i]
-        k = sd['conv_clip.weight'].shape[0]
-        assert torch.allclose(sd['conv_clip.weight'].view(k, k), -torch.eye(k), atol=1e-6)  # the embedded clamp
-        assert torch.allclose(sd['conv_clip.bias'], torch.ones(k), atol=1e-6)
-        assert infer_arch(sd, s) == ('ETDSPlain', {'num_block': m, 'num_feat': c, 'upscale': s})
+@pytest.mark.parametrize('s', SCALES, ids=lambda s: f'x{s}')
+@pytest.mark.parametrize('m,c', CONFIGS, ids=lambda v: str(v))
+def test_released_plain_models_load_strictly(m, c, s):
+    sd = load_checkpoint(etds_file(m, c, s))
+    net = ARCH_REGISTRY.get('ETDSPlain')(upscale=s, num_block=m, num_feat=c)
+    net.load_state_dict(sd, strict=True)
+    assert sum(v.numel() for v in sd.values()) == PARAMS[(m, c)][SCALES.index(s)]
+    k = sd['conv_clip.weight'].shape[0]
+    assert torch.allclose(sd['conv_clip.weight'].view(k, k), -torch.eye(k), atol=1e-6)  # the embedded clamp
+    assert torch.allclose(sd['conv_clip.bias'], torch.ones(k), atol=1e-6)
+    assert infer_arch(sd, s) == ('ETDSPlain', {'num_block': m, 'num_feat': c, 'upscale': s})
 
 
 def test_mac_counter_matches_paper_table():
@@ -91,25 +91,25 @@ def test_mac_counter_matches_paper_table():
     assert count_flops(net, torch.zeros(1, 3, 20, 30)) == 2 * etds_macs_per_pixel(5, 16, 3) * 600
 
 
-@pytest.mark.parametrize('m,c', CONFIGS)
-def test_set5_reference_values_all_scales(m, c):
+@pytest.mark.parametrize('s', SCALES, ids=lambda s: f'x{s}')
+@pytest.mark.parametrize('m,c', CONFIGS, ids=lambda v: str(v))
+def test_set5_reference_values(m, c, s):
     """Y PSNR on the provided LR equals the reference table, and the mod-12 protocol reproduces the authors' logs."""
-    for s in SCALES:
-        net = released(m, c, s)
-        psnr, _ = evaluate(net, 'Set5', s)
-        assert abs(psnr - REF_SET5[(m, c, s)]) <= 0.001, (m, c, s, psnr)
-        psnr12, _ = evaluate(net, 'Set5', s, regenerate=True)
-        assert abs(psnr12 - REF_SET5_MOD12[(m, c, s)]) <= 0.001, (m, c, s, psnr12)
+    net = released(m, c, s)
+    psnr, _ = evaluate(net, 'Set5', s)
+    assert abs(psnr - REF_SET5[(m, c, s)]) <= 0.001, (m, c, s, psnr)
+    psnr12, _ = evaluate(net, 'Set5', s, regenerate=True)
+    assert abs(psnr12 - REF_SET5_MOD12[(m, c, s)]) <= 0.001, (m, c, s, psnr12)
 
 
-@pytest.mark.parametrize('m,c', [(4, 16), (4, 32), (6, 40)])
-def test_released_ecbsr_loads_strictly_and_reproduces_set5(m, c):
-    for s in SCALES:
-        path = require(osp.join(WEIGHTS, f'ECBSR/ECBSR_M{m}C{c}_x{s}.pth'))
-        net = ARCH_REGISTRY.get('ECBSRPlain')(upscale=s, num_block=m, num_feat=c)
-        net.load_state_dict(load_checkpoint(path), strict=True)
-        psnr, _ = evaluate(net.eval(), 'Set5', s)
-        assert abs(psnr - ECBSR_SET5[(m, c, s)]) <= 0.001, (m, c, s, psnr)
+@pytest.mark.parametrize('s', SCALES, ids=lambda s: f'x{s}')
+@pytest.mark.parametrize('m,c', [(4, 16), (4, 32), (6, 40)], ids=lambda v: str(v))
+def test_released_ecbsr_loads_strictly_and_reproduces_set5(m, c, s):
+    path = require(osp.join(WEIGHTS, f'ECBSR/ECBSR_M{m}C{c}_x{s}.pth'))
+    net = ARCH_REGISTRY.get('ECBSRPlain')(upscale=s, num_block=m, num_feat=c)
+    net.load_state_dict(load_checkpoint(path), strict=True)
+    psnr, _ = evaluate(net.eval(), 'Set5', s)
+    assert abs(psnr - ECBSR_SET5[(m, c, s)]) <= 0.001, (m, c, s, psnr)
 
 
 @pytest.mark.parametrize('name', sorted(ABLATIONS))
@@ -227,11 +227,8 @@ def test_model_refuses_checkpoints_of_another_config_or_scale(tmp_path):
 
 
 def _test_options(tmp_path, network, pretrain):
-    return {'name': 'etds_load', 'model_type': 'ETDSModel', 'scale': network['upscale'], 'num_gpu': 0,
-            'is_train': False, 'dist': False, 'rank': 0, 'world_size': 1, 'network_g': network,
-            'path': {'pretrain_network_g': pretrain, 'strict_load_g': True, 'param_key_g': 'params',
-                     'results_root': str(tmp_path), 'log': str(tmp_path), 'visualization': str(tmp_path)},
-            'val': {'metrics': {}}}
+    from conftest import model_options
+    return model_options(tmp_path, 'ETDSModel', network, pretrain=pretrain)
 
 
 # ------------------------------------------------------------------------------------------- scripts

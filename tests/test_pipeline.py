@@ -103,6 +103,7 @@ def test_data_tools_never_overwrite(tmp_path, demo_data):
 def test_options_files_build(path):
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
     from adaptsr.ops.phases import PhaseSchedule
+    from adaptsr.options import check_options
     with open(osp.join(ROOT, path)) as f:
         opt = yaml.safe_load(f)
     assert opt['model_type'] in MODEL_REGISTRY
@@ -112,12 +113,18 @@ def test_options_files_build(path):
         if key in opt:
             net_opt = dict(opt[key])
             ARCH_REGISTRY.get(net_opt.pop('type'))(**net_opt)
+    check_options(opt)  # every key of val / train / train.<method> / phases / network_g is one the model reads
     if opt.get('train', {}).get('phases'):
-        keys = MODEL_REGISTRY.get(opt['model_type']).phase_keys  # the model's own keys; any other is refused
-        sched = PhaseSchedule.from_options(opt['train'], keys)
-        assert sched.total_iter == sum(p['iters'] for p in opt['train']['phases'])
+        sched = PhaseSchedule.from_options(opt['train'])
+        # a plain BasicSR train.py reads total_iter before it builds the model
+        assert opt['train']['total_iter'] == sched.total_iter == sum(p['iters'] for p in opt['train']['phases'])
     if 'test' in path:
         assert 'val' in opt and 'save_img' in opt['val']
+    # the model's test-time defaults are written out in the YAML
+    model_cls = MODEL_REGISTRY.get(opt['model_type'])
+    for key in ('tile_size', 'tile_overlap', 'tile_batch'):
+        if model_cls.__dict__.get('val_options', {}).get(key) is not None:
+            assert key in opt['val'], key
 
 
 def test_plugin_registers_without_clashes():

@@ -178,28 +178,22 @@ def test_wrong_scale_checkpoint_is_refused(tmp_path):
     run_script([osp.join(ROOT, 'scripts/convert_official.py'), '--method', 'smsr', '--scale', '2', '--input', src,
                 '--output', str(out)])
     from basicsr.models import build_model
-    opt = {'name': 'smsr_load', 'model_type': 'SMSRModel', 'scale': 3, 'num_gpu': 0, 'is_train': False,
-           'dist': False, 'rank': 0, 'world_size': 1, 'network_g': {'type': 'SMSRNet', 'upscale': 3},
-           'path': {'pretrain_network_g': str(out), 'strict_load_g': True, 'param_key_g': 'params'},
-           'val': {'metrics': {}}}
+    from conftest import model_options
+    opt = model_options(tmp_path, 'SMSRModel', {'type': 'SMSRNet', 'upscale': 3}, pretrain=str(out))
     with pytest.raises(ValueError, match='checkpoint is for x2 but the options say scale: 3'):
         build_model(opt)
 
 
 def test_one_training_iteration_trains_the_masks(tmp_path):
     from basicsr.models import build_model
-    opt = {'name': 'smsr_train', 'model_type': 'SMSRModel', 'scale': 2, 'num_gpu': 0, 'is_train': True,
-           'dist': False, 'rank': 0, 'world_size': 1, 'root_path': str(tmp_path),
-           'network_g': {'type': 'SMSRNet', 'upscale': 2, 'num_feat': 16, 'num_module': 2},
-           'path': {'pretrain_network_g': None, 'strict_load_g': True, 'experiments_root': str(tmp_path),
-                    'models': str(tmp_path), 'training_states': str(tmp_path), 'log': str(tmp_path),
-                    'visualization': str(tmp_path)},
-           'train': {'ema_decay': 0, 'smsr': {'iters_per_epoch': 1, 'lambda_warmup_epochs': 2},
-                     'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.999]},
-                     'phases': [{'name': 'sparse', 'iters': 5, 'losses': {
-                         'pixel_opt': {'type': 'L1Loss', 'loss_weight': 255.0},
-                         'sparsity_opt': {'type': 'SMSRSparsityLoss', 'loss_weight': 0.1}}}]}}
-    model = build_model(opt)
+    from conftest import model_options
+    train = {'ema_decay': 0, 'smsr': {'iters_per_epoch': 1, 'lambda_warmup_epochs': 2},
+             'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.999]},
+             'phases': [{'name': 'sparse', 'iters': 5, 'losses': {
+                 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 255.0},
+                 'sparsity_opt': {'type': 'SMSRSparsityLoss', 'loss_weight': 0.1}}}]}
+    model = build_model(model_options(tmp_path, 'SMSRModel', {'type': 'SMSRNet', 'upscale': 2, 'num_feat': 16,
+                                                              'num_module': 2}, is_train=True, train=train))
     lq, gt = pair('bird')
     model.feed_data({'lq': lq[..., :32, :32], 'gt': gt[..., :64, :64]})
     model.optimize_parameters(3)  # epoch 3 of 1 iteration: ramp 1, tau 1 - 2/500

@@ -41,12 +41,13 @@ def basicsr_to_ape(sd, target, source='?'):
     Raises:
         ValueError: the layout does not match the target type, or the block/group count differs.
     """
+    from adaptsr.archs.ape_arch import APEEDSR, APERCAN
     name = type(target).__name__
     rcan = any('.residual_group.' in k for k in sd)
-    if name == 'APEEDSR' and not rcan:
+    if isinstance(target, APEEDSR) and not rcan:
         rules, n_body = _EDSR, _count(sd, r'^body\.(\d+)\.conv1\.')
         units = target.num_units
-    elif name == 'APERCAN' and rcan:
+    elif isinstance(target, APERCAN) and rcan:
         rules, n_body = _RCAN, _count(sd, r'^body\.(\d+)\.residual_group\.')
         units = target.num_units
     else:

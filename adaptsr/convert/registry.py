@@ -65,10 +65,9 @@ def detect_arch(sd, scale=None, source='?', family=None):
     _load_formats()
     found = [f for f in FORMATS if (family is None or f.family == family) and f.detect(sd)]
     if not found:
-        what = FAMILY_NAMES.get(family, 'known') if family else 'known'
+        what = f'an {FAMILY_NAMES.get(family, family)} state_dict' if family else 'the state_dict of a known arch'
         supported = sorted({f.arch for f in FORMATS if family is None or f.family == family})
-        raise ConversionError(f'{source}: not an {what} state_dict (keys: {sorted(sd)[:6]}...); supported archs: '
-                              f'{supported}')
+        raise ConversionError(f'{source}: not {what} (keys: {sorted(sd)[:6]}...); supported archs: {supported}')
     fmt = found[0]
     return fmt.arch, fmt.hyperparams(sd, scale, source)
 
