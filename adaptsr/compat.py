@@ -103,46 +103,11 @@ def _init_dist_any_device(launcher, backend='nccl', **kwargs):
     dist_util.init_dist(launcher, backend, **kwargs)
 
 
-def default_env(root_path):
-    """Defaults of the data/weights locations used in the shipped YAML files.
-
-    ``ADAPTSR_BENCHMARK``: folder with Set5/Set14/B100/Urban100 in the EDSR layout (default
-    ``<repo>/datasets/benchmark``); ``ADAPTSR_WEIGHTS``: folder with the official checkpoints as distributed
-    (default ``<repo>/weights/official``).
-    """
-    os.environ.setdefault('ADAPTSR_BENCHMARK', osp.join(root_path, 'datasets', 'benchmark'))
-    os.environ.setdefault('ADAPTSR_WEIGHTS', osp.join(root_path, 'weights', 'official'))
-
-
-def expand_paths(opt):
-    """Expand environment variables in ``datasets.*.dataroot_*``/``meta_info_file`` and ``path.*`` strings.
-
-    Raises:
-        ValueError: a variable that is not set (the option and value are named).
-    """
-
-    def expand(where, value):
-        if not isinstance(value, str) or '$' not in value:
-            return value
-        out = osp.expandvars(value)
-        if '$' in out:
-            raise ValueError(f'{where}: environment variable in {value!r} is not set')
-        return out
-
-    for name, dopt in (opt.get('datasets') or {}).items():
-        for key in list(dopt):
-            if key.startswith('dataroot') or key == 'meta_info_file':
-                dopt[key] = expand(f'datasets.{name}.{key}', dopt[key])
-    for key in list(opt.get('path') or {}):
-        opt['path'][key] = expand(f'path.{key}', opt['path'][key])
-    return opt
-
-
 def _wrap_parse_options(parse_options):
 
     def parse_options_checked(root_path, is_train=True):
         from adaptsr.data.data_util import check_dataset_paths
-        from adaptsr.options import check_options
+        from adaptsr.options import check_options, default_env, expand_paths
         default_env(root_path)
         opt, args = parse_options(root_path, is_train)
         opt['root_path'] = root_path

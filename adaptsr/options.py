@@ -18,6 +18,8 @@ Strict configs of this kind follow traiNNer-redux (github.com/the-database/traiN
 """
 import difflib
 import inspect
+import os
+import os.path as osp
 
 #: ``val`` keys BasicSR's own validation reads (``basicsr/models/sr_model.py``), with their defaults
 BASICSR_VAL_OPTIONS = {'val_freq': None, 'save_img': False, 'suffix': None, 'metrics': None, 'pbar': False}
@@ -50,6 +52,47 @@ def _unknown(where, keys, known):
         close = difflib.get_close_matches(str(key), [str(k) for k in known], n=2)
         hints.append(f'{key!r}' + (f' (did you mean {" or ".join(repr(c) for c in close)}?)' if close else ''))
     return OptionError(f'{where}: unknown key(s) {", ".join(hints)}; known: {sorted(known)}')
+
+
+def expand_env(where, value):
+    """``value`` with environment variables expanded (``${ADAPTSR_WEIGHTS}/...``); non-strings unchanged.
+
+    Raises:
+        OptionError: a variable that is not set (``where`` and the value are named).
+    """
+    if not isinstance(value, str) or '$' not in value:
+        return value
+    out = osp.expandvars(value)
+    if '$' in out:
+        raise OptionError(f'{where}: environment variable in {value!r} is not set')
+    return out
+
+
+def default_env(root_path):
+    """Defaults of the data/weights locations used in the shipped YAML files.
+
+    ``ADAPTSR_BENCHMARK``: folder with Set5/Set14/B100/Urban100 in the EDSR layout (default
+    ``<repo>/datasets/benchmark``); ``ADAPTSR_WEIGHTS``: folder with the official checkpoints as distributed
+    (default ``<repo>/weights/official``).
+    """
+    os.environ.setdefault('ADAPTSR_BENCHMARK', osp.join(root_path, 'datasets', 'benchmark'))
+    os.environ.setdefault('ADAPTSR_WEIGHTS', osp.join(root_path, 'weights', 'official'))
+
+
+def expand_paths(opt):
+    """Expand environment variables in ``datasets.*.dataroot_*``/``meta_info_file`` and ``path.*`` strings.
+
+    Raises:
+        ValueError: a variable that is not set (the option and value are named).
+    """
+
+    for name, dopt in (opt.get('datasets') or {}).items():
+        for key in list(dopt):
+            if key.startswith('dataroot') or key == 'meta_info_file':
+                dopt[key] = expand_env(f'datasets.{name}.{key}', dopt[key])
+    for key in list(opt.get('path') or {}):
+        opt['path'][key] = expand_env(f'path.{key}', opt['path'][key])
+    return opt
 
 
 def check_keys(where, section, known):

@@ -4,7 +4,8 @@
         [--budgets 0,1,adaptive] [--threads 2] [--datasets Urban100] [--max_images N] [--repeats K] --json out.json
 
 For every dataset of the test YAML and every budget (default: ``val.budget_sweep``, else the YAML's knob) it
-measures, on the same images and threads: PSNR/SSIM (Y channel, crop_border = scale) and RGB PSNR (shave = scale),
+measures, on the same images and threads: the options' ``val.metrics``, computed as ``test.py`` computes them (the
+shipped YAMLs: ``psnr_y``/``ssim_y`` on the Y channel and ``psnr_rgb``, crop_border = scale),
 GFLOPs per image (spent, and the full model on the same input), seconds per image (each image's time is the fastest
 of ``--repeats`` runs, after a warm-up forward; the median and the total over images are reported; the configurations
 run interleaved, image by image, so that a drift of the machine's speed weighs on all alike) and peak memory
@@ -31,7 +32,7 @@ import torch  # noqa: E402
 
 import adaptsr  # noqa: E402,F401
 from adaptsr.utils.benchmark import (cuda_peak_mib, fresh_process_peak_mib, load_test_options,  # noqa: E402
-                                     quality, reference_options, summarise, timed)
+                                     model_quality, reference_options, summarise, timed)
 from adaptsr.utils.report import format_table, plot_tradeoff, write_table  # noqa: E402
 
 
@@ -122,7 +123,7 @@ def run_configs(configs, images, scale, device, warmup=1, repeats=1):
             prepare(model, budget, item)
             seconds = min(timed(model.test, device) for _ in range(max(1, repeats)))
             row = {'name': item['name'], 'seconds': seconds}
-            row.update(quality(model.output, model.gt, scale))
+            row.update(model_quality(model))
             row.update({k: v for k, v in model.cost_metric_values().items()})
             rows.append(row)
     return per_config

@@ -20,24 +20,24 @@ import sys
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 from torch import nn  # noqa: E402
 
 import adaptsr  # noqa: E402,F401  (first: installs the compatibility shim basicsr needs)
-from basicsr.utils import img2tensor  # noqa: E402
 from adaptsr.archs.cabm_arch import CABMNet  # noqa: E402
 from adaptsr.convert import load_checkpoint  # noqa: E402
 from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
 from adaptsr.utils.benchmark import quality  # noqa: E402
+from adaptsr.data.data_util import read_image  # noqa: E402
+from adaptsr.options import expand_env  # noqa: E402
 from adaptsr.utils.data_prep import list_images  # noqa: E402
 
 
 def _path(value, what):
-    path = osp.expandvars(str(value))
-    if '$' in path or not osp.exists(path):
+    path = expand_env(what, str(value))
+    if not osp.exists(path):
         raise FileNotFoundError(f'{what}: {value!r} -> {path!r} does not exist (set ADAPTSR_WEIGHTS / '
                                 'ADAPTSR_BENCHMARK?)')
     return path
@@ -45,10 +45,7 @@ def _path(value, what):
 
 def _read(path, what):
     """An image file -> (3, H, W) RGB float in [0, 1]; ValueError naming ``what`` and the file if unreadable."""
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f'{what}: cannot read {path}')
-    return img2tensor(img.astype(np.float32) / 255., bgr2rgb=True, float32=True)
+    return read_image(path, what)[0]
 
 
 def calibration_batch(root, n=64, size=24, seed=0):

@@ -38,11 +38,9 @@ def best_of(fn, repeat=3):
 
 
 def read(path):
-    import cv2
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f'cannot read image {path}')
-    x = torch.from_numpy(img[:, :, ::-1].copy()).permute(2, 0, 1).float().div(255)[None]
+    """The LR image cropped to even height and width (SMSR's test protocol)."""
+    from adaptsr.data.data_util import read_image
+    x = read_image(path, '--image')
     return x[..., :x.shape[2] // 2 * 2, :x.shape[3] // 2 * 2]
 
 

@@ -4,7 +4,6 @@ import os.path as osp
 import subprocess
 import sys
 
-import cv2
 import pytest
 import torch
 
@@ -35,8 +34,8 @@ def require(path):
 
 def read_rgb(path):
     """Image file -> (1, 3, H, W) float RGB in [0, 1] (grayscale becomes 3 equal channels, as in BasicSR)."""
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    return torch.from_numpy(img[:, :, ::-1].copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    from adaptsr.data.data_util import read_image
+    return read_image(path)
 
 
 @pytest.fixture(scope='session')

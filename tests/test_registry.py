@@ -50,7 +50,8 @@ def test_format_recognises_its_arch_and_reads_its_hyperparameters(arch, kwargs, 
     assert type(net).__name__ == arch and all(torch.equal(net.state_dict()[k], v) for k, v in sd.items())
 
 
-@pytest.mark.parametrize('arch,kwargs', [(a, k) for a, k, scales in SAMPLES if len(scales) > 1 and a != 'SMSRNet'])
+@pytest.mark.parametrize('arch,kwargs', [(a, k) for a, k, scales in SAMPLES
+                                         if len(scales) > 1 and a != 'SMSRNet'])
 def test_etds_family_names_the_other_scale(arch, kwargs):
     sd = _build(arch, kwargs, 2).state_dict()
     with pytest.raises(ConversionError, match=r'but x4 needs \d+; is this a checkpoint of another scale'):
@@ -58,7 +59,8 @@ def test_etds_family_names_the_other_scale(arch, kwargs):
 
 
 def test_unknown_state_dict_lists_the_supported_archs():
-    with pytest.raises(ConversionError, match=r"foo.pth: not the state_dict of a known arch .*supported archs: \['ABPNNet'"):
+    with pytest.raises(ConversionError,
+                       match=r"foo.pth: not the state_dict of a known arch .*supported archs: \['ABPNNet'"):
         detect_arch({'foo.weight': torch.zeros(1)}, 4, 'foo.pth')
 
 

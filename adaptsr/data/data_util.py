@@ -1,6 +1,9 @@
 """Checks shared by adaptsr datasets and the pipeline patches (not a ``*_dataset.py`` module)."""
 import os.path as osp
 
+import cv2
+import numpy as np
+
 
 def check_dataroot(opt, key):
     """The dataset path ``opt[key]``, or an error naming the dataset, the key and the path.
@@ -22,3 +25,21 @@ def check_dataset_paths(opt):
     for key in opt:
         if (key.startswith('dataroot') or key == 'meta_info_file') and opt[key] is not None:
             check_dataroot(opt, key)
+
+
+def read_image(path, what='image'):
+    """An image file -> (1, 3, H, W) float32 RGB in [0, 1] (a grayscale file gives 3 equal channels, as BasicSR's
+    datasets read it; 16-bit files are scaled by 65535).
+
+    Raises:
+        ValueError: the file is missing or not a readable image (``what`` and the path are named).
+    """
+    from basicsr.utils import img2tensor
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED) if osp.isfile(path) else None
+    if img is None:
+        raise ValueError(f'{what}: cannot read {path!r} as an image')
+    scale = 65535. if img.dtype == np.uint16 else 255.
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    img = img[..., :3]
+    return img2tensor(img.astype(np.float32) / scale, bgr2rgb=True, float32=True).unsqueeze(0)

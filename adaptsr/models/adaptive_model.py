@@ -34,8 +34,9 @@ class AdaptiveSRModel(PhasedSRModel):
       ``flops_ratio`` to the metrics; FLOPs = 2 x multiply-adds (:mod:`adaptsr.ops.cost`).
 
     A method plugs in by declaring its knob (``val_options``), :meth:`inference_kwargs` (what its arch's ``infer``
-    takes), :meth:`apply_budget` / :meth:`budget_label` and the metrics it derives from the summed cost
-    (:meth:`cost_metric_names` / :meth:`cost_metric_values`); it never computes or writes a cost itself.
+    takes), how a sweep sets the knob (``budget_knob``, or :meth:`apply_budget` / :meth:`budget_label`) and the
+    metrics it derives from the summed cost (:meth:`cost_metric_names` / :meth:`cost_metric_values`); it never
+    computes or writes a cost itself.
     """
 
     val_options = {'tile_size': None, 'tile_overlap': 0, 'tile_batch': 1, 'crop_mode': 'none', 'budget_sweep': None,
@@ -95,12 +96,24 @@ class AdaptiveSRModel(PhasedSRModel):
         """Hook: method-specific pictures saved next to the SR image ``sr_path`` (e.g. SMSR's masks)."""
 
     # ------------------------------------------------------------------------------------------------ budget
+    #: ``(val option, label prefix)`` of a method whose budget knob is one number, e.g. ``('exit_threshold', 'thr')``
+    budget_knob = None
+
     def apply_budget(self, value):
-        """Set the adaptive knob to ``value`` (budget sweeps); adaptive models override."""
-        raise NotImplementedError(f'{type(self).__name__} has no budget knob; remove val.budget_sweep')
+        """Set the adaptive knob to ``value`` (budget sweeps): ``val.<budget_knob>``; other knobs override.
+
+        Raises:
+            NotImplementedError: the model has no budget knob.
+        """
+        if self.budget_knob is None:
+            raise NotImplementedError(f'{type(self).__name__} has no budget knob; remove val.budget_sweep')
+        self.val_opt[self.budget_knob[0]] = float(value)
 
     def budget_label(self):
-        return 'default'
+        """The knob's current value as a label (``thr0.9``), used in tables, file names and the log."""
+        if self.budget_knob is None:
+            return 'default'
+        return f'{self.budget_knob[1]}{float(self.val_opt[self.budget_knob[0]]):g}'
 
     def validation(self, dataloader, current_iter, tb_logger, save_img=False):
         sweep = self.val_opt['budget_sweep']

@@ -41,6 +41,7 @@ class APEModel(AdaptiveSRModel):
     """
 
     val_options = {'exit_threshold': 1.0, 'tile_size': 48, 'tile_overlap': 2, 'tile_batch': 500}
+    budget_knob = ('exit_threshold', 'thr')
     train_section = 'ape'
     train_options = {'psnr_shave': None, 'prev_psnr0': 'zero'}
 
@@ -70,12 +71,6 @@ class APEModel(AdaptiveSRModel):
         return super().loss_inputs(key, loss_fn, extras)
 
     # test -------------------------------------------------------------------------------------------------------
-    def apply_budget(self, value):
-        self.val_opt['exit_threshold'] = float(value)
-
-    def budget_label(self):
-        return f'thr{float(self.val_opt["exit_threshold"]):g}'
-
     def inference_kwargs(self, lq):
         return {'exit_threshold': float(self.val_opt['exit_threshold'])}
 

@@ -57,6 +57,7 @@ class CABMModel(AdaptiveSRModel):
     phase_keys = frozenset({'cabm_mode', 'alpha_init_iters'})
 
     val_options = {'calibration': 100.0, 'tile_size': 96, 'tile_overlap': 0}
+    budget_knob = ('calibration', 'cal')
     train_section = 'cabm'
     train_options = {'iters_per_epoch': 1000, 'alpha_init_iters': 1000, 'calibration_train': 6.0, 'select_bit': 0,
                      'bug_compatible_edge_score': False, 'lut_dataroot': None, 'lut_tile': 96, 'lut_step': 94}
@@ -226,12 +227,6 @@ class CABMModel(AdaptiveSRModel):
         return super().loss_inputs(key, loss_fn, extras)
 
     # test --------------------------------------------------------------------------------------------------------
-    def apply_budget(self, value):
-        self.val_opt['calibration'] = float(value)
-
-    def budget_label(self):
-        return f'cal{float(self.val_opt["calibration"]):g}'
-
     def inference_kwargs(self, lq):
         if self.get_bare_model(self.net_g).mode != 'lut':
             return {}

@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 import torch
 
+from adaptsr.data.data_util import read_image
+
 FORMAT, VERSION = 'adaptsr-cabm-lut', 1
 
 
@@ -216,11 +218,8 @@ def build_table(net, lr_root, tile_size=96, step=94, bug_compatible=False, max_i
     try:
         device = next(net.parameters()).device
         for name in names:
-            img = cv2.imread(os.path.join(lr_root, name), cv2.IMREAD_COLOR)
-            if img is None:
-                raise ValueError(f'cannot read image {os.path.join(lr_root, name)}')
-            rgb = np.ascontiguousarray(img[:, :, ::-1])
-            x = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255)[None].to(device)
+            x = read_image(os.path.join(lr_root, name), 'train.cabm.lut_dataroot').to(device)
+            rgb = np.ascontiguousarray((x[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8))
             for (t, l, b, r) in tile_boxes(x.shape[2], x.shape[3], tile_size, tile_size - step):
                 patch = x[..., t:b, l:r]
                 net(patch)

@@ -9,7 +9,7 @@ import yaml
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 
-from adaptsr.compat import default_env, expand_paths
+from adaptsr.options import check_options, default_env, expand_env, expand_paths
 
 
 def _set_by_path(opt, dotted, value):
@@ -59,6 +59,7 @@ def load_test_options(opt_path, root_path, force_yml=()):
         dopt['phase'] = phase.split('_')[0]
         dopt['scale'] = opt['scale']
     expand_paths(opt)
+    check_options(opt)
     return opt
 
 
@@ -99,11 +100,7 @@ def reference_options(opt):
         if not isinstance(entry, dict) or 'network' not in entry:
             raise ValueError(f'network_refs.{label}: expected {{network: {{type: ...}}, pretrain: ...}}, got {entry!r}')
         pretrain = entry.get('pretrain')
-        if isinstance(pretrain, str):
-            pretrain = os.path.expandvars(pretrain)
-            if '$' in pretrain:
-                raise ValueError(f'network_refs.{label}.pretrain: environment variable in {entry["pretrain"]!r} '
-                                 'is not set')
+        pretrain = expand_env(f'network_refs.{label}.pretrain', pretrain)
         refs.append((label, _reference(opt, entry['network'], pretrain, entry.get('model_type', 'AdaptiveSRModel'),
                                        entry.get('val'))))
     return refs
@@ -162,6 +159,22 @@ def timed(fn, device):
     if torch.device(device).type == 'cuda':
         torch.cuda.synchronize()
     return time.perf_counter() - t0
+
+
+def model_quality(model):
+    """The options' ``val.metrics`` of the model's last ``test()`` (``model.output`` vs ``model.gt``), computed as
+    BasicSR's validation computes them (``calculate_metric`` on 8-bit images): the bench scores as ``test.py`` does.
+
+    Raises:
+        ValueError: the options define no ``val.metrics``.
+    """
+    from basicsr.metrics import calculate_metric
+    metrics = model.val_opt['metrics']
+    if not metrics:
+        raise ValueError(f'{model.opt["name"]}: the bench scores with val.metrics, and the options define none')
+    data = {'img': tensor2img([model.output.detach().cpu().clone()]),
+            'img2': tensor2img([model.gt.detach().cpu().clone()])}
+    return {name: float(calculate_metric(data, mopt)) for name, mopt in metrics.items()}
 
 
 def quality(output, gt, scale):
