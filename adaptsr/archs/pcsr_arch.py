@@ -224,9 +224,6 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         heavy_hidden, light_hidden, cls_hidden (list[int], optional): MLP widths (default: the paper's).
         upscale (int): integer scale factor s.
         rgb_mean (sequence[float], optional): data mean (CARN: (0.4488, 0.4371, 0.4040); others 0).
-        k (float): default budget knob: heavy iff ``p1 / c1^k > p0 / c0^k`` (k = 0: p1 > 0.5; larger k: cheaper).
-        adaptive (bool): default to ADM (2-means) instead of ``k``.
-        refine (bool): default pixel-wise refinement after selective inference.
         pixel_batch_size (int): HR pixels per MLP chunk in inference. Chunks that fit in the CPU cache make the
             memory-bound MLP layers much faster (32768 was measured best on a 2-core x86 CPU; the official code used
             300000, which was 24% slower end to end there).
@@ -240,7 +237,7 @@ class PCSRNet(MeanShiftMixin, nn.Module):
     """
 
     def __init__(self, encoder='carn', encoder_opt=None, heavy_hidden=None, light_hidden=None, cls_hidden=None,
-                 upscale=4, rgb_mean=None, k=0.0, adaptive=False, refine=True, pixel_batch_size=32768,
+                 upscale=4, rgb_mean=None, pixel_batch_size=32768,
                  adm_scope='batch'):
         super().__init__()
         if encoder not in PCSR_PRESETS:
@@ -258,9 +255,6 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         self.classifier = Sampler(c + 4, 2, cls_hidden if cls_hidden is not None else cls_def)
         self.upscale = int(upscale)
         self.set_rgb_mean(rgb_mean if rgb_mean is not None else mean_def)
-        self.k = float(k)
-        self.adaptive = bool(adaptive)
-        self.refine = bool(refine)
         self.pixel_batch_size = int(pixel_batch_size)
         self.adm_scope = adm_scope
         self.register_buffer('codes', subpixel_codes(self.upscale), persistent=False)
@@ -356,14 +350,13 @@ class PCSRNet(MeanShiftMixin, nn.Module):
             out[start:start + step] = logits[..., 1] - logits[..., 0]
         return out
 
-    def decide(self, logit, k=None, adaptive=None, n_images=1):
+    def decide(self, logit, k=0.0, adaptive=False, n_images=1):
         """Heavy mask from the logit difference ``l1 - l0`` (any shape), class 1 = heavy.
 
         k-rule: ``argmax_j p_j / c_j^k`` with ties to light, i.e. heavy iff ``l1 - l0 > k * ln(c1 / c0)`` (the same
         rule without the softmax); ADM: :func:`adm_heavy_mask` on ``p1 = sigmoid(l1 - l0)``.
         """
-        k = self.k if k is None else float(k)
-        adaptive = self.adaptive if adaptive is None else adaptive
+        k = float(k)
         if adaptive:
             p_heavy = torch.sigmoid(logit)
             if self.adm_scope == 'image' and n_images > 1:
@@ -374,14 +367,15 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         return logit > k * math.log(c1 / c0)
 
     @torch.no_grad()
-    def infer(self, lq, k=None, adaptive=None, refine=None, heavy_only=False):
+    def infer(self, lq, k=0.0, adaptive=False, refine=True, heavy_only=False):
         """Selective (adaptive) inference: each upsampler runs only on its own pixels.
 
         Args:
             lq (Tensor): LR (N, 3, h, w), [0, 1].
-            k (float, optional): budget knob (default ``self.k``).
-            adaptive (bool, optional): ADM instead of k (default ``self.adaptive``).
-            refine (bool, optional): pixel-wise refinement (default ``self.refine``).
+            k (float): the budget knob: heavy iff ``p1 / c1^k > p0 / c0^k`` (k = 0: p1 > 0.5; larger k: cheaper).
+                A model passes its ``val.k``; this default is what a plain ``net(lq)`` uses.
+            adaptive (bool): ADM (2-means on p(heavy)) instead of ``k``.
+            refine (bool): pixel-wise refinement of light pixels next to heavy ones.
             heavy_only (bool): the dense all-heavy forward instead (phase 0's network, PCSR's "full model").
 
         Returns:
@@ -399,7 +393,6 @@ class PCSRNet(MeanShiftMixin, nn.Module):
             sr = self.forward_heavy(lq)
             cost.update(heavy_px=hr_pixels, trace={'heavy_map': torch.ones_like(sr[:, :1], dtype=torch.bool)})
             return sr, cost
-        refine = self.refine if refine is None else refine
         x, rows, nhw = self._prepare(lq)
         heavy = self.decide(self.heavy_logit(rows), k, adaptive, n_images=n).reshape(-1)
         heavy_idx = heavy.nonzero().squeeze(1)
