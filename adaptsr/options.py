@@ -167,6 +167,5 @@ def check_options(opt, model_cls=None):
             if total is not None and int(total) != schedule.total_iter:
                 raise OptionError(f'train.total_iter = {total} does not match the sum of train.phases iters '
                                   f'({schedule.total_iter}); fix it or remove it (train.py derives it).')
-    for key in ('network_g', ):
-        if opt.get(key) is not None:
-            check_network_options(key, opt[key])
+    if opt.get('network_g') is not None:
+        check_network_options('network_g', opt['network_g'])

@@ -97,7 +97,7 @@ def report(row):
           f"RGB {row['psnr_rgb']:.4f} {row['gflops']:.2f} GFLOPs {row['sec_median']:.3f} s", flush=True)
 
 
-def run_configs(configs, images, scale, device, warmup=1, repeats=1):
+def run_configs(configs, images, device, warmup=1, repeats=1):
     """Per-image quality, cost and time of ``model.test()`` for every configuration, interleaved: each image runs
     through all configurations in turn, so a drift of the machine's speed during the run weighs on all of them alike.
 
@@ -186,7 +186,6 @@ def main(argv=None):
     model = build_model(opt)
     refs = [] if args.no_reference else [(label, build_model(o)) for label, o in reference_options(opt)]
     device = model.device
-    scale = opt['scale']
     wanted = set(args.datasets.split(',')) if args.datasets else None
 
     rows, details = [], {}
@@ -197,7 +196,7 @@ def main(argv=None):
         args.probe_dataset = dopt['name']
         configs = [(label, ref_model, None) for label, ref_model in refs]
         configs += [(None, model, budget) for budget in budgets]
-        per_config = run_configs([(m, b) for _, m, b in configs], images, scale, device, repeats=args.repeats)
+        per_config = run_configs([(m, b) for _, m, b in configs], images, device, repeats=args.repeats)
         base = None
         for (label, cfg_model, budget), per in zip(configs, per_config):
             row = summarise(per)

@@ -209,14 +209,18 @@ def _anchor_kwargs(arch):
     return read
 
 
-def _single_stream_kwargs(arch, extra_feat=3):
-    """Hyperparameters of the ``conv_first`` / ``backbone_convs`` / ``conv_last`` family read off a state_dict."""
+def _single_stream_kwargs(arch, plain=False):
+    """Hyperparameters of the ``conv_first`` / ``backbone_convs`` / ``conv_last`` family read off a state_dict.
+
+    ``plain``: :class:`ETDSPlain` (the 3 residual channels are part of ``num_feat``, the output convs are
+    ``plain_out_channels`` wide, PReLU when ``act_first`` exists); else a training form whose ``conv_first`` has
+    ``num_feat - 3`` channels and ``conv_last`` 3 s^2."""
 
     def read(sd, scale, source='?'):
         m = len([k for k in sd if re.match(r'backbone_convs\.\d+\.weight$', k)])
-        kwargs = {'num_block': m, 'num_feat': sd['conv_first.weight'].shape[0] + extra_feat, 'upscale': scale}
+        kwargs = {'num_block': m, 'num_feat': sd['conv_first.weight'].shape[0] + (0 if plain else 3), 'upscale': scale}
         expected = 3 * scale * scale
-        if arch == 'ETDSPlain':
+        if plain:
             expected = plain_out_channels(scale)
             if 'act_first.weight' in sd:
                 kwargs['act_type'] = 'prelu'
@@ -238,7 +242,7 @@ register_format('ECBSRPlain', 'etds', _has('backbone.0.0.weight', 'backbone.0.1.
 register_format('ABPNNet', 'etds', _has('backbone.0.0.weight', without=('backbone.0.1.weight', )),
                 _anchor_kwargs('ABPNNet'))
 register_format('ETDSPlain', 'etds', _has('conv_first.weight', 'conv_clip.weight'),
-                _single_stream_kwargs('ETDSPlain', 0))
+                _single_stream_kwargs('ETDSPlain', plain=True))
 register_format('ETDSAblationAdvancedResidual', 'etds', _has('advanced_residual_convs.0.weight'),
                 _single_stream_kwargs('ETDSAblationAdvancedResidual'))
 register_format('ETDSNet', 'etds', _has('add_residual_convs.0.weight', without=('advanced_residual_convs.0.weight', )),

@@ -181,9 +181,9 @@ def run_inference(net, lq, **knobs):
         return net.infer(lq, **knobs)
     if knobs:
         raise TypeError(f'{type(net).__name__} has no adaptive inference; it takes no {sorted(knobs)}')
-    fn = next((f for cls, f in _DENSE_COST.items() if isinstance(net, cls)), None)
     cache = _DENSE_CACHE.setdefault(net, {})
     key = tuple(lq.shape)
+    fn = None if key in cache else next((f for cls, f in _DENSE_COST.items() if isinstance(net, cls)), None)
     if key in cache:
         out = net(lq)
     elif fn is not None:
