@@ -134,8 +134,7 @@ def test_backbone_checkpoints_load_and_only_the_regressor_may_be_missing(tmp_pat
 
 
 def test_exit_flops_table_reproduces_the_paper_gmacs():
-    """the APE paper, github.com/littlepure2333/APE: GMACs per 48x48 LR patch (regressor, MeanShift and bicubic not
-    counted)."""
+    """The paper's cost unit: GMACs per 48x48 LR patch (regressor, MeanShift and bicubic not counted)."""
     g = [v / 2e9 for v in APEEDSR(upscale=2).exit_flops_table(48)]
     assert abs(g[-1] - 93.85) <= 0.1 and abs((g[1] - g[0]) / 4 - 2.72) <= 0.01 and len(g) == 8
     assert abs(APEEDSR(upscale=3).exit_flops_table(48)[-1] / 2e9 - 100.7) <= 0.1

@@ -17,15 +17,16 @@ PARAMS = {(5, 16): (13944, 16920, 21360), (4, 32): (41512, 46792, 54112), (6, 32
           (7, 48): (152184, 159768, 169968)}
 GMACS_360x640 = {(5, 16): (3.19, 3.86, 4.88), (4, 32): (9.52, 10.73, 12.41), (6, 32): (13.77, 14.98, 16.66),
                  (7, 48): (34.97, 36.71, 39.05)}
-# the ETDS paper, github.com/ECNUSR/ETDS: Y PSNR on ../shared/benchmark with the provided LR, and Set5 with the mod-12
-# regenerated LR
+# reference values (the released weights, measured): Y PSNR on ../shared/benchmark with the provided LR, and Set5
+# with the mod-12 regenerated LR
 REF_SET5 = {(5, 16, 2): 37.1843, (4, 32, 2): 37.3877, (6, 32, 2): 37.5560, (7, 48, 2): 37.6593,
             (5, 16, 3): 33.1407, (4, 32, 3): 33.4868, (6, 32, 3): 33.6483, (7, 48, 3): 33.8737,
             (5, 16, 4): 30.8873, (4, 32, 4): 31.2093, (6, 32, 4): 31.4228, (7, 48, 4): 31.7058}
 REF_SET5_MOD12 = {(5, 16, 2): 37.1810, (4, 32, 2): 37.3765, (6, 32, 2): 37.5409, (7, 48, 2): 37.6349,
                   (5, 16, 3): 33.1382, (4, 32, 3): 33.4866, (6, 32, 3): 33.6457, (7, 48, 3): 33.8775,
                   (5, 16, 4): 30.8712, (4, 32, 4): 31.1895, (6, 32, 4): 31.4053, (7, 48, 4): 31.6888}
-# ETDS-M x4 ablations (training-form files), Set5 with the mod-12 protocol (the ETDS paper, github.com/ECNUSR/ETDS)
+# ETDS-M x4 ablations (training-form files), Set5 with the mod-12 protocol (the authors' test logs,
+# github.com/ECNUSR/ETDS)
 ABLATIONS = {'normal_loss': ('ETDSNet', 31.3525), 'only_ET': ('ETDSOnlyET', 31.3617),
              'only_residual': ('ETDSAblationResidual', 31.3646),
              'advance_residual': ('ETDSAblationAdvancedResidual', 31.3764)}
@@ -302,8 +303,8 @@ def test_dataset_channel_shuffle_patch_size_and_mod12(demo_data):
     assert torch.equal(item['lq'], (item['lq'] * 255).round() / 255)  # 8-bit LR, as the authors' files
 
 
-# the ETDS paper, github.com/ECNUSR/ETDS, reference values on ../shared/benchmark (Y PSNR / SSIM): Set14, B100, and
-# Urban100 at x4
+# reference values (the released weights, measured) on ../shared/benchmark (Y PSNR / SSIM): Set14, B100, and Urban100
+# at x4
 REF_FULL = {
     (5, 16, 2): {'Set14': (32.7751, 0.9102), 'B100': (31.6088, 0.8922)},
     (4, 32, 2): {'Set14': (32.9758, 0.9122), 'B100': (31.7652, 0.8943)},

@@ -1,7 +1,7 @@
 """Long check (-m slow): official CARN-PCSR on the full Urban100 x4 against the reference numbers of the official code.
 
-Reference (the PCSR paper, github.com/3587jjh/PCSR, official code on the same files, --per_image --crop, refinement on,
-RGB PSNR shave 4):
+Reference (the official code, github.com/3587jjh/PCSR, on the same files, --per_image --crop, refinement on, RGB PSNR
+shave 4):
 CARN 24.0576 dB / 49.27 GFLOPs; CARN-PCSR k = 0 24.0198 / 35.79; ADM 24.0024 / 32.66. Tolerance +-0.005 dB and
 +-0.2% FLOPs (near-threshold pixels may flip under a different float summation order).
 """

@@ -9,7 +9,7 @@ from adaptsr.convert import load_checkpoint
 from conftest import BENCHMARK, ROOT, WEIGHTS, read_rgb, require, run_script
 
 SET5 = {'baby': (38.888, 0.242), 'bird': (43.282, 0.377), 'butterfly': (35.382, 0.658), 'head': (35.988, 0.391),
-        'woman': (36.415, 0.414)}  # the SMSR paper, github.com/LongguangWang/SMSR: Y PSNR and kept ratio eta per image
+        'woman': (36.415, 0.414)}  # official x2 weights: Y PSNR and kept ratio eta per image
 CHANNELS = [[(24, 40), (9, 55), (3, 61), (0, 64)], [(16, 48), (4, 60), (1, 63), (0, 64)],
             [(16, 48), (7, 57), (1, 63), (0, 64)], [(3, 61), (0, 64), (0, 64), (0, 64)],
             [(14, 50), (5, 59), (0, 64), (0, 64)]]
@@ -207,8 +207,8 @@ def test_one_training_iteration_trains_the_masks(tmp_path):
 
 @pytest.mark.slow
 def test_set14_b100_reference(official):
-    """the SMSR paper, github.com/LongguangWang/SMSR: Set14 33.623 / 0.9179, B100 32.163 / 0.8992 (even-crop, Y, crop
-    2)."""
+    """Reference values of the official x2 weights (even-crop, Y, crop 2): Set14 33.623 / 0.9179, B100 32.163 /
+    0.8992."""
     from adaptsr.data.etds_dataset import ETDSPairedDataset  # noqa: F401  (registration only)
     from basicsr.data import build_dataset
     from adaptsr.utils.benchmark import quality

@@ -13,9 +13,7 @@ holds two :class:`~adaptsr.ops.quant.BitSelector` (``bitsel1`` before the block,
 * ``'cadyq'``: selectors choose 4/6/8 bits per patch with their MLPs (CADyQ);
 * ``'lut'``: per-patch flags (N, 32) from the edge-to-bit table, set by :meth:`CABMEDSR.set_bit_flags` (CABM).
 
-The key layout is the official CADyQ / CABM one (the CABM paper, github.com/Sheldon04/CABM-pytorch);
-:mod:`adaptsr.convert.cabm` maps the official
-FP and PAMS layouts in and out.
+The key layout is the official CADyQ / CABM one (github.com/Sheldon04/CABM-pytorch).
 """
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY

@@ -2,8 +2,7 @@
 
 Source: N. Ahn, B. Kang, K.-A. Sohn, "Fast, Accurate, and Lightweight Super-Resolution with Cascading Residual
 Network", ECCV 2018 (github.com/nmhkahn/CARN-pytorch); the variant with ``Conv1x1(bias=False) + BatchNorm`` fusions
-is the one of ClassSR (XPixelGroup/ClassSR) used as PCSR's backbone (github.com/3587jjh/PCSR). See the PCSR paper,
-github.com/3587jjh/PCSR
+is the one of ClassSR (XPixelGroup/ClassSR) used as PCSR's backbone (the PCSR paper, github.com/3587jjh/PCSR).
 """
 import math
 

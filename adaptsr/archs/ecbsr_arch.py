@@ -2,7 +2,7 @@
 
 Source: Zhang, Zeng, Zhang, "Edge-oriented Convolution Block for Real-time Super Resolution on Mobile Devices",
 ACM MM 2021 (github.com/xindongzhang/ECBSR); the released files are the ETDS authors' retrained baselines
-(github.com/ECNUSR/ETDS, Apache-2.0). Written from the ETDS paper, github.com/ECNUSR/ETDS
+(github.com/ECNUSR/ETDS, Apache-2.0). Written from the papers.
 
 The training form with re-parameterisable edge-oriented convolution blocks is BasicSR's own ``ECBSR`` (reused, not
 re-registered); :func:`adaptsr.convert.etds.convert_ecbsr_train` collapses it into :class:`ECBSRPlain` exactly.

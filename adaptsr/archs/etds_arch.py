@@ -1,9 +1,8 @@
 """ETDS: dual-stream training network, its plain inference form, and the paper's ablation forms.
 
 Source: Chao, Zhou, Gao, Gong, Yang, Zeng, Dehbi, "Equivalent Transformation and Dual Stream Network Construction
-for Mobile Image Super-Resolution", CVPR 2023; github.com/ECNUSR/ETDS (Apache-2.0). Written from the ETDS paper,
-github.com/ECNUSR/ETDS;
-module names equal the official ones, so the released files load strictly.
+for Mobile Image Super-Resolution", CVPR 2023; github.com/ECNUSR/ETDS (Apache-2.0). Written from the paper; module
+names equal the official ones, so the released files load strictly.
 
 Configurations (paper / repo): ETDS-T M5C16, ETDS-S M4C32, ETDS-M M6C32, ETDS-L M7C48; ``num_block`` = M,
 ``num_feat`` = C = channels of the converted plain model (the training backbone has C - 3, the residual stream 3).

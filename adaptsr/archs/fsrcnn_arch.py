@@ -1,7 +1,7 @@
 """FSRCNN in the ClassSR/PCSR variant (single-parameter PReLUs, no activation between the mapping convs).
 
 Source: C. Dong, C. C. Loy, X. Tang, "Accelerating the Super-Resolution Convolutional Neural Network", ECCV 2016;
-variant of XPixelGroup/ClassSR used by PCSR (github.com/3587jjh/PCSR). See the PCSR paper, github.com/3587jjh/PCSR
+variant of XPixelGroup/ClassSR used by PCSR (the PCSR paper, github.com/3587jjh/PCSR).
 """
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn

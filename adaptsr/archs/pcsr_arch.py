@@ -1,14 +1,13 @@
 """PCSR: pixel-level classifier with light/heavy MLP upsamplers.
 
 Source: J. Jeong, J. Kim, Y. Jo, S. J. Kim, "Accelerating Image Super-Resolution Networks with Pixel-Level
-Classification", ECCV 2024 (arXiv 2407.21448); official code github.com/3587jjh/PCSR. Re-implemented from
-the PCSR paper, github.com/3587jjh/PCSR; module names follow the official checkpoints so that they load strictly.
+Classification", ECCV 2024 (arXiv 2407.21448); official code github.com/3587jjh/PCSR. Re-implemented from the paper;
+module names follow the official checkpoints so that they load strictly.
 
 How the implementation keeps the FLOPs saving real. Every HR query pixel (I, J) of an integer scale s uses the
 LR feature ``Z[I // s, J // s]`` (nearest sampling) plus a 4-vector ``[rel_coord, rel_cell]`` that depends only on
-the sub-pixel position ``(I % s, J % s)`` (the PCSR paper, github.com/3587jjh/PCSR). The first Linear layer of each MLP
-is therefore
-split into ``W_z Z`` (computed once per LR pixel) plus a per-sub-pixel bias (s^2 rows); hidden layers then run as
+the sub-pixel position ``(I % s, J % s)``. The first Linear layer of each MLP is therefore split into ``W_z Z``
+(computed once per LR pixel) plus a per-sub-pixel bias (s^2 rows); hidden layers then run as
 matrix products on the gathered rows of the selected pixels only. This is mathematically the paper's LIIF query
 (tested against :func:`liif_query`, the literal form); FLOPs are reported in the paper's convention (the first
 layer counted per HR pixel), so the executed work is slightly below the reported figure.
@@ -28,8 +27,7 @@ from adaptsr.archs.srresnet_arch import SRResNetEncoder
 from adaptsr.ops.cost import flops_per_pixel, mlp_flops_per_row
 from adaptsr.convert.registry import register_format
 
-# backbone -> (encoder kwargs, heavy hidden, light hidden, classifier hidden, rgb mean); the PCSR paper,
-# github.com/3587jjh/PCSR
+# backbone -> (encoder kwargs, heavy hidden, light hidden, classifier hidden, rgb mean), as in the PCSR paper
 PCSR_PRESETS = {
     'carn': (dict(num_feat=52), [74] * 4, [20] * 3, [10, 10], (0.4488, 0.4371, 0.4040)),
     'fsrcnn': (dict(d=48), [58] * 4, [10] * 3, [], (0.0, 0.0, 0.0)),
@@ -152,8 +150,7 @@ def liif_query(sampler, feat, coord, cell):
 
 
 def adm_heavy_mask(p_heavy, max_iter=20, tol=1e-4):
-    """PCSR "adaptive decision making": 1-D 2-means on min-max normalised p(heavy), the PCSR paper,
-    github.com/3587jjh/PCSR
+    """PCSR "adaptive decision making" (ADM): 1-D 2-means on min-max normalised p(heavy).
 
     Lloyd iterations from the effective initial centroids {mean(d), 0} of the official ``fast_pytorch_kmeans`` call,
     at most ``max_iter`` iterations or until the squared centroid shift is below ``tol``; the heavy cluster is the one
@@ -273,8 +270,7 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         return self._per_pixel
 
     def cost_list(self):
-        """Normalised class costs ``[E + L, E + Hv] / (2E + L + Hv)`` on a 16x16 LR input (the PCSR paper,
-        github.com/3587jjh/PCSR)."""
+        """Normalised class costs ``[E + L, E + Hv] / (2E + L + Hv)`` on a 16x16 LR input (as the official code)."""
         f = self.per_pixel_flops()
         e = f['encoder'] * 256
         n_hr = 256 * self.upscale**2

@@ -1,9 +1,8 @@
 """SMSR: sparse mask super-resolution, with learned spatial x channel masks and real sparse convolution at inference.
 
 Source: L. Wang, X. Dong, Y. Wang, X. Ying, Z. Lin, W. An, Y. Guo, "Exploring Sparsity in Image Super-Resolution
-for Efficient Inference", CVPR 2021; github.com/LongguangWang/SMSR (LAVA commit daac49c). Written from
-the SMSR paper, github.com/LongguangWang/SMSR; module names equal the official ones, so the released x2 file loads
-strictly.
+for Efficient Inference", CVPR 2021; github.com/LongguangWang/SMSR (LAVA commit daac49c). Written from the paper;
+module names equal the official ones, so the released x2 file loads strictly.
 
 Forms of the sparse mask block (SMB):
 
@@ -405,8 +404,7 @@ class SMSRNet(nn.Module):
 def smsr_non_smb_macs_per_pixel(upscale, num_feat=64, num_module=5, with_masks=True):
     """SMSR multiply-adds per LR pixel outside the sparse blocks (head, mask branches, collect, tail; the channel
     attention's convolutions act on one pooled pixel and are not counted); the transposed conv counted by its input
-    pixels, the pooled conv at 1/4 (the SMSR paper, github.com/LongguangWang/SMSR). ``with_masks=False``: without the
-    mask branches."""
+    pixels, the pooled conv at 1/4, as the paper counts them. ``with_masks=False``: without the mask branches."""
     c, s2 = num_feat, upscale**2
     mask = 9 * c * (c // 4) + 9 * (c // 4)**2 / 4 + 9 * (c // 4) * 2 / 4 if with_masks else 0
     collect = num_module * c * c + 9 * c * c

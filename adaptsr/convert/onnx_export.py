@@ -2,7 +2,7 @@
 
 Uses ``torch.onnx.export(..., dynamo=False)`` (the TorchScript exporter): it needs no extra package and writes the
 plain opsets mobile runtimes accept (conv, ReLU/PReLU, slice, DepthToSpace). Source of the deployment flow:
-Chao et al., CVPR 2023 (github.com/ECNUSR/ETDS); the ETDS paper, github.com/ECNUSR/ETDS
+Chao et al., CVPR 2023 (github.com/ECNUSR/ETDS).
 """
 import copy
 import os.path as osp

@@ -1,5 +1,4 @@
-"""PCSR official checkpoints -> adaptsr: PCSR wrapper files and the official CARN-M (the PCSR paper,
-github.com/3587jjh/PCSR).
+"""PCSR official checkpoints -> adaptsr: PCSR wrapper files and the official CARN-M (github.com/3587jjh/PCSR).
 
 * ``save/<cfg>/iter_last.pth`` of github.com/3587jjh/PCSR: ``{'model': {'name', 'args', 'sd'}, ...}``; the
   weights at ``['model']['sd']`` already use adaptsr's module names (``pcsr-phase1`` -> ``PCSRNet``, ``carn`` ->

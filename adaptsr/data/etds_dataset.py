@@ -1,7 +1,7 @@
 """ETDS training/test data: BasicSR paired data plus RGB channel shuffle, LR patch size, and the mod-12 protocol.
 
-Source: Chao et al., CVPR 2023, github.com/ECNUSR/ETDS; the ETDS paper, github.com/ECNUSR/ETDS (augmentation) and 8.10
-(``GTmod12``).
+Source: Chao et al., CVPR 2023, github.com/ECNUSR/ETDS: the training augmentation, and the official test's
+``GTmod12`` crop.
 """
 import os.path as osp
 import random

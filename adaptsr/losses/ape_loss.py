@@ -1,7 +1,7 @@
 """APE training losses: L1 at every exit and the incremental-capacity regression.
 
 Source: S. Wang et al., "Adaptive Patch Exiting for Scalable Single Image Super-Resolution", ECCV 2022
-(github.com/littlepure2333/APE; the author's DynamicSR, strategy ``de3``); the APE paper, github.com/littlepure2333/APE:
+(github.com/littlepure2333/APE; the author's DynamicSR, strategy ``de3``):
 ``loss = sum_i L1(out_i, hr) + MSE(ic_i, 1 - tanh(PSNR_i - PSNR_{i-1}))`` with ``PSNR_{-1} = 0``, the target
 detached, the L1 on the [0, 255] scale.
 """

@@ -2,8 +2,7 @@
 cost.
 
 Source: C. Hong et al., CADyQ, ECCV 2022 (github.com/Cheeun/CADyQ); S. Tian et al., CABM, CVPR 2023
-(github.com/Sheldon04/CABM-pytorch); the CABM paper, github.com/Sheldon04/CABM-pytorch Weights are relative to an L1 on
-the [0, 255] scale.
+(github.com/Sheldon04/CABM-pytorch). Weights are relative to an L1 on the [0, 255] scale.
 """
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
@@ -48,9 +47,8 @@ class CABMOutputDistillLoss(nn.Module):
 
     Not in the official recipe (its PAMS step trains on L1 to HR only). On a released full-precision backbone
     fine-tuned on little data, distilling from that backbone keeps the quantised network close to the function it
-    was trained to on its own data, instead of fitting the few training images (the CABM paper,
-    github.com/Sheldon04/CABM-pytorch asks for a KD
-    option in the PAMS step; README, CABM, gives the measurements).
+    was trained to on its own data, instead of fitting the few training images (an adaptsr option: a KD in the
+    PAMS step; README, CABM, gives the measurements).
 
     Args:
         loss_weight (float): 255 makes it an L1 on the [0, 255] scale, as the recipe's other losses.

@@ -1,7 +1,7 @@
 """ETDS dual-stream loss term: L1 on the residual (low-frequency) stream.
 
 Source: Chao et al., CVPR 2023, Eq. 15: ``L_DS = L1(HF + LF, GT) + alpha * L1(LF, GT)``, alpha = 0.5
-(``interpolation_loss_weight`` in github.com/ECNUSR/ETDS); the ETDS paper, github.com/ECNUSR/ETDS
+(``interpolation_loss_weight`` in github.com/ECNUSR/ETDS).
 """
 from basicsr.losses.basic_loss import L1Loss
 from basicsr.utils.registry import LOSS_REGISTRY

@@ -1,7 +1,7 @@
 """PCSR phase-1 average-cost loss.
 
 Source: Jeong et al., "Accelerating Image Super-Resolution Networks with Pixel-Level Classification", ECCV 2024
-(github.com/3587jjh/PCSR); the PCSR paper, github.com/3587jjh/PCSR
+(github.com/3587jjh/PCSR).
 """
 import torch
 from basicsr.utils.registry import LOSS_REGISTRY

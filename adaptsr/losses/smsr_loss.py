@@ -1,6 +1,6 @@
 """SMSR sparsity regulariser.
 
-Source: L. Wang et al., CVPR 2021 (github.com/LongguangWang/SMSR); the SMSR paper, github.com/LongguangWang/SMSR:
+Source: L. Wang et al., CVPR 2021 (github.com/LongguangWang/SMSR):
 ``L = L1(sr, hr) + lambda(e) * mean(sparsity)``, ``lambda(e) = min((e - 1) / 50, 1) * lambda0``, lambda0 = 0.1 with
 the L1 on the [0, 255] scale.
 """

@@ -28,12 +28,11 @@ class CABMModel(AdaptiveSRModel):
     Phases (``train.phases``) carry ``cabm_mode``: ``fp`` (L1), ``pams`` (L1; alphas initialised from data in the
     first ``alpha_init_iters`` iterations of the phase, then learned), ``cadyq`` (L1 + ``CABMBitLoss`` +
     ``CABMDistillLoss`` against the PAMS w8a8 teacher), ``lut`` (L1 + distillation, bits from the table). A ``pams``
-    phase that lists a distillation loss (``CABMDistillLoss``: the paper's feature distillation, ``pams_kd``;
-    ``CABMOutputDistillLoss``: L1
-    to the teacher's SR) distils from the full-precision network as it enters the phase, frozen and saved as
-    ``models/net_t_fp.pth`` (``path.pretrain_network_t_fp`` or that file, when present, is loaded instead: a resumed
-    run keeps its teacher). Hooks:
-    ``snapshot_teacher`` (end of ``pams``: the frozen w8a8 teacher, also saved as ``models/net_t_pams.pth``),
+    phase that lists a distillation loss (``CABMDistillLoss``: CADyQ's attention-transfer distillation, used in the
+    PAMS step as an adaptsr option; ``CABMOutputDistillLoss``: L1 to the teacher's SR) distils from the full-precision
+    network as it enters the phase, frozen and saved as ``models/net_t_fp.pth`` (``path.pretrain_network_t_fp`` or that
+    file, when present, is loaded instead: a resumed run keeps its teacher). Hooks: ``snapshot_teacher`` (end of
+    ``pams``: the frozen w8a8 teacher, also saved as ``models/net_t_pams.pth``),
     ``build_lut`` (end of ``cadyq``: step 4, the table ``models/cabm_lut.json``), ``save_phase_model`` (any phase:
     ``models/net_g_<phase>.pth``; every phase's file loads strictly into the same arch). Per-group learning rates
     (weights vs ``alpha`` vs ``net_small``) come from the phase's ``param_lrs``.

@@ -1,8 +1,7 @@
 """SMSR model: L1 + ramped sparsity regularisation, the Gumbel temperature schedule, sparse test with mask reports.
 
 Source: L. Wang et al., CVPR 2021 (github.com/LongguangWang/SMSR, LAVA commit daac49c): spatial and channel masks
-learned with Gumbel softmax, sparse
-convolution at inference, and the sparsity regularisation with its warm-up.
+learned with Gumbel softmax, sparse convolution at inference, and the sparsity regularisation with its warm-up.
 """
 import os.path as osp
 

@@ -4,7 +4,7 @@ The pieces every ET converter is built from (ETDS dual stream, ECBSR/ABPN/ETDS-o
 conv weights of shape (Cout, Cin, k, k) and biases (Cout,), in float64 for exactness, and return float32.
 
 Source: Chao et al., "Equivalent Transformation and Dual Stream Network Construction for Mobile Image
-Super-Resolution", CVPR 2023 (Sec. 3 and appendix), github.com/ECNUSR/ETDS; the ETDS paper, github.com/ECNUSR/ETDS
+Super-Resolution", CVPR 2023 (Sec. 3 and appendix), github.com/ECNUSR/ETDS.
 
 The ET relies on non-negative activations carrying the identity: inputs are RGB in [0, 1], so ``relu(x) = x`` on the
 pass-through channels. Output clamping is embedded with two ReLU layers:

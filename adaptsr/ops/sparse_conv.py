@@ -1,8 +1,7 @@
 """Sparse 3x3 convolution at a set of pixels: per tap, gather the neighbours' feature rows and multiply.
 
-Used by SMSR's inference (the SMSR paper, github.com/LongguangWang/SMSR, "sparse form"). Features are channels-last
-rows: either a zero-padded
-dense map ``((H + 2) * (W + 2), C)`` or a compact matrix of the active pixels only ``(1 + N, C)`` whose row 0 is
+Used by SMSR's inference (the paper's "sparse form"). Features are channels-last rows: either a zero-padded dense
+map ``((H + 2) * (W + 2), C)`` or a compact matrix of the active pixels only ``(1 + N, C)`` whose row 0 is
 zeros and stands for every inactive neighbour (the masked-dense semantics: sparse channels are zero off the mask).
 Only the active pixels' outputs are computed, so the work is proportional to the mask density.
 
