@@ -73,8 +73,10 @@ def default_env(root_path):
 
     ``ADAPTSR_BENCHMARK``: folder with Set5/Set14/B100/Urban100 in the EDSR layout (default
     ``<repo>/datasets/benchmark``); ``ADAPTSR_WEIGHTS``: folder with the official checkpoints as distributed
-    (default ``<repo>/weights/official``).
+    (default ``<repo>/weights/official``); ``ADAPTSR_DATA``: root of training sets and their LMDBs, e.g.
+    ``${ADAPTSR_DATA}/train291/HR_sub144.lmdb`` (default ``<repo>/datasets``).
     """
+    os.environ.setdefault('ADAPTSR_DATA', osp.join(root_path, 'datasets'))
     os.environ.setdefault('ADAPTSR_BENCHMARK', osp.join(root_path, 'datasets', 'benchmark'))
     os.environ.setdefault('ADAPTSR_WEIGHTS', osp.join(root_path, 'weights', 'official'))
 

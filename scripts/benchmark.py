@@ -13,7 +13,8 @@ of one forward on the largest image (MiB above the level before it: the CUDA all
 resident set of a fresh process, which does not reuse memory of earlier runs).
 The method's original model (``network_ref`` /
 ``path.pretrain_network_ref`` in the YAML) and any further models (``network_refs``: label -> network, pretrain,
-model_type) are measured in the same run, and each row gives its speed-ups against the first of them:
+model_type, val; a ``val.budget_sweep`` sweeps that model too, e.g. the official weights beside one's own) are
+measured in the same run, and each row gives its speed-ups against the first of them:
 ``time_speedup = t_ref / t``, ``flops_speedup = F_ref / F``, and ``realized = (1 - t / t_ref) / (1 - F / F_ref)``, the
 fraction of the FLOPs reduction that turned into time, with t the total seconds and F the total FLOPs over the same
 images (so a few large images weigh in time as they do in FLOPs).
@@ -194,29 +195,28 @@ def main(argv=None):
             continue
         images = load_images(dopt, args.max_images)
         args.probe_dataset = dopt['name']
-        configs = [(label, ref_model, None) for label, ref_model in refs]
+        configs = [(label, ref_model, budget) for label, ref_model in refs
+                   for budget in (ref_model.val_opt.get('budget_sweep') or [None])]
         configs += [(None, model, budget) for budget in budgets]
         per_config = run_configs([(m, b) for _, m, b in configs], images, device, repeats=args.repeats)
         base = None
         for (label, cfg_model, budget), per in zip(configs, per_config):
             row = summarise(per)
+            if budget is not None:
+                cfg_model.apply_budget(budget)
+            row['peak_mem_mib'] = peak_memory(cfg_model, images, device,
+                                              lambda b=budget, lb=label: probe_memory(args, b, lb))
+            row.update(dataset=dopt['name'], config=label or opt['network_g']['type'],
+                       budget=cfg_model.budget_label() if budget is not None else '-',
+                       network=cfg_model.opt['network_g']['type'])
             if label is not None:
-                row['peak_mem_mib'] = peak_memory(cfg_model, images, device,
-                                                  lambda lb=label: probe_memory(args, None, lb))
-                row.update(dataset=dopt['name'], config=label, budget='-', network=cfg_model.opt['network_g']['type'])
                 base = base or row
-            else:
-                if budget is not None:
-                    cfg_model.apply_budget(budget)
-                row['peak_mem_mib'] = peak_memory(cfg_model, images, device,
-                                                  lambda b=budget: probe_memory(args, b, None))
-                row.update(dataset=dopt['name'], config=opt['network_g']['type'], budget=cfg_model.budget_label(),
-                           network=opt['network_g']['type'])
-                if args.base == 'budget' and budget is budgets[0]:
-                    base = row  # the method's first budget is the baseline of the others
+            elif args.base == 'budget' and budget is budgets[0]:
+                base = row  # the method's first budget is the baseline of the others
             if base is not None:
                 add_speedups(row, base)
-            details[f"{dopt['name']}/{label or row['budget']}"] = per
+            details[f"{dopt['name']}/{label + '/' if label and budget is not None else ''}"
+                    f"{label if label and budget is None else row['budget']}"] = per
             rows.append(row)
             report(row)
 
@@ -227,7 +227,7 @@ def main(argv=None):
         json.dump({'info': info, 'rows': rows, 'per_image': details}, f, indent=2)
     stem = osp.splitext(args.json)[0]
     write_table(rows, stem, formats=('csv', ))
-    plot_tradeoff([r for r in rows if r['budget'] != '-'], stem + '.png', x='gflops', y='psnr_y',
+    plot_tradeoff([r for r in rows if r['budget'] != '-'], stem + '.png', x='gflops', y='psnr_y', series='config',
                   refs=[dict(r, budget='original model' if r['config'] == 'reference' else r['config'])
                         for r in rows if r['budget'] == '-'],
                   title=f"{opt['name']}: PSNR-Y vs GFLOPs per image")

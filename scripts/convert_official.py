@@ -6,6 +6,9 @@ Examples::
         --output weights/pcsr_carn_x4_official.pth
     python scripts/convert_official.py --method pcsr --input $ADAPTSR_WEIGHTS/PCSR/carn-x4/iter_last.pth \
         --output weights/carn_x4_pcsr_official.pth
+    # PCSR's phase-0 part (encoder + heavy upsampler) of any PCSR file, to train phase 1 again (train.start_phase)
+    python scripts/convert_official.py --method pcsr --keep encoder,heavy_sampler \
+        --input $ADAPTSR_WEIGHTS/PCSR/carn-pcsr-phase1/iter_last.pth --output weights/pcsr_carn_x4_phase0.pth
     python scripts/convert_official.py --method carn_m --scale 4 --input $ADAPTSR_WEIGHTS/CARN/carn_m.pth \
         --output weights/carn_m_x4.pth
 
@@ -33,7 +36,7 @@ import sys
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 from adaptsr.convert import load_checkpoint, save_checkpoint  # noqa: E402
-from adaptsr.convert.registry import CONVERTERS, build_target  # noqa: E402
+from adaptsr.convert.registry import CONVERTERS, ConversionError, build_target, keep_modules  # noqa: E402
 
 
 def main(argv=None):
@@ -46,18 +49,31 @@ def main(argv=None):
     parser.add_argument('--param_key', default='auto',
                         help="weights of a BasicSR checkpoint: params, params_ema, or auto (params_ema if present)")
     parser.add_argument('--et', action='store_true', help='ecbsr: also apply the equivalent transformation')
+    parser.add_argument('--keep', default=None,
+                        help='keep only these modules (comma-separated prefixes), e.g. encoder,heavy_sampler: the '
+                             'phase-0 part of a PCSR file, to train the rest again with train.start_phase')
     args = parser.parse_args(argv)
     if osp.exists(args.output) and not args.overwrite:  # fail before any work, never after it
         parser.error(f'{args.output} exists; choose another --output or pass --overwrite')
     kwargs = {'param_key': args.param_key, 'et': args.et} if args.method in ('etds', 'ecbsr', 'abpn', 'smsr') else {}
-    ckpt = CONVERTERS[args.method](load_checkpoint(args.input), scale=args.scale, source=args.input, **kwargs)
-    net = build_target(ckpt)
-    net.load_state_dict(ckpt['params'], strict=True)
+    if args.method == 'pcsr':
+        kwargs = {'param_key': args.param_key}
+    try:
+        ckpt = CONVERTERS[args.method](load_checkpoint(args.input), scale=args.scale, source=args.input, **kwargs)
+        net = build_target(ckpt)
+        net.load_state_dict(ckpt['params'], strict=True)
+        if args.keep:
+            ckpt = keep_modules(ckpt, [p.strip() for p in args.keep.split(',') if p.strip()])
+            dropped = sorted(set(net.state_dict()) - set(ckpt['params']))
+            print(f'--keep {args.keep}: {len(ckpt["params"])} tensors kept, {len(dropped)} left out '
+                  f'({sorted({k.split(".")[0] for k in dropped})})')
+    except (ConversionError, KeyError, ValueError) as err:
+        sys.exit(f'convert_official: {err}')
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
     save_checkpoint(ckpt, args.output, overwrite=args.overwrite)
     diff = ckpt['meta'].get('max_diff_255')
     print(f"{args.input} -> {args.output}: {ckpt['meta']['arch']} x{ckpt['meta']['scale']}, "
-          f"{len(ckpt['params'])} tensors, strict load OK" +
+          f"{len(ckpt['params'])} tensors, {'partial' if args.keep else 'strict'} load OK" +
           (f"; equivalent to the source {ckpt['meta']['source_arch']}: max |difference| x 255 = {diff:.3g}"
            if diff else ''))
 

@@ -21,6 +21,7 @@ def _shared(var, default):
 
 WEIGHTS = _shared('ADAPTSR_WEIGHTS', 'weights/official')
 BENCHMARK = _shared('ADAPTSR_BENCHMARK', 'datasets/benchmark')
+DATA = _shared('ADAPTSR_DATA', 'datasets')
 
 
 def require(path):
@@ -28,7 +29,7 @@ def require(path):
     if not osp.exists(path):
         if os.environ.get('ADAPTSR_REQUIRE_SHARED') == '1':
             pytest.fail(f'required shared file missing: {path}')
-        pytest.skip(f'not found: {path} (set ADAPTSR_WEIGHTS / ADAPTSR_BENCHMARK, see README)')
+        pytest.skip(f'not found: {path} (set ADAPTSR_WEIGHTS / ADAPTSR_BENCHMARK / ADAPTSR_DATA, see README)')
     return path
 
 

@@ -211,3 +211,53 @@ def test_a_training_yaml_runs_under_plain_basicsr_train_pipeline(tiny_root, tmp_
     log = open(next(str(p) for p in exp.glob('train_plain_basicsr_*.log'))).read()
     assert 'Entering phase 0 "heavy"' in log and 'Entering phase 1 "classifier"' in log
     assert 'End of training' in log and (exp / 'models' / 'net_g_latest.pth').exists()
+
+
+def test_phase1_from_the_phase0_part_of_the_official_file(tmp_path, weights):
+    """PCSR phase 1 from any file: --keep encoder,heavy_sampler of the official phase-1 file is a phase-0 checkpoint;
+    with train.start_phase: classifier it loads (encoder/heavy equal the file's, light/classifier newly initialised
+    and named in the log), while a full strict load of it, or start_phase at the phase that trains the encoder,
+    fails naming the missing keys."""
+    from basicsr.models import build_model
+    official = require(osp.join(weights, 'PCSR/carn-pcsr-phase1/iter_last.pth'))
+    phase0 = tmp_path / 'phase0.pth'
+    proc = run_script(['scripts/convert_official.py', '--method', 'pcsr', '--keep', 'encoder,heavy_sampler',
+                       '--input', official, '--output', str(phase0)])
+    assert '102 tensors kept, 14 left out ([\'classifier\', \'light_sampler\'])' in proc.stdout
+    sd0 = torch.load(phase0, weights_only=True)['params']
+    assert {k.split('.')[0] for k in sd0} == {'encoder', 'heavy_sampler'}
+
+    def build(start_phase):
+        opt = train_options('phase0_load', str(tmp_path))
+        net = {'type': 'PCSRNet', 'encoder': 'carn', 'encoder_opt': {'num_feat': 52}, 'upscale': 4,
+               'heavy_hidden': [74, 74, 74, 74], 'light_hidden': [20, 20, 20], 'cls_hidden': [10, 10],
+               'rgb_mean': [0.4488, 0.4371, 0.4040]}
+        opt.update(network_g=net, dist=False, rank=0, world_size=1, is_train=True, root_path=str(tmp_path))
+        opt['train']['start_phase'] = start_phase
+        opt['path'].update(pretrain_network_g=str(phase0), experiments_root=str(tmp_path), models=str(tmp_path),
+                           training_states=str(tmp_path), log=str(tmp_path), visualization=str(tmp_path))
+        return build_model(opt)
+
+    import logging
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda r: records.append(r.getMessage())
+    logger = logging.getLogger('basicsr')
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        model = build('classifier')
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    sd = model.net_g.state_dict()
+    assert all(torch.equal(sd[k], v) for k, v in sd0.items())
+    loaded = next(r for r in records if r.startswith('Loaded PCSRNet'))
+    assert 'newly initialised' in loaded and 'classifier.imnet.layers.0.weight' in loaded and 'encoder' not in \
+        loaded.split('newly initialised')[1]
+    assert model.phase.name == 'classifier'
+    with pytest.raises(RuntimeError, match=r'missing keys \(14\).*classifier.imnet'):
+        build(None)
+    with pytest.raises(RuntimeError, match=r'missing keys \(14\)'):
+        build('heavy')

@@ -88,13 +88,15 @@ def build_detected(sd, scale=None, source='?', family=None):
     return net
 
 
-def load_into(net, load_path, strict=True, param_key='params', scale=None):
+def load_into(net, load_path, strict=True, param_key='params', scale=None, may_be_missing=()):
     """Strict, loud loading of a checkpoint file into ``net`` (every model's ``load_network``).
 
     Accepts BasicSR checkpoints, official PCSR files (converted on the fly) and raw state_dicts; ``module.``
     prefixes are dropped and ``net.adapt_state_dict(sd, source)`` (when the arch has one) maps other layouts. With
     ``strict=False`` only keys under ``net.optional_key_prefixes`` may be missing when the arch declares them (else
-    BasicSR's rule: any key may be missing).
+    BasicSR's rule: any key may be missing). Keys in ``may_be_missing`` may be missing even when strict (a phase
+    that trains them from scratch, see ``train.start_phase``); they keep the network's initialisation, and the log
+    names them.
 
     Raises:
         FileNotFoundError: no such file. ValueError: the checkpoint's recorded scale differs from ``scale``.
@@ -114,7 +116,8 @@ def load_into(net, load_path, strict=True, param_key='params', scale=None):
     if adapt is not None:
         sd = adapt(sd, load_path)
     own = net.state_dict()
-    missing = sorted(set(own) - set(sd))
+    new = sorted(set(own) - set(sd) & set(may_be_missing))
+    missing = sorted(set(own) - set(sd) - set(may_be_missing))
     unexpected = sorted(set(sd) - set(own))
     optional = getattr(net, 'optional_key_prefixes', None)
     if not strict and optional is not None:
@@ -142,15 +145,52 @@ def load_into(net, load_path, strict=True, param_key='params', scale=None):
             holds = ''
         raise RuntimeError(f'cannot load {load_path} into {type(net).__name__} (strict={strict}){holds}:\n' +
                            '\n'.join(problems))
-    net.load_state_dict(sd, strict=strict)
+    net.load_state_dict(sd, strict=strict and not new)
+    missing += new
     get_root_logger().info(f'Loaded {type(net).__name__} from {load_path} [{key}] ({len(sd)} tensors)' +
                            (f'; not in the checkpoint (newly initialised): {missing}' if missing else ''))
 
 
-def _pcsr(ckpt, scale=4, source='?'):
-    out = convert_pcsr(ckpt, source=source)
+def _pcsr(ckpt, scale=4, source='?', param_key='auto'):
+    """An official PCSR wrapper, or a PCSR-family BasicSR checkpoint / state_dict (e.g. adaptsr's own)."""
+    from adaptsr.convert import basicsr_checkpoint
+    from adaptsr.convert.pcsr import is_pcsr_wrapper
+    if is_pcsr_wrapper(ckpt):
+        out = convert_pcsr(ckpt, source=source)
+    else:
+        sd = checkpoint_state_dict(ckpt, source, param_key)
+        arch, _ = detect_arch(sd, scale, source, family='pcsr')
+        out = basicsr_checkpoint(sd, 'pcsr', arch, scale, source)
     if out['meta']['scale'] != scale:
         raise ValueError(f"{source}: checkpoint is x{out['meta']['scale']}, --scale is {scale}")
+    return out
+
+
+def keep_modules(ckpt, prefixes):
+    """A converted checkpoint reduced to the state_dict keys under ``prefixes`` (module names), e.g. PCSR's phase-0
+    part (``encoder``, ``heavy_sampler``) of a phase-1 file, to train the other modules again from scratch with
+    ``train.start_phase``. ``meta['kept_modules']`` records the prefixes.
+
+    Raises:
+        ValueError: a prefix that matches no key, or prefixes that keep every key.
+    """
+    def under(key, prefix):
+        return key == prefix or key.startswith(prefix + '.')
+
+    def kept(key):
+        return any(under(key, p) for p in prefixes)
+
+    sd = ckpt['params']
+    unmatched = [p for p in prefixes if not any(under(k, p) for k in sd)]
+    if unmatched:
+        tops = sorted({k.split('.')[0] for k in sd})
+        raise ValueError(f"--keep {unmatched} match no key of {ckpt['meta']['arch']}; its modules: {tops}")
+    out = dict(ckpt, meta=dict(ckpt['meta'], kept_modules=list(prefixes)))
+    for key in ('params', 'params_ema'):
+        if key in ckpt:
+            out[key] = {k: v for k, v in ckpt[key].items() if kept(k)}
+    if len(out['params']) == len(sd):
+        raise ValueError(f'--keep {list(prefixes)} keeps every key; nothing would be re-initialised')
     return out
 
 

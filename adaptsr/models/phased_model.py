@@ -17,7 +17,7 @@ from basicsr.utils import get_root_logger
 from torch.nn.parallel import DistributedDataParallel
 
 from adaptsr.convert.registry import load_into
-from adaptsr.ops.phases import PhaseSchedule
+from adaptsr.ops.phases import Phase, PhaseSchedule
 from adaptsr.options import BASICSR_VAL_OPTIONS, check_options, declared, resolved
 
 _OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
@@ -74,7 +74,21 @@ class PhasedSRModel(SRModel):
         Raises:
             FileNotFoundError, ValueError, KeyError, RuntimeError: see :func:`~adaptsr.convert.registry.load_into`.
         """
-        load_into(self.get_bare_model(net), load_path, strict=strict, param_key=param_key, scale=self.opt.get('scale'))
+        load_into(self.get_bare_model(net), load_path, strict=strict, param_key=param_key, scale=self.opt.get('scale'),
+                  may_be_missing=self.keys_new_at_start(net))
+
+    def keys_new_at_start(self, net):
+        """State_dict keys that ``train.start_phase`` trains for the first time: the phase trains them and no earlier
+        phase did. A checkpoint of the earlier phases (e.g. PCSR's phase 0: encoder + heavy upsampler) does not hold
+        them, so they may be missing from ``path.pretrain_network_g`` and keep their initialisation."""
+        train_opt = self.opt.get('train') or {}
+        if not self.opt.get('is_train') or not train_opt.get('phases') or train_opt.get('start_phase') is None:
+            return ()
+        schedule = PhaseSchedule.from_options(train_opt)
+        first = schedule.phases[0]
+        earlier = [Phase(i, p, 0) for i, p in enumerate(train_opt['phases'][:first.index])]
+        return tuple(k for k in self.get_bare_model(net).state_dict()
+                     if first.is_trainable(k) and not any(p.is_trainable(k) for p in earlier))
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         if optim_type not in _OPTIMIZERS:

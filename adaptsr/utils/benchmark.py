@@ -85,7 +85,9 @@ def reference_options(opt):
     * ``network_ref`` + ``path.pretrain_network_ref``: the method's full/original model, label ``reference``;
     * ``network_refs``: ``{label: {network: {...}, pretrain: path or null, model_type: (AdaptiveSRModel)}}``,
       further models of similar size (e.g. ETDS against its dual-stream form, ECBSR and ABPN); an entry's optional
-      ``val`` overrides the test options for that model (e.g. ``{tile_size: null}``: the whole image at once).
+      ``val`` overrides the test options for that model (e.g. ``{tile_size: null}``: the whole image at once; or
+      ``{budget_sweep: [...]}`` with ``model_type`` the method's model: a second adaptive model, e.g. the official
+      weights beside one's own, swept over its own budgets).
 
     The first entry is the one speed-ups are measured against.
 

@@ -39,8 +39,10 @@ def format_table(rows, columns):
     return '\n'.join(lines)
 
 
-def plot_tradeoff(rows, path, x='gflops', y='psnr', label='budget', group='dataset', title=None, refs=None):
-    """PSNR-vs-cost plot (PNG): one panel per ``group`` value (e.g. dataset), points annotated with ``label``.
+def plot_tradeoff(rows, path, x='gflops', y='psnr', label='budget', group='dataset', title=None, refs=None,
+                  series='config'):
+    """PSNR-vs-cost plot (PNG): one panel per ``group`` value (e.g. dataset), one curve per ``series`` value (e.g.
+    two models' budget sweeps), points annotated with ``label``.
 
     Args:
         rows (list[dict]): table rows with keys ``x``, ``y``, ``label``, ``group``.
@@ -61,10 +63,18 @@ def plot_tradeoff(rows, path, x='gflops', y='psnr', label='budget', group='datas
     nrows = (len(groups) + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4.2 * nrows), squeeze=False)
     for ax, g in zip(axes.flat, groups):
-        pts = sorted((r for r in rows if r.get(group) == g and x in r and y in r), key=lambda r: r[x])
-        ax.plot([r[x] for r in pts], [r[y] for r in pts], 'o-', label='adaptive budgets')
-        for r in pts:
-            ax.annotate(str(r.get(label, '')), (r[x], r[y]), textcoords='offset points', xytext=(4, 4), fontsize=8)
+        names = []
+        for r in rows:
+            if r.get(group) == g and r.get(series) not in names:
+                names.append(r.get(series))
+        for name in names:
+            pts = sorted((r for r in rows if r.get(group) == g and r.get(series) == name and x in r and y in r),
+                         key=lambda r: r[x])
+            ax.plot([r[x] for r in pts], [r[y] for r in pts], 'o-',
+                    label='adaptive budgets' if name is None or len(names) == 1 else str(name))
+            for r in pts:
+                ax.annotate(str(r.get(label, '')), (r[x], r[y]), textcoords='offset points', xytext=(4, 4),
+                            fontsize=8)
         for r in refs or []:
             if r.get(group) == g:
                 ax.plot([r[x]], [r[y]], '*', markersize=12, label=str(r.get(label, 'reference')))
