@@ -82,7 +82,8 @@ def default_env(root_path):
 
 
 def expand_paths(opt):
-    """Expand environment variables in ``datasets.*.dataroot_*``/``meta_info_file`` and ``path.*`` strings.
+    """Expand environment variables in ``datasets.*.dataroot_*``/``meta_info_file``, ``path.*`` strings and the
+    strings of the method's ``train.<section>`` (e.g. CABM's ``train.cabm.lut_dataroot``).
 
     Raises:
         ValueError: a variable that is not set (the option and value are named).
@@ -94,6 +95,10 @@ def expand_paths(opt):
                 dopt[key] = expand_env(f'datasets.{name}.{key}', dopt[key])
     for key in list(opt.get('path') or {}):
         opt['path'][key] = expand_env(f'path.{key}', opt['path'][key])
+    for section, sub in (opt.get('train') or {}).items():
+        if isinstance(sub, dict) and section not in ('optim_g', 'scheduler'):
+            for key in list(sub):
+                sub[key] = expand_env(f'train.{section}.{key}', sub[key])
     return opt
 
 

@@ -126,6 +126,13 @@ def test_table_build_on_real_tiles_records_scores_and_selector_bits(tmp_path):
     assert net.mode == 'lut' and table.meta['tiles'] == 6 and len(table) >= 1
     entry = next(iter(table.table.values()))[0]
     assert entry['bit_config'] == [2] * 32 and entry['FAB'] == 8.0  # CADyQ at init: all 8-bit
+    # the same image from a BasicSR LMDB (e.g. the LR sub-images scripts/prepare_data.py writes) gives the same table
+    from adaptsr.utils.data_prep import AtomicLmdb
+    writer = AtomicLmdb(str(tmp_path / 'lr.lmdb'))
+    writer.put('baboon', img[:60, :100])
+    writer.commit()
+    from_lmdb = build_table(net, str(tmp_path / 'lr.lmdb'), tile_size=48, step=46)
+    assert from_lmdb.table == table.table and from_lmdb.meta['images'] == 1
 
 
 def test_bitops_follow_the_definition_at_720p():

@@ -43,3 +43,45 @@ def read_image(path, what='image'):
         img = np.repeat(img[..., None], 3, axis=2)
     img = img[..., :3]
     return img2tensor(img.astype(np.float32) / scale, bgr2rgb=True, float32=True).unsqueeze(0)
+
+
+def iter_images(root, what='images'):
+    """``(name, (1, 3, H, W) float32 RGB in [0, 1])`` for every image of a folder (png, webp, bmp, jpg, tif; sorted)
+    or of a BasicSR LMDB (``*.lmdb``, in ``meta_info.txt`` order), one at a time.
+
+    Raises:
+        FileNotFoundError: ``root`` is neither, or holds no image. ValueError: an image or LMDB record that cannot be
+        decoded (``what``, the file and the key are named).
+    """
+    import os
+    from basicsr.utils import img2tensor
+    if root.rstrip('/').endswith('.lmdb'):
+        meta = osp.join(root, 'meta_info.txt')
+        if not osp.isfile(meta):
+            raise FileNotFoundError(f'{what}: {root!r} has no meta_info.txt (not a BasicSR LMDB)')
+        with open(meta) as f:
+            keys = [line.split('.')[0] for line in f if line.strip()]
+        if not keys:
+            raise FileNotFoundError(f'{what}: LMDB {root!r} lists no image')
+        import lmdb
+        env = lmdb.open(root, readonly=True, lock=False, readahead=False, meminit=False)
+        try:
+            with env.begin(write=False) as txn:
+                for key in keys:
+                    buf = txn.get(key.encode('ascii'))
+                    img = None if buf is None else cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
+                    if img is None:
+                        raise ValueError(f'{what}: LMDB {root!r} key {key!r} is ' +
+                                         ('absent' if buf is None else 'not a decodable image'))
+                    yield key, img2tensor(img.astype(np.float32) / 255., bgr2rgb=True, float32=True).unsqueeze(0)
+        finally:
+            env.close()
+        return
+    if not osp.isdir(root):
+        raise FileNotFoundError(f'{what}: {root!r} is neither a folder of images nor a BasicSR LMDB')
+    names = sorted(n for n in os.listdir(root)
+                   if n.lower().endswith(('.png', '.webp', '.bmp', '.jpg', '.jpeg', '.tif', '.tiff')))
+    if not names:
+        raise FileNotFoundError(f'{what}: no image in {root!r}')
+    for name in names:
+        yield osp.splitext(name)[0], read_image(osp.join(root, name), what)

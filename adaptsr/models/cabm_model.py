@@ -41,9 +41,10 @@ class CABMModel(AdaptiveSRModel):
     loaded alphas; a phase's own ``alpha_init_iters`` overrides it: in ``lut`` a quantiser the table rarely picks would
     otherwise take its clip from those few samples), ``calibration_train`` (6.0), ``select_bit`` (0),
     ``bug_compatible_edge_score`` (false: the intended score; true reproduces the released clamp bug; stored in the
-    table), ``lut_dataroot`` (folder of LR images for the table: DIV2K valid LR x4 in the paper), ``lut_tile`` (96),
-    ``lut_step`` (94). The network is :class:`~adaptsr.archs.cabm_arch.CABMEDSR` or any backbone wrapped by
-    :class:`~adaptsr.archs.cabm_arch.CABMNet`; a full-precision checkpoint of the backbone loads into either.
+    table), ``lut_dataroot`` (folder or LMDB of LR images for the table: DIV2K valid LR x4 in the paper),
+    ``lut_tile`` (96), ``lut_step`` (94). The network is :class:`~adaptsr.archs.cabm_arch.CABMEDSR` or any backbone
+    wrapped by :class:`~adaptsr.archs.cabm_arch.CABMNet`; a full-precision checkpoint of the backbone loads into
+    either.
 
     Test: ``network_g.mode`` picks the form; ``lut`` needs ``path.cabm_lut``. ``val.calibration`` is the budget knob
     (FAB ceiling of the lookup; 100 = no filter). Tiles: ``val.tile_size`` 96 (``tile_overlap`` 0 = step 96).
@@ -173,7 +174,7 @@ class CABMModel(AdaptiveSRModel):
         self.save_phase_model()
         root = self.method_opt.get('lut_dataroot')
         if not root or not osp.isdir(root):
-            raise FileNotFoundError(f'train.cabm.lut_dataroot must be a folder of LR images, got {root!r}')
+            raise FileNotFoundError(f'train.cabm.lut_dataroot must be a folder or an LMDB of LR images, got {root!r}')
         net = self.get_bare_model(self.net_g)
         table = build_table(net, root, int(self.method_opt['lut_tile']), int(self.method_opt['lut_step']),
                             bool(self.method_opt['bug_compatible_edge_score']))

@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 import torch
 
-from adaptsr.data.data_util import read_image
 
 FORMAT, VERSION = 'adaptsr-cabm-lut', 1
 
@@ -184,7 +183,8 @@ def build_table(net, lr_root, tile_size=96, step=94, bug_compatible=False, max_i
     Args:
         net (CABMEDSR | CABMNet): the trained CADyQ network (run in ``cadyq`` mode, eval, batch 1; its mode is
             restored).
-        lr_root (str): folder of LR images (png/jpg/bmp), e.g. DIV2K valid LR x4.
+        lr_root (str): folder of LR images, or a BasicSR LMDB of them (e.g. the 291 set's LR x4 sub-images); DIV2K
+            valid LR x4 in the paper.
         tile_size (int), step (int): LR tiles (96, 94); the last tile of a row/column is shifted to the border.
         bug_compatible (bool): the released code's edge score (see :func:`edge_score`).
         max_images (int, optional): only the first images (sorted by name).
@@ -193,32 +193,34 @@ def build_table(net, lr_root, tile_size=96, step=94, bug_compatible=False, max_i
         EdgeBitTable: finalised, with metadata (score flag, tiles, step, source, images, tiles, model digest).
 
     Raises:
-        FileNotFoundError: no image in ``lr_root``.
+        FileNotFoundError: no image in ``lr_root``. ValueError: an image that cannot be read.
     """
     import hashlib
     import os
 
     from adaptsr.ops.tiling import tile_boxes
-    names = sorted(n for n in os.listdir(lr_root) if n.lower().endswith(('.png', '.jpg', '.jpeg', '.bmp')))
+    from itertools import islice
+
+    from adaptsr.data.data_util import iter_images
+    images = iter_images(lr_root, 'train.cabm.lut_dataroot')
     if max_images:
-        names = names[:max_images]
-    if not names:
-        raise FileNotFoundError(f'no LR image in {lr_root}')
+        images = islice(images, max_images)
     digest = hashlib.sha1()
     for v in net.state_dict().values():
         digest.update(v.detach().cpu().numpy().tobytes())
     table = EdgeBitTable(net.bits, net.num_selectors,
                          {'edge_score': 'bug_compatible' if bug_compatible else 'intended', 'tile_size': tile_size,
                           'tile_step': step, 'source': os.path.abspath(lr_root), 'model_sha1': digest.hexdigest(),
-                          'images': len(names)})
+                          'images': 0})
     mode, was_training = net.mode, net.training
     net.set_mode('cadyq')
     net.eval()
     tiles = 0
     try:
         device = next(net.parameters()).device
-        for name in names:
-            x = read_image(os.path.join(lr_root, name), 'train.cabm.lut_dataroot').to(device)
+        for _, x in images:
+            x = x.to(device)
+            table.meta['images'] += 1
             rgb = np.ascontiguousarray((x[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8))
             for (t, l, b, r) in tile_boxes(x.shape[2], x.shape[3], tile_size, tile_size - step):
                 patch = x[..., t:b, l:r]
