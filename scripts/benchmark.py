@@ -34,7 +34,7 @@ import torch  # noqa: E402
 import adaptsr  # noqa: E402,F401
 from adaptsr.utils.benchmark import (cuda_peak_mib, fresh_process_peak_mib, load_test_options,  # noqa: E402
                                      model_quality, reference_options, summarise, timed)
-from adaptsr.utils.report import format_table, plot_tradeoff, write_table  # noqa: E402
+from adaptsr.utils.report import format_table, matched_cost_difference, plot_tradeoff, write_table  # noqa: E402
 
 
 def parse_budget(text):
@@ -187,6 +187,7 @@ def main(argv=None):
     model = build_model(opt)
     refs = [] if args.no_reference else [(label, build_model(o)) for label, o in reference_options(opt)]
     device = model.device
+    model_label = opt['network_g']['type']
     wanted = set(args.datasets.split(',')) if args.datasets else None
 
     rows, details = [], {}
@@ -206,7 +207,7 @@ def main(argv=None):
                 cfg_model.apply_budget(budget)
             row['peak_mem_mib'] = peak_memory(cfg_model, images, device,
                                               lambda b=budget, lb=label: probe_memory(args, b, lb))
-            row.update(dataset=dopt['name'], config=label or opt['network_g']['type'],
+            row.update(dataset=dopt['name'], config=label or model_label,
                        budget=cfg_model.budget_label() if budget is not None else '-',
                        network=cfg_model.opt['network_g']['type'])
             if label is not None:
@@ -234,6 +235,17 @@ def main(argv=None):
     cols = ['dataset', 'config', 'budget', 'psnr_y', 'ssim_y', 'psnr_rgb', 'gflops', 'gflops_full', 'heavy_ratio',
             'sec_median', 'peak_mem_mib', 'flops_speedup', 'time_speedup', 'realized']
     print(format_table(rows, cols))
+    y_key = next((k for k in ('psnr_rgb', 'psnr_y', 'psnr') if k in rows[0]), None) if rows else None
+    for dataset in dict.fromkeys(r['dataset'] for r in rows):
+        mine = [r for r in rows if r['dataset'] == dataset and r['budget'] != '-' and r['config'] == model_label]
+        for label in dict.fromkeys(r['config'] for r in rows if r['dataset'] == dataset and r['config'] != model_label
+                                   and r['budget'] != '-'):
+            theirs = [r for r in rows if r['dataset'] == dataset and r['config'] == label]
+            matched = matched_cost_difference(mine, theirs, 'gflops', y_key)
+            if matched:
+                print(f'{dataset}: {model_label} against the {label} sweep at the same GFLOPs ({y_key}, linear '
+                      'interpolation along its curve): ' +
+                      ', '.join(f"{m['budget']} {m['diff']:+.4f} dB" for m in matched))
     print(f'written: {args.json}, {stem}.csv, {stem}.png ({info["threads"]} threads, {info["device"]})')
 
 

@@ -63,6 +63,37 @@ def test_benchmark_script_side_by_side(tmp_path):
     assert osp.exists(tmp_path / 'bench.csv') and osp.exists(tmp_path / 'bench.png')
 
 
+def test_benchmark_sweeps_a_reference_model_and_compares_curves_at_matched_cost(tmp_path):
+    """A network_refs entry with its own val.budget_sweep (the official file beside one's own) is swept too, and
+    the bench prints each point's PSNR against that curve at the same GFLOPs: 0 dB for the same weights."""
+    require(osp.join(WEIGHTS, 'PCSR/carn-pcsr-phase1/iter_last.pth'))
+    out = tmp_path / 'bench.json'
+    proc = run_script([osp.join(ROOT, 'scripts/benchmark.py'), '-opt',
+                       osp.join(ROOT, 'options/test/pcsr_carn_x4_291_bench.yml'), '--max_images', '1',
+                       '--force_yml', 'path:pretrain_network_g=${ADAPTSR_WEIGHTS}/PCSR/carn-pcsr-phase1/iter_last.pth',
+                       'datasets:test_1:name=Set5', 'datasets:test_1:dataroot_gt=${ADAPTSR_BENCHMARK}/Set5/HR',
+                       'datasets:test_1:dataroot_lq=${ADAPTSR_BENCHMARK}/Set5/LR_bicubic/X4',
+                       '--budgets=-1,0,1', '--threads', '2', '--json', str(out)])
+    rows = json.load(open(out))['rows']
+    assert [(r['config'], r['budget']) for r in rows] == [('reference', '-')] + \
+        [('official', b) for b in ('k=-1', 'k=-0.5', 'k=0', 'k=0.5', 'k=1', 'adaptive')] + \
+        [('PCSRNet', b) for b in ('k=-1', 'k=0', 'k=1')]
+    official = {r['budget']: r for r in rows if r['config'] == 'official'}
+    assert official['k=-1']['gflops'] > official['k=0']['gflops'] > official['k=1']['gflops']
+    for r in rows[-3:]:
+        assert r['psnr_rgb'] == official[r['budget']]['psnr_rgb'] and r['gflops'] == official[r['budget']]['gflops']
+    assert 'PCSRNet against the official sweep at the same GFLOPs (psnr_rgb, linear interpolation along its ' \
+           'curve): k=-1 +0.0000 dB, k=0 +0.0000 dB, k=1 +0.0000 dB' in proc.stdout
+
+
+def test_matched_cost_difference_interpolates_and_never_extrapolates():
+    from adaptsr.utils.report import matched_cost_difference
+    ref = [{'gflops': 10, 'psnr_rgb': 26.0}, {'gflops': 20, 'psnr_rgb': 27.0}]
+    mine = [{'budget': 'a', 'gflops': 15, 'psnr_rgb': 26.4}, {'budget': 'b', 'gflops': 25, 'psnr_rgb': 28.0}]
+    (m, ) = matched_cost_difference(mine, ref)
+    assert m['budget'] == 'a' and m['y_ref'] == pytest.approx(26.5) and m['diff'] == pytest.approx(-0.1)
+
+
 def test_demo_data_layout(demo_data):
     root = demo_data
     env = lmdb.open(osp.join(root, 'train_HR_sub128.lmdb'), readonly=True, lock=False)

@@ -120,3 +120,29 @@ def write_layer_bits(path, hist, bits):
             mean = sum(b * c for b, c in zip(bits, row)) / max(sum(row), 1)
             writer.writerow([layer] + list(row) + [f'{mean:.3f}'])
     return path
+
+
+def matched_cost_difference(rows, ref_rows, x='gflops', y='psnr_rgb'):
+    """Quality of each point of one budget sweep against another sweep's curve at the same cost.
+
+    The reference curve is ``ref_rows`` sorted by ``x`` and interpolated linearly; a point outside its ``x`` range
+    is not compared (no extrapolation).
+
+    Args:
+        rows (list[dict]): the sweep to judge (e.g. one's own model), each with ``x``, ``y`` and ``budget``.
+        ref_rows (list[dict]): the reference sweep (e.g. the official weights over the same knob).
+
+    Returns:
+        list[dict]: per comparable point ``budget``, ``x``, ``y``, ``y_ref`` (interpolated) and ``diff = y - y_ref``.
+    """
+    import numpy as np
+    ref = sorted((r for r in ref_rows if x in r and y in r), key=lambda r: r[x])
+    xs, ys = np.array([r[x] for r in ref]), np.array([r[y] for r in ref])
+    out = []
+    if len(ref) < 2:
+        return out
+    for r in rows:
+        if xs[0] <= r[x] <= xs[-1]:
+            y_ref = float(np.interp(r[x], xs, ys))
+            out.append({'budget': r.get('budget'), x: r[x], y: r[y], 'y_ref': y_ref, 'diff': r[y] - y_ref})
+    return out
