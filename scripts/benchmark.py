@@ -167,6 +167,8 @@ def main(argv=None):
     parser.add_argument('--datasets', default=None, help='comma-separated dataset names to run (default: all)')
     parser.add_argument('--max_images', type=int, default=None, help='first N images of each dataset')
     parser.add_argument('--no_reference', action='store_true', help='skip the reference models')
+    parser.add_argument('--references', default=None,
+                        help='comma-separated labels of the reference models to run (reference, network_refs labels)')
     parser.add_argument('--repeats', type=int, default=1, help="time each image K times and keep the fastest")
     parser.add_argument('--json', required=True, help='output JSON (a CSV and a PNG plot are written beside it)')
     parser.add_argument('--probe_memory', default=None, help=argparse.SUPPRESS)  # internal: fresh-process probe
@@ -185,7 +187,14 @@ def main(argv=None):
     budgets = ([parse_budget(b) for b in args.budgets.split(',')] if args.budgets else
                opt['val'].get('budget_sweep') or [None])
     model = build_model(opt)
-    refs = [] if args.no_reference else [(label, build_model(o)) for label, o in reference_options(opt)]
+    ref_opts = reference_options(opt)
+    if args.references:
+        wanted_refs = args.references.split(',')
+        unknown = sorted(set(wanted_refs) - {label for label, _ in ref_opts})
+        if unknown:
+            parser.error(f'--references {unknown}: not in {[label for label, _ in ref_opts]}')
+        ref_opts = [(label, o) for label, o in ref_opts if label in wanted_refs]
+    refs = [] if args.no_reference else [(label, build_model(o)) for label, o in ref_opts]
     device = model.device
     model_label = opt['network_g']['type']
     wanted = set(args.datasets.split(',')) if args.datasets else None

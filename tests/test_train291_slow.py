@@ -1,0 +1,94 @@
+"""Long checks (-m slow): shortened versions of the *_291 recipes on a part of the shared 291 set.
+
+Each trains the shipped ``options/train/*_291.yml`` for a few hundred iterations on 30 of the BSD200 images, then
+scores it with its shipped bench options, and asserts the direction of the full run's result (README, "Training on
+the 291 set"), not a copy of its figures.
+"""
+import json
+import os
+import os.path as osp
+import shutil
+
+import pytest
+import yaml
+
+from conftest import BENCHMARK, DATA, ROOT, WEIGHTS, require, run_script, write_yaml
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    """``${ADAPTSR_DATA}`` of the shortened runs: ``train291/`` LMDBs that prepare_data.py builds from 30 BSD200 images."""
+    src = require(osp.join(DATA, 'train291', 'BSD200'))
+    root = tmp_path_factory.mktemp('data')
+    part = root / 'part'
+    part.mkdir()
+    for name in sorted(os.listdir(src))[:30]:
+        os.symlink(osp.join(src, name), part / name)
+    proc = run_script(['scripts/prepare_data.py', '--input', str(part), '--output', str(root / 'train291')])
+    assert '30 images (0 smaller than 144 px, skipped) -> 540 sub-images per LMDB, 4 LMDBs' in proc.stdout
+    return root
+
+
+def train_291(tmp_path, data_root, yml, edit):
+    """Run train.py on ``options/train/<yml>`` in ``tmp_path`` with ``ADAPTSR_DATA=data_root``; ``edit(opt)`` shortens
+    it. Returns the experiment folder."""
+    with open(osp.join(ROOT, 'options/train', yml)) as f:
+        opt = yaml.safe_load(f)
+    opt['logger'].update(use_tb_logger=False, print_freq=50)
+    edit(opt)
+    shutil.copy(osp.join(ROOT, 'train.py'), tmp_path / 'train.py')
+    env = {'PYTHONPATH': ROOT, 'OMP_NUM_THREADS': '2', 'ADAPTSR_DATA': str(data_root), 'ADAPTSR_WEIGHTS': WEIGHTS,
+           'ADAPTSR_BENCHMARK': BENCHMARK}
+    run_script([str(tmp_path / 'train.py'), '-opt', write_yaml(tmp_path / 'run.yml', opt)], cwd=tmp_path, env=env,
+               timeout=3600)
+    return tmp_path / 'experiments' / opt['name']
+
+
+def shorten(opt, iters, val_freq=None):
+    """One phase's schedule cut to ``iters`` (MultiStep milestones and cosine periods scaled alike)."""
+    (phase, ) = [p for p in opt['train']['phases'] if p['name'] == opt['train'].get('start_phase', p['name'])]
+    old = phase['iters']
+    phase['iters'] = iters
+    for holder in (phase, opt['train']):
+        sched = holder.get('scheduler')
+        if sched and 'periods' in sched:
+            sched['periods'] = [iters]
+        if sched and 'milestones' in sched:
+            sched['milestones'] = [max(1, m * iters // old) for m in sched['milestones']]
+    opt['train']['total_iter'] = iters
+    opt['val']['val_freq'] = val_freq or iters
+    opt['logger']['save_checkpoint_freq'] = iters
+
+
+def bench(tmp_path, yml, pretrain, *extra):
+    """scripts/benchmark.py on ``options/test/<yml>`` with ``path.pretrain_network_g`` = ``pretrain``; rows."""
+    out = tmp_path / 'bench.json'
+    run_script(['scripts/benchmark.py', '-opt', osp.join('options/test', yml), '--threads', '2',
+                '--force_yml', f'path:pretrain_network_g={pretrain}', *extra, '--json', str(out)], timeout=3600)
+    return json.load(open(out))['rows']
+
+
+def test_pcsr_phase1_from_the_official_phase0_part_learns_a_useful_classifier(tmp_path, data_root):
+    """PCSR phase 1 (light upsampler + classifier from scratch, encoder and heavy upsampler of the official file),
+    200 iterations: at k = 0 the model sends part of the pixels to the light upsampler and is within 0.3 dB of the
+    official curve at the same GFLOPs on 3 Urban100 images."""
+    phase0 = tmp_path / 'phase0.pth'
+    run_script(['scripts/convert_official.py', '--method', 'pcsr', '--keep', 'encoder,heavy_sampler', '--input',
+                require(osp.join(WEIGHTS, 'PCSR/carn-pcsr-phase1/iter_last.pth')), '--output', str(phase0)])
+
+    def edit(opt):
+        shorten(opt, 200)
+        opt['path']['pretrain_network_g'] = str(phase0)
+        opt['datasets']['train']['batch_size_per_gpu'] = 8
+
+    exp = train_291(tmp_path, data_root, 'pcsr_carn_x4_291.yml', edit)
+    rows = bench(tmp_path, 'pcsr_carn_x4_291_bench.yml', exp / 'models' / 'net_g_latest.pth', '--max_images', '3',
+                 '--references', 'official')
+    ours = {r['budget']: r for r in rows if r['config'] == 'PCSRNet'}
+    official = [r for r in rows if r['config'] == 'official']
+    assert 0.05 < ours['k=0']['heavy_ratio'] < 0.95
+    from adaptsr.utils.report import matched_cost_difference
+    matched = matched_cost_difference(list(ours.values()), official)
+    assert matched and all(m['diff'] > -0.3 for m in matched), matched
