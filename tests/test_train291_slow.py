@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
-    """``${ADAPTSR_DATA}`` of the shortened runs: ``train291/`` LMDBs that prepare_data.py builds from 30 BSD200 images."""
+    """``${ADAPTSR_DATA}`` of the shortened runs: ``train291/`` LMDBs built by prepare_data.py from 30 BSD200 images."""
     src = require(osp.join(DATA, 'train291', 'BSD200'))
     root = tmp_path_factory.mktemp('data')
     part = root / 'part'
