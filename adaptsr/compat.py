@@ -21,10 +21,10 @@ attributes replaced:
 * ``basicsr.utils.options.init_dist``: 1.4.2 calls ``torch.cuda.set_device(rank % 0)`` without CUDA; the replacement
   uses the gloo backend, so ``--launcher pytorch`` trains on CPU;
 * ``basicsr.train.parse_options`` and ``basicsr.test.parse_options`` (the same wrapper; each pipeline module
-  imported the function by name): environment variables in dataset roots and ``path`` entries are expanded
-  (``${ADAPTSR_BENCHMARK}``, ``${ADAPTSR_WEIGHTS}``), dataset paths are checked, ``train.total_iter`` is derived
-  from ``train.phases`` when absent, and :func:`adaptsr.options.check_options` rejects unknown keys, all before an
-  experiment folder is made.
+  imported the function by name): environment variables in dataset roots, ``path`` entries and ``train.<method>``
+  strings are expanded (``${ADAPTSR_BENCHMARK}``, ``${ADAPTSR_WEIGHTS}``, ``${ADAPTSR_DATA}``), dataset paths are
+  checked, ``train.total_iter`` is derived from ``train.phases`` when absent, and
+  :func:`adaptsr.options.check_options` rejects unknown keys, all before an experiment folder is made.
 
 Without :func:`patch_pipelines` (a plain BasicSR ``train.py`` that imports adaptsr) the shipped training YAMLs still
 run: they carry ``total_iter``, and the models check their options when they are built.
