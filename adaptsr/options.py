@@ -96,7 +96,7 @@ def expand_paths(opt):
     for key in list(opt.get('path') or {}):
         opt['path'][key] = expand_env(f'path.{key}', opt['path'][key])
     for section, sub in (opt.get('train') or {}).items():
-        if isinstance(sub, dict) and section not in ('optim_g', 'scheduler'):
+        if isinstance(sub, dict):
             for key in list(sub):
                 sub[key] = expand_env(f'train.{section}.{key}', sub[key])
     return opt

@@ -216,8 +216,9 @@ def main(argv=None):
                 cfg_model.apply_budget(budget)
             row['peak_mem_mib'] = peak_memory(cfg_model, images, device,
                                               lambda b=budget, lb=label: probe_memory(args, b, lb))
+            # a reference at its own options is '-' (a star in the plot); a budget point carries its label
             row.update(dataset=dopt['name'], config=label or model_label,
-                       budget=cfg_model.budget_label() if budget is not None else '-',
+                       budget='-' if label is not None and budget is None else cfg_model.budget_label(),
                        network=cfg_model.opt['network_g']['type'])
             if label is not None:
                 base = base or row
@@ -225,8 +226,8 @@ def main(argv=None):
                 base = row  # the method's first budget is the baseline of the others
             if base is not None:
                 add_speedups(row, base)
-            details[f"{dopt['name']}/{label + '/' if label and budget is not None else ''}"
-                    f"{label if label and budget is None else row['budget']}"] = per
+            key = [dopt['name']] + ([label] if label is not None else [])
+            details['/'.join(key + ([row['budget']] if row['budget'] != '-' else []))] = per
             rows.append(row)
             report(row)
 

@@ -55,9 +55,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if osp.exists(args.output) and not args.overwrite:  # fail before any work, never after it
         parser.error(f'{args.output} exists; choose another --output or pass --overwrite')
-    kwargs = {'param_key': args.param_key, 'et': args.et} if args.method in ('etds', 'ecbsr', 'abpn', 'smsr') else {}
-    if args.method == 'pcsr':
-        kwargs = {'param_key': args.param_key}
+    kwargs = {}
+    if args.method in ('etds', 'ecbsr', 'abpn', 'smsr', 'pcsr'):
+        kwargs['param_key'] = args.param_key
+    if args.method in ('etds', 'ecbsr', 'abpn', 'smsr'):
+        kwargs['et'] = args.et
     try:
         ckpt = CONVERTERS[args.method](load_checkpoint(args.input), scale=args.scale, source=args.input, **kwargs)
         net = build_target(ckpt)

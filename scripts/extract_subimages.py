@@ -22,11 +22,10 @@ import sys
 from multiprocessing import Pool
 
 import cv2
-import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
-from adaptsr.utils.data_prep import extract_subimages, list_images, write_png  # noqa: E402
+from adaptsr.utils.data_prep import extract_subimages, list_images, resize_uint8, write_png  # noqa: E402
 
 
 def process(job):
@@ -44,8 +43,7 @@ def process(job):
         if scale is not None:
             prefix = f's{int(round(scale * 100)):03d}_'
             if scale != 1:
-                from basicsr.utils.matlab_functions import imresize
-                src = np.clip(np.round(imresize(img.astype(np.float32) / 255., scale) * 255.), 0, 255).astype(np.uint8)
+                src = resize_uint8(img, scale)
         for i, sub in enumerate(extract_subimages(src, args.crop_size, args.step, args.thresh_size)):
             write_png(osp.join(out_dir, f'{prefix}{stem}_s{i + 1:03d}.png'), sub, args.compression_level)
             n += 1

@@ -86,6 +86,19 @@ def test_benchmark_sweeps_a_reference_model_and_compares_curves_at_matched_cost(
            'curve): k=-1 +0.0000 dB, k=0 +0.0000 dB, k=1 +0.0000 dB' in proc.stdout
 
 
+def test_benchmark_labels_a_model_without_budget_knob_and_its_references(tmp_path):
+    """A model run at its own options (SMSR has no budget knob) is labelled 'default', a reference '-' (a star in
+    the plot); the per-image details are keyed dataset/budget and dataset/label."""
+    require(osp.join(WEIGHTS, 'SMSR/SMSR_x2_model_1000.pt'))
+    out = tmp_path / 'bench.json'
+    run_script([osp.join(ROOT, 'scripts/benchmark.py'), '-opt', osp.join(ROOT, 'options/test/smsr_x2_291_bench.yml'),
+                '--force_yml', 'path:pretrain_network_g=${ADAPTSR_WEIGHTS}/SMSR/SMSR_x2_model_1000.pt',
+                '--max_images', '1', '--threads', '2', '--json', str(out)])
+    data = json.load(open(out))
+    assert [(r['config'], r['budget']) for r in data['rows']] == [('official', '-'), ('SMSRNet', 'default')]
+    assert sorted(data['per_image']) == ['B100/default', 'B100/official']
+
+
 def test_matched_cost_difference_interpolates_and_never_extrapolates():
     from adaptsr.utils.report import matched_cost_difference
     ref = [{'gflops': 10, 'psnr_rgb': 26.0}, {'gflops': 20, 'psnr_rgb': 27.0}]

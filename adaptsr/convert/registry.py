@@ -116,8 +116,9 @@ def load_into(net, load_path, strict=True, param_key='params', scale=None, may_b
     if adapt is not None:
         sd = adapt(sd, load_path)
     own = net.state_dict()
-    new = sorted(set(own) - set(sd) & set(may_be_missing))
-    missing = sorted(set(own) - set(sd) - set(may_be_missing))
+    absent = set(own) - set(sd)
+    new = sorted(absent & set(may_be_missing))
+    missing = sorted(absent - set(may_be_missing))
     unexpected = sorted(set(sd) - set(own))
     optional = getattr(net, 'optional_key_prefixes', None)
     if not strict and optional is not None:

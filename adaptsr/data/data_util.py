@@ -4,6 +4,9 @@ import os.path as osp
 import cv2
 import numpy as np
 
+#: image file types adaptsr reads from folders (cv2 decodes them all)
+IMG_EXTENSIONS = ('.png', '.webp', '.bmp', '.jpg', '.jpeg', '.tif', '.tiff')
+
 
 def check_dataroot(opt, key):
     """The dataset path ``opt[key]``, or an error naming the dataset, the key and the path.
@@ -46,41 +49,36 @@ def read_image(path, what='image'):
 
 
 def iter_images(root, what='images'):
-    """``(name, (1, 3, H, W) float32 RGB in [0, 1])`` for every image of a folder (png, webp, bmp, jpg, tif; sorted)
-    or of a BasicSR LMDB (``*.lmdb``, in ``meta_info.txt`` order), one at a time.
+    """``(name, (1, 3, H, W) float32 RGB in [0, 1])`` for every image of a folder (:data:`IMG_EXTENSIONS`, sorted)
+    or of a BasicSR LMDB (``*.lmdb``, in ``meta_info.txt`` order, read through BasicSR's lmdb file client), one at a
+    time.
 
     Raises:
         FileNotFoundError: ``root`` is neither, or holds no image. ValueError: an image or LMDB record that cannot be
         decoded (``what``, the file and the key are named).
     """
     import os
-    from basicsr.utils import img2tensor
+    from basicsr.data.data_util import paths_from_lmdb
+    from basicsr.utils import FileClient, img2tensor
     if root.rstrip('/').endswith('.lmdb'):
-        meta = osp.join(root, 'meta_info.txt')
-        if not osp.isfile(meta):
+        root = root.rstrip('/')
+        if not osp.isfile(osp.join(root, 'meta_info.txt')):
             raise FileNotFoundError(f'{what}: {root!r} has no meta_info.txt (not a BasicSR LMDB)')
-        with open(meta) as f:
-            keys = [line.split('.')[0] for line in f if line.strip()]
+        keys = paths_from_lmdb(root)
         if not keys:
             raise FileNotFoundError(f'{what}: LMDB {root!r} lists no image')
-        import lmdb
-        env = lmdb.open(root, readonly=True, lock=False, readahead=False, meminit=False)
-        try:
-            with env.begin(write=False) as txn:
-                for key in keys:
-                    buf = txn.get(key.encode('ascii'))
-                    img = None if buf is None else cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
-                    if img is None:
-                        raise ValueError(f'{what}: LMDB {root!r} key {key!r} is ' +
-                                         ('absent' if buf is None else 'not a decodable image'))
-                    yield key, img2tensor(img.astype(np.float32) / 255., bgr2rgb=True, float32=True).unsqueeze(0)
-        finally:
-            env.close()
+        client = FileClient('lmdb', db_paths=[root], client_keys=['images'])
+        for key in keys:
+            buf = client.get(key, 'images')
+            img = None if buf is None else cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
+            if img is None:
+                raise ValueError(f'{what}: LMDB {root!r} key {key!r} is ' +
+                                 ('absent' if buf is None else 'not a decodable image'))
+            yield key, img2tensor(img.astype(np.float32) / 255., bgr2rgb=True, float32=True).unsqueeze(0)
         return
     if not osp.isdir(root):
         raise FileNotFoundError(f'{what}: {root!r} is neither a folder of images nor a BasicSR LMDB')
-    names = sorted(n for n in os.listdir(root)
-                   if n.lower().endswith(('.png', '.webp', '.bmp', '.jpg', '.jpeg', '.tif', '.tiff')))
+    names = sorted(n for n in os.listdir(root) if n.lower().endswith(IMG_EXTENSIONS))
     if not names:
         raise FileNotFoundError(f'{what}: no image in {root!r}')
     for name in names:

@@ -17,7 +17,7 @@ from basicsr.utils import scandir
 from basicsr.utils.lmdb_util import LmdbMaker, make_lmdb_from_imgs
 from basicsr.utils.matlab_functions import imresize
 
-IMG_EXTENSIONS = ('.png', '.webp', '.bmp', '.jpg', '.jpeg', '.tif', '.tiff')
+from adaptsr.data.data_util import IMG_EXTENSIONS
 
 
 def list_images(folder, recursive=False):
@@ -104,6 +104,7 @@ class AtomicLmdb:
     def abort(self):
         """Drop the temporary LMDB."""
         try:
+            self.maker.txt_file.close()
             self.maker.env.close()
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -158,8 +159,7 @@ def prepare_hr_folder(input_dir, output_dir, crop_size=144, step=72, thresh_size
                 if factor is not None:
                     tag = f'_s{int(round(factor * 100)):03d}'
                     if factor != 1:
-                        src = np.clip(np.round(imresize(img.astype(np.float32) / 255., factor) * 255.), 0, 255)
-                        src = src.astype(np.uint8)
+                        src = resize_uint8(img, factor)
                 h, w = src.shape[0] - src.shape[0] % mult, src.shape[1] - src.shape[1] % mult
                 if h < crop_size or w < crop_size:
                     continue
@@ -211,12 +211,18 @@ def extract_subimages(img, crop_size, step, thresh_size=0):
             for x in crop_positions(w, crop_size, step, thresh_size)]
 
 
+def resize_uint8(img_uint8, factor):
+    """BasicSR's MATLAB-compatible bicubic (antialias) ``imresize`` of a uint8 image (H, W, C) by ``factor``,
+    rounded back to uint8."""
+    out = imresize(img_uint8.astype(np.float32) / 255.0, factor)
+    return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
+
+
 def bicubic_downscale(img_uint8, scale):
     """MATLAB-compatible bicubic (antialias) LR of an HR uint8 image (H, W, C) mod-cropped to ``scale``; uint8."""
     h, w = img_uint8.shape[:2]
     hr = img_uint8[:h - h % scale, :w - w % scale]
-    lr = imresize(hr.astype(np.float32) / 255.0, 1 / scale)
-    return hr, np.clip(np.round(lr * 255.0), 0, 255).astype(np.uint8)
+    return hr, resize_uint8(hr, 1 / scale)
 
 
 def write_png(path, img, compress_level=3):

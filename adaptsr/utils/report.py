@@ -63,10 +63,7 @@ def plot_tradeoff(rows, path, x='gflops', y='psnr', label='budget', group='datas
     nrows = (len(groups) + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4.2 * nrows), squeeze=False)
     for ax, g in zip(axes.flat, groups):
-        names = []
-        for r in rows:
-            if r.get(group) == g and r.get(series) not in names:
-                names.append(r.get(series))
+        names = list(dict.fromkeys(r.get(series) for r in rows if r.get(group) == g))
         for name in names:
             pts = sorted((r for r in rows if r.get(group) == g and r.get(series) == name and x in r and y in r),
                          key=lambda r: r[x])
