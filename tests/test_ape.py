@@ -169,6 +169,22 @@ def test_ic_targets_are_detached_and_follow_the_psnr_gains():
     assert abs(float(p0.mean()) - float(-10 * torch.log10(mse))) < 0.05
 
 
+def test_exit_weights_weigh_each_exits_l1_and_bad_weights_are_named():
+    from adaptsr.losses.ape_loss import APEExitL1Loss
+    hr = read_rgb(require(osp.join(BENCHMARK, 'Set5/HR/bird.png')))[..., :64, :64]
+    outs = [hr + 0.04, hr - 0.02, hr + 0.01]
+    plain, weighted = APEExitL1Loss(255.), APEExitL1Loss(255., exit_weights=[0, 1, 4])
+    assert abs(float(plain(outs, hr)) - 255 * 0.07) < 1e-3
+    assert abs(float(weighted(outs, hr)) - 255 * (0.02 + 4 * 0.01)) < 1e-3
+    grads = [o.clone().requires_grad_() for o in outs]
+    weighted(grads, hr).backward()
+    assert grads[0].grad is None and grads[2].grad.abs().mean() > 3 * grads[1].grad.abs().mean()
+    with pytest.raises(ValueError, match='2 entries for 3 exits'):
+        APEExitL1Loss(exit_weights=[1, 1])(outs, hr)
+    with pytest.raises(ValueError, match='exit_weights must be >= 0'):
+        APEExitL1Loss(exit_weights=[1, -1, 1])
+
+
 def _model(tmp_path, pretrain=None, iters=3):
     from basicsr.models import build_model
     from conftest import model_options

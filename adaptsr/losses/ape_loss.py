@@ -51,18 +51,33 @@ def ic_targets(outs, hr, shave, psnr0=None):
 
 @LOSS_REGISTRY.register()
 class APEExitL1Loss(nn.Module):
-    """``loss_weight * sum_i mean|out_i - hr|`` over the exits' SR outputs.
+    """``loss_weight * sum_i w_i mean|out_i - hr|`` over the exits' SR outputs.
 
     Args:
         loss_weight (float): 255 gives the paper's L1 on the [0, 255] scale.
+        exit_weights (list[float], optional): one weight ``w_i >= 0`` per exit, first exit first; ``None`` = all 1
+            (the paper). A larger last weight keeps a backbone whose exits share one reconstruction (e.g. the plain
+            ECBSR) close to its full-depth quality.
+
+    Raises:
+        ValueError: a negative or all-zero ``exit_weights``, or (in forward) one whose length is not the number of
+            exits.
     """
 
-    def __init__(self, loss_weight=255.0):
+    def __init__(self, loss_weight=255.0, exit_weights=None):
         super().__init__()
         self.loss_weight = float(loss_weight)
+        if exit_weights is not None:
+            exit_weights = [float(w) for w in exit_weights]
+            if any(w < 0 for w in exit_weights) or not any(exit_weights):
+                raise ValueError(f'APEExitL1Loss: exit_weights must be >= 0 and not all 0, got {exit_weights}')
+        self.exit_weights = exit_weights
 
     def forward(self, outs, hr):
-        return self.loss_weight * sum((out - hr).abs().mean() for out in outs)
+        weights = self.exit_weights or [1.0] * len(outs)
+        if len(weights) != len(outs):
+            raise ValueError(f'APEExitL1Loss: exit_weights has {len(weights)} entries for {len(outs)} exits')
+        return self.loss_weight * sum(w * (out - hr).abs().mean() for w, out in zip(weights, outs) if w)
 
 
 @LOSS_REGISTRY.register()
