@@ -101,6 +101,52 @@ def test_threshold_one_reproduces_the_plain_backbone_exactly_on_tiles():
         assert torch.equal(ape(lq), plain(lq))
 
 
+class FixedScores(torch.nn.Module):
+    """A regressor stand-in: these IC scores for the whole batch at the first exit, 0 for the patches after it."""
+
+    def __init__(self, scores):
+        super().__init__()
+        self.scores = torch.tensor(scores).view(-1, 1)
+
+    def forward(self, feat):
+        return self.scores if feat.shape[0] == len(self.scores) else torch.zeros(feat.shape[0], 1)
+
+
+def test_separate_exit_tails_start_from_the_released_tail_and_each_exit_uses_its_own():
+    """``exit_tails='separate'``: the released ECBSR loads with every exit tail a copy of its tail (threshold 1 is the
+    released network bit for bit); with distinct tails, each patch of a mixed-exit batch gets its own exit's tail,
+    as in the training forward; the cost table is the shared tail's."""
+    from adaptsr.archs.ecbsr_arch import ECBSRPlain
+    sd = ecbsr_sd()
+    ape = APEECBSR(upscale=4, num_block=6, num_feat=40, exit_tails='separate').eval()
+    missing = ape.load_state_dict(ape.adapt_state_dict(sd), strict=False).missing_keys
+    assert sorted(missing) == ['regressor.2.bias', 'regressor.2.weight']
+    assert all(torch.equal(ape.exit_tails[e].weight, ape.backbone[7][0].weight) for e in range(5))
+    plain = ECBSRPlain(upscale=4, num_block=6, num_feat=40).eval()
+    plain.load_state_dict(sd, strict=True)
+    x = butterfly_tiles(6, 48)
+    with torch.no_grad():
+        assert torch.equal(ape.forward_exit(x, 1.0)[0], plain(x))
+        for e, tail in enumerate(ape.exit_tails):
+            tail.weight.mul_(1 + 0.1 * (e + 1))
+        ape.regressor[2].weight.zero_()
+        ape.regressor[2].bias.fill_(0.5)  # IC = tanh(0.5) = 0.46 everywhere
+        sr, ids = ape.forward_exit(x, 0.3)
+        assert ids.tolist() == [0] * 6
+        ape.train()
+        outs, _ = ape(x)
+        ape.eval()
+        assert torch.allclose(sr, outs[0], atol=1e-6) and not torch.allclose(outs[0], outs[1], atol=1e-3)
+        ape.regressor = FixedScores([0.0, 0.9, 0.0, 0.9, 0.0, 0.9])  # patches 1, 3, 5 leave at exit 0
+        sr, ids = ape.forward_exit(x, 0.5)
+        assert ids.tolist() == [5, 0, 5, 0, 5, 0]
+        assert torch.allclose(sr[1::2], outs[0][1::2], atol=1e-6)
+        assert torch.allclose(sr[0::2], outs[-1][0::2], atol=1e-6)
+    assert ape.exit_flops_table(48) == APEECBSR(upscale=4, num_block=6, num_feat=40).exit_flops_table(48)
+    with pytest.raises(ValueError, match="exit_tails must be 'shared' or 'separate'"):
+        APEECBSR(exit_tails='own')
+
+
 def test_backbone_checkpoints_load_and_only_the_regressor_may_be_missing(tmp_path):
     """Released ECBSR file -> APEECBSR via APEModel (strict_load_g false); BasicSR EDSR/RCAN checkpoints and
     DynamicSR ``eedm`` keys are renamed; any other missing key is refused by name."""
@@ -165,6 +211,14 @@ def test_ic_targets_are_detached_and_follow_the_psnr_gains():
     loss.backward()
     assert outs[0].grad is None and outs[1].grad is None  # no gradient through the target
     assert ics[0].grad is not None and abs(float(loss) - float(sum((tt ** 2).mean() for tt in t))) < 1e-6
+    remaining = ic_targets(outs, hr, shave=10, target='remaining')
+    assert torch.allclose(remaining[0], 1 - torch.tanh((p1 - p0).clamp_min(0)))
+    assert torch.equal(remaining[1], torch.ones(2))  # nothing is left to gain at the last exit
+    with torch.no_grad():
+        loss_rem = APEICLoss(target='remaining')(ics, outs, hr, 10)
+    assert abs(float(loss_rem) - float((remaining[0] ** 2).mean() + 1)) < 1e-5
+    with pytest.raises(ValueError, match="target must be one of"):
+        APEICLoss(target='gain')
     mse = ((outs[0].detach() - hr)[..., 10:-10, 10:-10] ** 2).mean()
     assert abs(float(p0.mean()) - float(-10 * torch.log10(mse))) < 0.05
 

@@ -97,3 +97,31 @@ def test_pcsr_phase1_from_the_official_phase0_part(tmp_path, data_root):
     assert ours['k=-1']['heavy_ratio'] >= ours['k=0']['heavy_ratio'] >= ours['k=1']['heavy_ratio']
     assert abs(ours['k=-1']['psnr_rgb'] - official['k=-1']['psnr_rgb']) < 0.05
     assert ours['adaptive']['psnr_rgb'] > official['adaptive']['psnr_rgb'] - 1.0
+
+
+def test_cabm_recipe_on_a_part_of_the_291_set(tmp_path, data_root):
+    """The CABM ECBSR M6C40 recipe shortened (PAMS 300, CADyQ 200, CABM 100 iterations), then the bench on 3
+    Urban100 images. Direction of the full run: PAMS w8a8 stays near the full-precision network, the table lowers the
+    average bits below 8 and lowering the calibration lowers them further, CABM spends fewer bits than CADyQ."""
+    def edit(opt):
+        for phase, iters in zip(opt['train']['phases'], (300, 200, 100)):
+            phase['iters'] = iters
+        opt['train']['total_iter'] = 600
+        opt['train']['cabm']['iters_per_epoch'] = 20
+        opt['val']['val_freq'] = 600
+        opt['logger']['save_checkpoint_freq'] = 600
+        opt['datasets']['train']['batch_size_per_gpu'] = 8
+
+    exp = train_291(tmp_path, data_root, 'cabm_ecbsr_m6c40_x4_291.yml', edit)
+    models = exp / 'models'
+    rows = bench(tmp_path, 'cabm_ecbsr_m6c40_x4_291_bench.yml', models / 'net_g_latest.pth', '--max_images', '3',
+                 '--datasets', 'Urban100', '--budgets', '100,5.4',
+                 '--force_yml', f'path:cabm_lut={models / "cabm_lut.json"}',
+                 f'network_refs:pams_w8a8:pretrain={models / "net_t_pams.pth"}',
+                 f'network_refs:cadyq:pretrain={models / "net_g_cadyq.pth"}')
+    by = {(r['config'], r['budget']): r for r in rows}
+    fp, pams, cadyq = by[('fp', 'default')], by[('pams_w8a8', 'default')], by[('cadyq', 'default')]
+    cabm, low = by[('CABMNet', 'c=100')], by[('CABMNet', 'c=5.4')]
+    assert pams['psnr_y'] > fp['psnr_y'] - 0.3 and pams['fab'] == 8
+    assert cabm['fab'] < 8 and low['fab'] < cabm['fab'] and cabm['fab'] <= cadyq['fab'] + 0.2
+    assert cabm['psnr_y'] > fp['psnr_y'] - 1.0

@@ -78,6 +78,14 @@ class APEBackbone(nn.Module):
     def reconstruct(self, ctx, res):
         raise NotImplementedError
 
+    #: whether :meth:`reconstruct_exit` differs per exit (separate exit tails); ``False``: one shared reconstruction
+    separate_exit_tails = False
+
+    def reconstruct_exit(self, ctx, res, exit_id):
+        """SR of the features leaving at exit ``exit_id``: :meth:`reconstruct` (shared by every exit) unless the arch
+        has separate exit tails."""
+        return self.reconstruct(ctx, res)
+
     def mean_shift_modules(self):
         """Modules left out of the cost (the MeanShift 1x1 convs, the APE paper, github.com/littlepure2333/APE)."""
         return [m for m in (getattr(self, 'sub_mean', None), getattr(self, 'add_mean', None)) if m is not None]
@@ -101,7 +109,7 @@ class APEBackbone(nn.Module):
         for i in range(self.num_units):
             res = self.unit(i)(res)
             if self.is_exit(i):
-                outs.append(self.reconstruct(ctx, res))
+                outs.append(self.reconstruct_exit(ctx, res, i // self.exit_interval))
                 ics.append(self.regressor(res))
         return outs, ics
 
@@ -147,7 +155,16 @@ class APEBackbone(nn.Module):
             if len(active):
                 final[active] = cur
             res = final
-        return self.reconstruct(ctx, res), exit_ids
+        if not self.separate_exit_tails:
+            return self.reconstruct(ctx, res), exit_ids
+        sr = None
+        for exit_id in torch.unique(exit_ids).tolist():  # one reconstruction per exit tail, on its patches
+            rows = (exit_ids == exit_id).nonzero().view(-1)
+            out = self.reconstruct_exit(ctx[rows], res[rows], exit_id)
+            if sr is None:
+                sr = out.new_empty((n, ) + out.shape[1:])
+            sr[rows] = out
+        return sr, exit_ids
 
     @torch.no_grad()
     def infer(self, x, exit_threshold=1.0):
@@ -381,21 +398,33 @@ class APEECBSR(APEBackbone):
     :class:`~adaptsr.archs.ecbsr_arch.ECBSRPlain`, whose files load with only ``regressor.*`` missing. Works in
     [0, 1] like those files (no MeanShift, no clamp).
 
+    ``exit_tails='separate'`` (an adaptsr variant, not in the paper) gives every exit but the last its own tail
+    conv ``exit_tails.{e}`` (C -> 3 s^2, the same cost as the shared one), initialised from ``backbone.M+1`` when a
+    checkpoint lacks it. With the backbone frozen, the last exit then stays the released ECBSR exactly: a plain
+    network has no residual stream, so one shared tail cannot decode every depth's features (the paper's shared
+    tail costs this 6-conv ECBSR 0.9-1.5 dB at full depth, README "APE-ECBSR on the 291 set").
+
     Args:
         num_in_ch (int): 3. num_out_ch (int): 3. upscale (int): 2, 3 or 4. num_block (int): M.
         num_feat (int): C. act_type (str): ``'prelu'`` or ``'relu'``. exit_interval (int): body convs per exit.
+        exit_tails (str): ``'shared'`` (the paper) or ``'separate'``.
+
+    Raises:
+        ValueError: a bad ``act_type``/``exit_tails`` or a non-RGB channel count.
 
     Shapes:
         (N, 3, h, w) in [0, 1] -> (N, 3, h s, w s).
     """
 
     def __init__(self, num_in_ch=3, num_out_ch=3, upscale=4, num_block=4, num_feat=16, act_type='prelu',
-                 exit_interval=1):
+                 exit_interval=1, exit_tails='shared'):
         super().__init__()
         if num_in_ch != 3 or num_out_ch != 3:
             raise ValueError(f'APEECBSR is RGB only, got num_in_ch={num_in_ch}, num_out_ch={num_out_ch}')
         if act_type not in ('prelu', 'relu'):
             raise ValueError(f"act_type must be 'prelu' or 'relu', got {act_type!r}")
+        if exit_tails not in ('shared', 'separate'):
+            raise ValueError(f"exit_tails must be 'shared' or 'separate', got {exit_tails!r}")
         self.upscale = upscale
 
         def act():
@@ -406,6 +435,21 @@ class APEECBSR(APEBackbone):
         layers += [nn.Sequential(nn.Conv2d(num_feat, 3 * upscale * upscale, 3, 1, 1))]
         self.backbone = nn.Sequential(*layers)
         self._init_exits(num_feat, num_block, exit_interval)
+        self.separate_exit_tails = exit_tails == 'separate'
+        if self.separate_exit_tails:
+            self.exit_tails = nn.ModuleList(nn.Conv2d(num_feat, 3 * upscale * upscale, 3, 1, 1)
+                                            for _ in range(self.num_exits - 1))
+
+    def adapt_state_dict(self, sd, source='?'):
+        """As :meth:`APEBackbone.adapt_state_dict`; with separate exit tails, a checkpoint without ``exit_tails.*``
+        (the released ECBSR, a shared-tail APE file) starts every exit tail as a copy of ``backbone.M+1``."""
+        sd = super().adapt_state_dict(sd, source)
+        last = f'backbone.{self.num_units + 1}.0.'
+        if self.separate_exit_tails and not any(k.startswith('exit_tails.') for k in sd):
+            sd = dict(sd)
+            for e in range(self.num_exits - 1):
+                sd.update({f'exit_tails.{e}.{k[len(last):]}': v.clone() for k, v in sd.items() if k.startswith(last)})
+        return sd
 
     def embed(self, x):
         return x, self.backbone[0](x)
@@ -417,3 +461,9 @@ class APEECBSR(APEBackbone):
         s2 = self.upscale * self.upscale
         return F.pixel_shuffle(self.backbone[self.num_units + 1](res) + torch.repeat_interleave(ctx, s2, dim=1),
                                self.upscale)
+
+    def reconstruct_exit(self, ctx, res, exit_id):
+        if not self.separate_exit_tails or exit_id == self.num_exits - 1:
+            return self.reconstruct(ctx, res)
+        s2 = self.upscale * self.upscale
+        return F.pixel_shuffle(self.exit_tails[exit_id](res) + torch.repeat_interleave(ctx, s2, dim=1), self.upscale)

@@ -26,24 +26,42 @@ def per_sample_psnr(sr, hr, shave=0):
     return -10 * torch.log10(mse)
 
 
-def ic_targets(outs, hr, shave, psnr0=None):
-    """Incremental-capacity targets ``1 - tanh(PSNR_i - PSNR_{i-1})`` per exit, detached.
+#: the IC regression targets :func:`ic_targets` knows
+IC_TARGETS = ('incremental', 'remaining')
+
+
+def ic_targets(outs, hr, shave, psnr0=None, target='incremental'):
+    """Incremental-capacity targets per exit, detached.
+
+    ``incremental`` (the paper): ``1 - tanh(PSNR_i - PSNR_{i-1})``, the gain of exit ``i`` over the one before;
+    a patch leaves where the last step gained little. ``remaining`` (an adaptsr variant): ``1 - tanh(max(PSNR_last -
+    PSNR_i, 0))``, what the deeper exits would still add; a patch leaves where little is left to gain, which stays
+    right when the gains along the depth are not decreasing (a small step followed by large ones).
 
     Args:
         outs (list[Tensor]): SR per exit, each (N, 3, H, W) in [0, 1].
         hr (Tensor): (N, 3, H, W) in [0, 1].
         shave (int): PSNR border.
-        psnr0 (Tensor, optional): (N,) PSNR before the first exit; ``None`` = 0 dB (the paper's code: exit 0's target
-            is then about 0, so nothing exits there).
+        psnr0 (Tensor, optional): (N,) PSNR before the first exit (``incremental`` only); ``None`` = 0 dB (the
+            paper's code: exit 0's target is then about 0, so nothing exits there).
+        target (str): ``'incremental'`` or ``'remaining'``.
 
     Returns:
-        list[Tensor]: (N,) targets, one per exit.
+        list[Tensor]: (N,) targets in [0, 1] (``incremental`` can exceed 1 where an exit is worse than the one
+        before), one per exit.
+
+    Raises:
+        ValueError: an unknown ``target``.
     """
+    if target not in IC_TARGETS:
+        raise ValueError(f'APE IC target must be one of {IC_TARGETS}, got {target!r}')
     with torch.no_grad():
+        psnrs = [per_sample_psnr(out.detach(), hr, shave) for out in outs]
+        if target == 'remaining':
+            return [1 - torch.tanh((psnrs[-1] - p).clamp_min(0)) for p in psnrs]
         prev = torch.zeros(hr.shape[0], device=hr.device) if psnr0 is None else psnr0.detach()
         targets = []
-        for out in outs:
-            p = per_sample_psnr(out.detach(), hr, shave)
+        for p in psnrs:
             targets.append(1 - torch.tanh(p - prev))
             prev = p
     return targets
@@ -86,17 +104,24 @@ class APEICLoss(nn.Module):
 
     Args:
         loss_weight (float): 1 (the paper's balance against :class:`APEExitL1Loss` with weight 255).
+        target (str): ``'incremental'`` (the paper) or ``'remaining'``, see :func:`ic_targets`.
 
     Forward args: ``ics`` (list of (N, 1) in (-1, 1)), ``outs`` (list of SR), ``hr``, ``shave`` (int), ``psnr0``
     ((N,) or None), see :func:`ic_targets`.
+
+    Raises:
+        ValueError: an unknown ``target``; (in forward) as many IC predictions as exit outputs expected.
     """
 
-    def __init__(self, loss_weight=1.0):
+    def __init__(self, loss_weight=1.0, target='incremental'):
         super().__init__()
         self.loss_weight = float(loss_weight)
+        if target not in IC_TARGETS:
+            raise ValueError(f'APEICLoss: target must be one of {IC_TARGETS}, got {target!r}')
+        self.target = target
 
     def forward(self, ics, outs, hr, shave, psnr0=None):
         if len(ics) != len(outs):
             raise ValueError(f'APEICLoss: {len(ics)} IC predictions for {len(outs)} exit outputs')
-        targets = ic_targets(outs, hr, shave, psnr0)
+        targets = ic_targets(outs, hr, shave, psnr0, self.target)
         return self.loss_weight * sum(((ic.view(-1) - t) ** 2).mean() for ic, t in zip(ics, targets))
