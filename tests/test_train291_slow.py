@@ -120,8 +120,36 @@ def test_cabm_recipe_on_a_part_of_the_291_set(tmp_path, data_root):
                  f'network_refs:pams_w8a8:pretrain={models / "net_t_pams.pth"}',
                  f'network_refs:cadyq:pretrain={models / "net_g_cadyq.pth"}')
     by = {(r['config'], r['budget']): r for r in rows}
-    fp, pams, cadyq = by[('fp', 'default')], by[('pams_w8a8', 'default')], by[('cadyq', 'default')]
-    cabm, low = by[('CABMNet', 'c=100')], by[('CABMNet', 'c=5.4')]
+    fp, pams, cadyq = by[('fp', '-')], by[('pams_w8a8', '-')], by[('cadyq', '-')]
+    cabm, low = by[('CABMNet', 'cal100')], by[('CABMNet', 'cal5.4')]
     assert pams['psnr_y'] > fp['psnr_y'] - 0.3 and pams['fab'] == 8
     assert cabm['fab'] < 8 and low['fab'] < cabm['fab'] and cabm['fab'] <= cadyq['fab'] + 0.2
     assert cabm['psnr_y'] > fp['psnr_y'] - 1.0
+
+
+def test_ape_separate_exit_tails_on_a_part_of_the_291_set(tmp_path, data_root):
+    """The APE-ECBSR recipe (frozen released backbone, separate exit tails and the regressor train) shortened to 300
+    iterations, then the bench on 3 Urban100 images. Direction of the full run: threshold 1 is the released ECBSR
+    bit for bit (the backbone stays frozen), and lowering the threshold lowers FLOPs and PSNR together."""
+    import torch
+    from adaptsr.convert import load_checkpoint
+    from adaptsr.convert.registry import checkpoint_state_dict
+
+    def edit(opt):
+        shorten(opt, 300)
+        opt['datasets']['train']['batch_size_per_gpu'] = 8
+
+    exp = train_291(tmp_path, data_root, 'ape_ecbsr_m6c40_x4_291.yml', edit)
+    trained = torch.load(exp / 'models' / 'net_g_latest.pth', weights_only=True)['params']
+    path = require(osp.join(WEIGHTS, 'ECBSR/ECBSR_M6C40_x4.pth'))
+    released = checkpoint_state_dict(load_checkpoint(path), path)
+    assert all(torch.equal(trained[k], v) for k, v in released.items())
+    assert not torch.equal(trained['exit_tails.0.weight'], released['backbone.7.0.weight'])  # the exit tails trained
+    rows = bench(tmp_path, 'ape_ecbsr_m6c40_x4_291_bench.yml', exp / 'models' / 'net_g_latest.pth', '--max_images',
+                 '3', '--datasets', 'Urban100', '--references', 'ecbsr_tiled', '--budgets', '1,0.9,0.6')
+    by = {(r['config'], r['budget']): r for r in rows}
+    ref, full = by[('ecbsr_tiled', '-')], by[('APEECBSR', 'thr1')]
+    mid, low = by[('APEECBSR', 'thr0.9')], by[('APEECBSR', 'thr0.6')]
+    assert abs(full['psnr_y'] - ref['psnr_y']) < 1e-6
+    assert full['gflops'] >= mid['gflops'] >= low['gflops'] and full['gflops'] > low['gflops']
+    assert full['psnr_y'] >= mid['psnr_y'] - 0.01 and mid['psnr_y'] >= low['psnr_y'] - 0.01
