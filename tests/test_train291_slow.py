@@ -115,13 +115,13 @@ def test_cabm_recipe_on_a_part_of_the_291_set(tmp_path, data_root):
     exp = train_291(tmp_path, data_root, 'cabm_ecbsr_m6c40_x4_291.yml', edit)
     models = exp / 'models'
     rows = bench(tmp_path, 'cabm_ecbsr_m6c40_x4_291_bench.yml', models / 'net_g_latest.pth', '--max_images', '3',
-                 '--datasets', 'Urban100', '--budgets', '100,5.4',
+                 '--datasets', 'Urban100', '--budgets', '100,6.6',
                  '--force_yml', f'path:cabm_lut={models / "cabm_lut.json"}',
                  f'network_refs:pams_w8a8:pretrain={models / "net_t_pams.pth"}',
                  f'network_refs:cadyq:pretrain={models / "net_g_cadyq.pth"}')
     by = {(r['config'], r['budget']): r for r in rows}
     fp, pams, cadyq = by[('fp', '-')], by[('pams_w8a8', '-')], by[('cadyq', '-')]
-    cabm, low = by[('CABMNet', 'cal100')], by[('CABMNet', 'cal5.4')]
+    cabm, low = by[('CABMNet', 'cal100')], by[('CABMNet', 'cal6.6')]
     assert pams['psnr_y'] > fp['psnr_y'] - 0.3 and pams['fab'] == 8
     assert cabm['fab'] < 8 and low['fab'] < cabm['fab'] and cabm['fab'] <= cadyq['fab'] + 0.2
     assert cabm['psnr_y'] > fp['psnr_y'] - 1.0
@@ -153,3 +153,20 @@ def test_ape_separate_exit_tails_on_a_part_of_the_291_set(tmp_path, data_root):
     assert abs(full['psnr_y'] - ref['psnr_y']) < 1e-6
     assert full['gflops'] >= mid['gflops'] >= low['gflops'] and full['gflops'] > low['gflops']
     assert full['psnr_y'] >= mid['psnr_y'] - 0.01 and mid['psnr_y'] >= low['psnr_y'] - 0.01
+
+
+def test_smsr_sparse_finetune_on_a_part_of_the_291_set(tmp_path, data_root):
+    """The SMSR x2 recipe (official file, lambda0 0.1, tau annealed) shortened to 40 iterations at batch 4, then the
+    bench on 5 B100 images against the official file. Direction of the full run: the masks stay alive (eta well
+    above 0) and no denser than the official ones, at the official PSNR."""
+    def edit(opt):
+        shorten(opt, 40)
+        opt['train']['smsr']['tau_epochs'] = 20
+        opt['datasets']['train']['batch_size_per_gpu'] = 4
+
+    exp = train_291(tmp_path, data_root, 'smsr_x2_291.yml', edit)
+    rows = bench(tmp_path, 'smsr_x2_291_bench.yml', exp / 'models' / 'net_g_latest.pth', '--max_images', '5')
+    ours = next(r for r in rows if r['config'] == 'SMSRNet')
+    official = next(r for r in rows if r['config'] == 'official')
+    assert 0.2 < ours['eta'] <= official['eta'] + 0.01
+    assert abs(ours['psnr_y'] - official['psnr_y']) < 0.1
