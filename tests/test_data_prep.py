@@ -124,7 +124,7 @@ def test_shipped_291_options_read_the_data_root():
     """Every *_291 training YAML reads its LMDBs from ${ADAPTSR_DATA}/train291 (the layout prepare_data.py writes)."""
     import glob
     import yaml
-    files = sorted(glob.glob(osp.join(ROOT, 'options/train/*_291.yml')))
+    files = sorted(glob.glob(osp.join(ROOT, 'options/train/*_291*.yml')))
     assert files
     for path in files:
         with open(path) as f:
