@@ -119,8 +119,9 @@ class APEBackbone(nn.Module):
 
         At each exit the regressor scores the patches still running; those with ``IC >= threshold`` leave the batch
         with their features frozen, so later units run only on the rest. The shared reconstruction then runs once on
-        every patch. ``threshold >= 1`` disables exiting (IC < 1 mathematically; fp32 tanh can round to 1.0), so it
-        reproduces :meth:`forward` exactly; ``threshold <= -1`` exits every patch at the first exit.
+        every patch (with separate exit tails: once per exit, on that exit's patches). ``threshold >= 1`` disables
+        exiting (IC < 1 mathematically; fp32 tanh can round to 1.0), so it reproduces :meth:`forward` exactly;
+        ``threshold <= -1`` exits every patch at the first exit.
 
         Args:
             x (Tensor): patches (N, 3, p, p) in [0, 1].
