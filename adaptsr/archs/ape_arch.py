@@ -458,13 +458,15 @@ class APEECBSR(APEBackbone):
     def unit(self, i):
         return self.backbone[i + 1]
 
-    def reconstruct(self, ctx, res):
+    def _tail(self, conv, ctx, res):
+        """``PixelShuffle(conv(res) + repeat(x, s^2))``: ECBSR's reconstruction through the tail conv ``conv``."""
         s2 = self.upscale * self.upscale
-        return F.pixel_shuffle(self.backbone[self.num_units + 1](res) + torch.repeat_interleave(ctx, s2, dim=1),
-                               self.upscale)
+        return F.pixel_shuffle(conv(res) + torch.repeat_interleave(ctx, s2, dim=1), self.upscale)
+
+    def reconstruct(self, ctx, res):
+        return self._tail(self.backbone[self.num_units + 1], ctx, res)
 
     def reconstruct_exit(self, ctx, res, exit_id):
         if not self.separate_exit_tails or exit_id == self.num_exits - 1:
             return self.reconstruct(ctx, res)
-        s2 = self.upscale * self.upscale
-        return F.pixel_shuffle(self.exit_tails[exit_id](res) + torch.repeat_interleave(ctx, s2, dim=1), self.upscale)
+        return self._tail(self.exit_tails[exit_id], ctx, res)
