@@ -9,10 +9,11 @@ setup(
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['adaptsr', 'adaptsr.*']),
+    package_data={'adaptsr.ops': ['csrc/*.cpp']},  # SMSR's sparse kernel, compiled on first use for the CPU
     python_requires='>=3.9,<3.13',
     install_requires=[
         'basicsr==1.4.2', 'torch>=2.0', 'torchvision', 'pyyaml', 'lmdb', 'opencv-python', 'numpy',
-        'scipy', 'scikit-image', 'tensorboard', 'tqdm', 'matplotlib', 'setuptools', 'addict', 'future', 'yapf',
+        'scipy', 'scikit-image', 'tensorboard', 'tqdm', 'matplotlib', 'ninja', 'setuptools', 'addict', 'future', 'yapf',
         'requests', 'Pillow'
     ],
     extras_require={'test': ['pytest']},

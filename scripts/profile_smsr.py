@@ -1,12 +1,14 @@
-"""Where SMSR's inference time goes on this machine: per sparse mask module, the sparse path (pixel gathers +
-GEMMs), the dense-split path (two convolutions per layer, masked) and the network without masks, against the
-module's spatial mask density; then torch.profiler's per-operator totals of whole forwards.
+"""Where SMSR's inference time goes on this machine: per sparse mask module, the sparse path through the compiled
+kernel (``adaptsr.ops.sparse_conv``) and through torch's row gathers + GEMMs, the dense-split path (two convolutions
+per layer, masked) and the network without masks, against the module's spatial mask density; then
+torch.profiler's per-operator totals of whole forwards (the kernel's calls as ``adaptsr::sparse_conv``).
 
     python scripts/profile_smsr.py --threads 2 --images ${ADAPTSR_BENCHMARK}/B100/LR_bicubic/X2/3096x2.png ...
         [--weights ${ADAPTSR_WEIGHTS}/SMSR/SMSR_x2_model_1000.pt] [--json bench_out/smsr_profile.json]
 
 The per-module figures are what ``SMSRNet(sparse_max_density=...)`` trades: above the density where the sparse
-path stops beating the dense-split one, a module is better computed densely (exactly, with the same masks).
+path stops beating the dense-split one, a module is better computed densely (exactly, with the same masks). The
+last lines give that crossover for each sparse path, and the kernel's build (or cache load) time.
 """
 import argparse
 import json
@@ -24,7 +26,7 @@ import adaptsr  # noqa: E402,F401
 from adaptsr.archs.smsr_arch import SMSRNet  # noqa: E402
 from adaptsr.convert import load_checkpoint  # noqa: E402
 from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
-from adaptsr.ops.sparse_conv import PixelSet  # noqa: E402
+from adaptsr.ops.sparse_conv import PixelSet, kernel_build_seconds, load_kernel  # noqa: E402
 
 
 def best_of(fn, repeat=3):
@@ -45,7 +47,7 @@ def read(path):
 
 
 @torch.no_grad()
-def module_rows(net, x, name):
+def module_rows(net, x, name, kernel):
     inputs = []
     hooks = [m.spa_mask.register_forward_pre_hook(lambda mod, a: inputs.append(a[0])) for m in net.body]
     net(x)
@@ -56,11 +58,15 @@ def module_rows(net, x, name):
         logits = module.spatial_logits(cur)
         spa = (logits[:, 1:] > logits[:, :1]).to(cur.dtype)
         cd, cs = module.body.hard_channel_masks()
-        rows.append({'image': name, 'module': k, 'density': float(spa.mean()),
-                     'sparse_ms': 1e3 * best_of(lambda: module.body.forward_sparse(cur, PixelSet(spa[0, 0] > 0), cd,
-                                                                                    cs)),
-                     'split_ms': 1e3 * best_of(lambda: module.body.forward_split(cur, spa, cd, cs)),
-                     'no_masks_ms': 1e3 * best_of(lambda: module.body.forward_dense(cur))})
+        row = {'image': name, 'module': k, 'density': float(spa.mean())}
+        if kernel is not None:
+            row['kernel_ms'] = 1e3 * best_of(lambda: module.body.forward_kernel(cur, PixelSet(spa[0, 0] > 0), cd, cs,
+                                                                                kernel))
+        row.update({
+            'gathers_ms': 1e3 * best_of(lambda: module.body.forward_sparse(cur, PixelSet(spa[0, 0] > 0), cd, cs)),
+            'split_ms': 1e3 * best_of(lambda: module.body.forward_split(cur, spa, cd, cs)),
+            'no_masks_ms': 1e3 * best_of(lambda: module.body.forward_dense(cur))})
+        rows.append(row)
     return rows
 
 
@@ -74,8 +80,10 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sd = checkpoint_state_dict(load_checkpoint(args.weights), args.weights)
+    kernel = load_kernel()
     nets = {}
-    for label, kwargs in (('sparse', {}), ('split', {'sparse_max_density': 0.0}), ('no_masks', {'use_masks': False})):
+    for label, kwargs in (('sparse', {}), ('gathers', {'sparse_kernel': False, 'sparse_max_density': 1.0}),
+                          ('split', {'sparse_max_density': 0.0}), ('no_masks', {'use_masks': False})):
         nets[label] = SMSRNet(upscale=2, **kwargs)
         nets[label].load_state_dict(sd, strict=True)
         nets[label].eval()
@@ -83,7 +91,7 @@ def main():
     for path in args.images:
         x = read(path)
         name = osp.splitext(osp.basename(path))[0]
-        rows += module_rows(nets['sparse'], x, name)
+        rows += module_rows(nets['sparse'], x, name, kernel)
         for label, net in nets.items():
             with torch.no_grad():
                 net(x)
@@ -92,10 +100,22 @@ def main():
             for ev in prof.key_averages():
                 ops.setdefault(label, {}).setdefault(ev.key, 0.0)
                 ops[label][ev.key] += ev.self_cpu_time_total / 1e3
-    print(f'{"image":>10} {"module":>6} {"density":>8} {"sparse ms":>10} {"split ms":>9} {"no-mask ms":>10}')
+    print(f'{"image":>10} {"module":>6} {"density":>8} {"kernel ms":>10} {"gathers ms":>10} {"split ms":>9} '
+          f'{"no-mask ms":>10}')
     for r in rows:
-        print(f'{r["image"]:>10} {r["module"]:>6} {r["density"]:8.3f} {r["sparse_ms"]:10.1f} {r["split_ms"]:9.1f} '
-              f'{r["no_masks_ms"]:10.1f}')
+        print(f'{r["image"]:>10} {r["module"]:>6} {r["density"]:8.3f} {r.get("kernel_ms", float("nan")):10.1f} '
+              f'{r["gathers_ms"]:10.1f} {r["split_ms"]:9.1f} {r["no_masks_ms"]:10.1f}')
+    crossover = {}
+    for path in ('kernel', 'gathers'):
+        losing = [r['density'] for r in rows if f'{path}_ms' in r and r[f'{path}_ms'] > r['split_ms']]
+        winning = [r['density'] for r in rows if f'{path}_ms' in r and r[f'{path}_ms'] <= r['split_ms']]
+        if winning or losing:
+            crossover[path] = {'lowest_density_slower_than_split': min(losing) if losing else None,
+                               'highest_density_faster_than_split': max(winning) if winning else None}
+            print(f'{path}: slower than dense-split from density {crossover[path]["lowest_density_slower_than_split"]}'
+                  f'; faster up to {crossover[path]["highest_density_faster_than_split"]}')
+    build = kernel_build_seconds()
+    print('kernel: ' + (f'built or loaded in {build:.1f} s' if kernel is not None else 'not available'))
     for label, table in ops.items():
         total = sum(table.values())
         top = sorted(table.items(), key=lambda kv: -kv[1])[:8]
@@ -105,8 +125,8 @@ def main():
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
-            json.dump({'threads': args.threads, 'torch': torch.__version__, 'modules': rows, 'operators_ms': ops}, f,
-                      indent=2)
+            json.dump({'threads': args.threads, 'torch': torch.__version__, 'kernel_load_s': build,
+                       'crossover': crossover, 'modules': rows, 'operators_ms': ops}, f, indent=2)
 
 
 if __name__ == '__main__':

@@ -74,25 +74,108 @@ def _random_net(seed, spatial=None, channels=None):
     return net.eval()
 
 
-@pytest.mark.parametrize('spatial,channels', [(None, None), (1, 'sparse'), (-1, 'sparse'), (1, 'dense'),
-                                              (None, 'dense'), (None, 'sparse')])
-def test_sparse_path_equals_masked_dense_on_random_nets_and_extremes(spatial, channels):
+SPARSE_PATHS = {  # SMSRNet settings of each batch-1 eval path
+    'kernel': {'sparse_kernel': True, 'sparse_max_density': 1.0},   # compiled implicit-GEMM kernel
+    'gathers': {'sparse_kernel': False, 'sparse_max_density': 1.0},  # torch row gathers + GEMMs
+    'split': {'sparse_max_density': 0.0},                            # exact dense-split, above the density limit
+}
+
+
+def _use_path(net, path):
+    if path == 'kernel' and kernel_or_skip() is None:
+        return
+    for key, value in SPARSE_PATHS[path].items():
+        setattr(net, key, value)
+
+
+def kernel_or_skip():
+    """The compiled kernel; skips where this machine has no C++ compiler (CI and the quick start have one)."""
+    import shutil
+    from adaptsr.ops.sparse_conv import load_kernel
+    kernel = load_kernel()
+    if kernel is None:
+        if shutil.which('c++') or shutil.which('g++'):
+            pytest.fail('a C++ compiler is installed but the sparse convolution kernel did not build')
+        pytest.skip('no C++ compiler: the sparse kernel cannot be built here')
+    return kernel
+
+
+@pytest.mark.parametrize('path', SPARSE_PATHS)
+@pytest.mark.parametrize('spatial,channels,size', [(None, None, (30, 22)), (1, 'sparse', (30, 22)),
+                                                   (-1, 'sparse', (30, 22)), (1, 'dense', (30, 22)),
+                                                   (None, 'dense', (29, 23)), (None, 'sparse', (31, 17)),
+                                                   (None, 'mixed', (27, 35)), (-1, 'mixed', (9, 7))])
+def test_sparse_paths_equal_masked_dense_on_random_nets_and_extremes(path, spatial, channels, size):
+    """Each batch-1 path equals masked-dense (0..1 scale, within 1e-5 x 255 units): random masks, all-one (+1) and
+    all-zero (-1) spatial masks, all-dense / all-sparse / mixed channels with a 0.5 tie, odd sizes."""
     net = _random_net(3, spatial, channels)
-    x = torch.rand(1, 3, 30, 22)
+    if channels == 'mixed':
+        with torch.no_grad():
+            for m in net.body:
+                m.body.ch_mask[0, :5, :, 0], m.body.ch_mask[0, :5, :, 1] = 1., 0.    # dense
+                m.body.ch_mask[0, 5:9, :, 0], m.body.ch_mask[0, 5:9, :, 1] = 0., 1.  # sparse
+                m.body.ch_mask[0, 9, 1, :] = 0.                                      # a tie: dropped
+    x = torch.rand(1, 3, *size)
     with torch.no_grad():
         net.sparse_infer = False
         dense = net(x)
         net.sparse_infer = True
-        net.sparse_max_density = 0.0  # every module by the dense-split form (used above the density limit)
-        split = net(x)
-        net.sparse_max_density = 1.0
-        sparse = net(x)
-    assert (sparse - dense).abs().max() * 255 <= 1e-3
-    assert (split - dense).abs().max() * 255 <= 1e-3
+        _use_path(net, path)
+        out = net(x)
+    assert out.shape == (1, 3, size[0] * 3, size[1] * 3)
+    assert (out - dense).abs().max() <= 1e-5, path
     _, cost = net.infer(x)
     density = sum(cost[f'mask_px_m{k}'] for k in range(net.num_module)) / (net.num_module * cost['pixels'])
     if spatial is not None:
         assert density == (1.0 if spatial > 0 else 0.0)
+
+
+def test_kernel_equals_masked_dense_on_real_images_and_keeps_the_psnr(official):
+    """Official x2 weights, Set5 and B100 images: the kernel path equals masked-dense within 1e-4 (0..1) and the
+    PSNR is unchanged (B100 3096: 33.60 dB with either path)."""
+    kernel_or_skip()
+    from adaptsr.utils.benchmark import quality
+    for setname, name in (('Set5', 'butterfly'), ('B100', '3096'), ('B100', '148026')):
+        lq, gt = pair(name, setname=setname)
+        lq = lq[..., :lq.shape[2] // 2 * 2, :lq.shape[3] // 2 * 2]
+        gt = gt[..., :lq.shape[2] * 2, :lq.shape[3] * 2]
+        with torch.no_grad():
+            _use_path(official, 'kernel')
+            sparse = official(lq)
+            official.sparse_infer = False
+            dense = official(lq)
+        official.sparse_infer, official.sparse_max_density = True, None
+        assert (sparse - dense).abs().max() <= 1e-4, name
+        assert abs(quality(sparse, gt, 2)['psnr_y'] - quality(dense, gt, 2)['psnr_y']) <= 1e-3, name
+
+
+def test_kernel_falls_back_to_the_torch_path_with_one_warning(monkeypatch):
+    """Where the kernel cannot be built (here: the compiler call fails), one RuntimeWarning names why and SMSR
+    runs the torch path with the same result; ``ADAPTSR_SPARSE_KERNEL=0`` turns the kernel off."""
+    import warnings
+    from torch.utils import cpp_extension
+    import adaptsr.ops.sparse_conv as sc
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError('Error building extension: c++: command not found')
+
+    monkeypatch.setattr(sc, '_KERNEL', {})
+    monkeypatch.setattr(cpp_extension, 'load', no_compiler)
+    net = _random_net(4)
+    x = torch.rand(1, 3, 20, 18)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        with torch.no_grad():
+            out = net(x)
+            net(x)  # the second forward does not warn again
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and 'c++: command not found' in messages[0] and 'torch path' in messages[0]
+    with torch.no_grad():
+        net.sparse_infer = False
+        assert (out - net(x)).abs().max() <= 1e-5
+    monkeypatch.setattr(sc, '_KERNEL', {})
+    monkeypatch.setenv('ADAPTSR_SPARSE_KERNEL', '0')
+    assert sc.load_kernel() is None
 
 
 def test_training_forward_with_hard_masks_equals_eval(monkeypatch):

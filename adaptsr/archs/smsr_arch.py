@@ -20,10 +20,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from adaptsr.archs.arch_util import frozen_mean_shift
-from adaptsr.ops.sparse_conv import PixelSet, conv3x3_rows
+from adaptsr.ops.sparse_conv import PixelSet, conv3x3_rows, load_kernel, pack_tiles
 from adaptsr.convert.registry import register_format
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
+# spatial-mask densities up to which the sparse path beats the exact dense-split form (scripts/profile_smsr.py,
+# 2-core x86 CPU, official x2 weights): the compiled kernel and the torch gathers
+KERNEL_MAX_DENSITY = 1.0
+TORCH_MAX_DENSITY = 0.45
 
 
 class SMSRBlock(nn.Module):
@@ -180,6 +184,87 @@ class SMSRBlock(nn.Module):
                 0, pixels.flat, torch.cat(sparse_feats, 1) @ wc[:, s_cols, 0, 0].t())
         return out
 
+    def _kernel_pack(self, cd, cs, vw):
+        """Weights of :meth:`forward_kernel` for these channel masks, packed once and cached until a parameter
+        changes (eval: masks and weights are fixed). Per layer and per pixel kind: at the inactive pixels, the
+        dense outputs from the dense inputs; at the active pixels, every output from every input."""
+        key = (vw, cd.cpu().numpy().tobytes(), cs.cpu().numpy().tobytes()) + tuple(
+            (p.data_ptr(), p._version) for p in self.parameters())
+        cached = getattr(self, '_packed', None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        layers, order = [], torch.arange(self.num_feat, device=cd.device)
+        n_d, n_s, d_off, s_off = self.num_feat, 0, 0, 0  # inputs: dense, then sparse (a 0.5 tie drops a channel)
+        d_cols, s_cols = [], []
+        for i, conv in enumerate(self.body):
+            out_d, out_s = cd[i].nonzero().squeeze(1), cs[i].nonzero().squeeze(1)
+            od, os_ = len(out_d), len(out_s)
+            weight = conv.weight.detach()[:, order]
+            dense_dest = [-(c + 1) for c in range(od)]
+            layers.append({
+                'n_d': n_d, 'n_s': n_s, 'od': od, 'os': os_,
+                'd_in': d_off - n_d if i else 0, 's_in': s_off - n_s, 'd_out': d_off, 's_out': s_off,
+                'inactive': pack_tiles(weight[:, :n_d], out_d.tolist(), dense_dest, vw),
+                'active': pack_tiles(weight, out_s.tolist() + out_d.tolist(), list(range(os_)) + dense_dest, vw)})
+            d_cols.append(out_d + i * self.num_feat)
+            s_cols.append(out_s + i * self.num_feat)
+            order, n_d, n_s, d_off, s_off = torch.cat([out_d, out_s]), od, os_, d_off + od, s_off + os_
+        d_cols, s_cols = torch.cat(d_cols), torch.cat(s_cols)
+        wc, bc = self.collect.weight.detach(), self.collect.bias.detach()
+        c_out = wc.shape[0]
+        out_cols, out_dest = list(range(c_out)), [-(c + 1) for c in range(c_out)]
+        pack = {'layers': layers, 'n_dense': d_off, 'n_sparse': s_off,
+                'collect_inactive': pack_tiles(wc[:, d_cols], out_cols, out_dest, vw, bc),
+                'collect_active': pack_tiles(wc[:, torch.cat([d_cols, s_cols])], out_cols, out_dest, vw, bc)}
+        self._packed = (key, pack)
+        return pack
+
+    def forward_kernel(self, x, pixels, cd, cs, kernel):
+        """:meth:`forward_sparse` through the C++ implicit-GEMM kernel (:func:`adaptsr.ops.sparse_conv.load_kernel`).
+
+        Every convolution of the block runs in the kernel, twice per layer: over the inactive pixels it computes
+        the dense output channels from the dense input channels; over the active pixels, every output channel
+        from every input channel. ReLU is fused; each output value is written once. Dense channels of all layers
+        live in one channels-last row matrix (H W, sum of dense channels), sparse ones in one compact matrix
+        (1 + N, sum of sparse channels) whose row 0 stands for the inactive pixels (zeros); the 1x1 ``collect``
+        reads both. No feature map is re-laid out, zero-filled or concatenated.
+
+        Args:
+            x (Tensor): (1, C, H, W) float32 CPU. pixels (PixelSet). cd, cs (Tensor): (L, C) hard channel masks.
+            kernel: the loaded extension.
+
+        Returns:
+            Tensor: (1, C, H, W) channels-last, equal to :meth:`forward_masked` up to float rounding.
+        """
+        with torch.profiler.record_function('adaptsr::sparse_conv'):  # named in torch.profiler's tables
+            return self._forward_kernel(x, pixels, cd, cs, kernel)
+
+    def _forward_kernel(self, x, pixels, cd, cs, kernel):
+        h, w = x.shape[-2:]
+        pack = self._kernel_pack(cd, cs, kernel.vector_width())
+        slot, active, inactive = pixels.kernel_index()
+        n = pixels.n
+        # row strides an odd number of cache lines: rows of neighbouring pixels 4 KiB apart would share L1 sets
+        compact = x.new_empty(1 + n, _odd_lines(pack['n_sparse']))[:, :pack['n_sparse']]
+        compact[0] = 0  # the inactive neighbours
+        dense = x.new_empty(h * w, _odd_lines(pack['n_dense']))[:, :pack['n_dense']]
+        src = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(h * w, -1)
+        for i, layer in enumerate(pack['layers']):
+            for kind, pix, s_in in (('inactive', inactive, 0), ('active', active, layer['n_s'])):
+                p = layer[kind]
+                if len(pix) and len(p['dest']):
+                    kernel.sparse_conv(src, layer['d_in'], layer['n_d'], compact, layer['s_in'], s_in, slot, h, w, 3,
+                                       pix, p['weight'], p['widths'], p['dest'], p['bias'], dense, layer['d_out'],
+                                       compact, layer['s_out'], True)
+            src = dense
+        out = x.new_empty(h * w, self.collect.out_channels)
+        for kind, pix, s_in in (('inactive', inactive, 0), ('active', active, pack['n_sparse'])):
+            p = pack[f'collect_{kind}']
+            if len(pix):
+                kernel.sparse_conv(dense, 0, pack['n_dense'], compact, 0, s_in, slot, h, w, 1, pix, p['weight'],
+                                   p['widths'], p['dest'], p['bias'], out, 0, compact, 0, False)
+        return out.view(1, h, w, -1).permute(0, 3, 1, 2)
+
     def macs_per_pixel_dense(self):
         return self.num_layer * 9 * self.num_feat**2 + self.num_layer * self.num_feat * self.num_feat
 
@@ -207,6 +292,10 @@ class SMSRChannelAttention(nn.Module):
 
     def forward(self, x):
         return x * self.conv_du(F.adaptive_avg_pool2d(x, 1))
+
+    def residual(self, x, skip):
+        """``skip + forward(x)`` in one pass over the map (``addcmul``; the official ``body(x) + x``)."""
+        return torch.addcmul(skip, x, self.conv_du(F.adaptive_avg_pool2d(x, 1)))
 
 
 class SMSRModule(nn.Module):
@@ -241,10 +330,14 @@ class SMSRNet(nn.Module):
         tau (float): Gumbel-softmax temperature of the training forward (set by the model's schedule).
         use_masks (bool): False runs the same network without masks at inference (every channel of every block
             layer computed everywhere, no mask branch): the dense baseline of the bench.
-        sparse_max_density (float): in sparse inference, a module whose spatial mask density exceeds this runs the
-            exact dense-split form instead of pixel gathers (:meth:`SMSRBlock.forward_split`); 1.0 forces the sparse
-            kernels everywhere, 0.0 never uses them. Default 0.45: where the sparse path stopped beating the dense
-            convolutions on a 2-core x86 CPU (``scripts/profile_smsr.py``).
+        sparse_max_density (float or None): in sparse inference, a module whose spatial mask density exceeds this
+            runs the exact dense-split form instead (:meth:`SMSRBlock.forward_split`); 1.0 forces the sparse path
+            everywhere, 0.0 never uses it. None (default): the crossover measured on a 2-core x86 CPU
+            (``scripts/profile_smsr.py``) for the path in use, ``KERNEL_MAX_DENSITY`` with the compiled kernel,
+            ``TORCH_MAX_DENSITY`` (0.45) with the torch gathers.
+        sparse_kernel (bool): sparse inference of float32 CPU tensors through the compiled implicit-GEMM kernel
+            (:func:`adaptsr.ops.sparse_conv.load_kernel`, built on first use); False, or where it cannot be built
+            (a one-line warning) or used (other devices and dtypes), the torch gather path.
 
     Shapes:
         (N, 3, h, w) in [0, 1] -> (N, 3, h s, w s). Odd ``h``/``w`` are padded by one replicated row/column (the
@@ -258,7 +351,7 @@ class SMSRNet(nn.Module):
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_module=5, num_layer=4, upscale=2,
                  img_range=255., rgb_mean=RGB_MEAN, sparse_infer=True, train_mask_index='prev', tau=1.0,
-                 use_masks=True, sparse_max_density=0.45):
+                 use_masks=True, sparse_max_density=None, sparse_kernel=True):
         super().__init__()
         if num_in_ch != 3 or num_out_ch != 3:
             raise ValueError(f'SMSRNet is RGB only (num_in_ch = num_out_ch = 3), got {num_in_ch}/{num_out_ch}')
@@ -269,9 +362,10 @@ class SMSRNet(nn.Module):
         self.upscale, self.img_range = upscale, float(img_range)
         self.sparse_infer, self.train_mask_index, self.tau = sparse_infer, train_mask_index, float(tau)
         self.use_masks = use_masks
-        if not 0.0 <= float(sparse_max_density) <= 1.0:
-            raise ValueError(f'sparse_max_density must be in [0, 1], got {sparse_max_density}')
-        self.sparse_max_density = float(sparse_max_density)
+        if sparse_max_density is not None and not 0.0 <= float(sparse_max_density) <= 1.0:
+            raise ValueError(f'sparse_max_density must be in [0, 1] or None, got {sparse_max_density}')
+        self.sparse_max_density = None if sparse_max_density is None else float(sparse_max_density)
+        self.sparse_kernel = bool(sparse_kernel)
         self.num_feat, self.num_module = num_feat, num_module
         self.sub_mean = frozen_mean_shift(-1, self.img_range, rgb_mean)
         self.add_mean = frozen_mean_shift(1, self.img_range, rgb_mean)
@@ -321,6 +415,12 @@ class SMSRNet(nn.Module):
         # convolutions are as fast or faster in that layout (every eval variant uses it, for a fair comparison)
         feat = self.head(x0 if self.training else x0.contiguous(memory_format=torch.channels_last))
         outs, sparsity, stats, masks = [], [], [], []
+        kernel = None
+        if sparse and self.sparse_kernel and x.device.type == 'cpu' and x.dtype == torch.float32:
+            kernel = load_kernel()
+        max_density = self.sparse_max_density
+        if max_density is None:
+            max_density = KERNEL_MAX_DENSITY if kernel is not None else TORCH_MAX_DENSITY
         cur = feat
         for module in self.body:
             if not self.training and not self.use_masks:
@@ -328,7 +428,7 @@ class SMSRNet(nn.Module):
                 y = module.body.forward_dense(cur)
                 stats.append((1.0, ones, torch.zeros_like(ones)))
                 masks.append(torch.ones_like(cur[0, 0, :h, :w], dtype=torch.bool))
-                cur = module.ca(y) + cur
+                cur = module.ca.residual(y, cur)
                 outs.append(cur)
                 continue
             logits = module.spatial_logits(cur)
@@ -339,15 +439,19 @@ class SMSRNet(nn.Module):
             else:
                 spa = (logits[:, 1:] > logits[:, :1]).to(cur.dtype)
                 cd, cs = module.body.hard_channel_masks()
-                if sparse and float(spa.mean()) <= self.sparse_max_density:
-                    y = module.body.forward_sparse(cur, PixelSet(spa[0, 0] > 0), cd, cs)
+                if sparse and float(spa.mean()) <= max_density:
+                    pixels = PixelSet(spa[0, 0] > 0)
+                    if kernel is not None:
+                        y = module.body.forward_kernel(cur, pixels, cd, cs, kernel)
+                    else:
+                        y = module.body.forward_sparse(cur, pixels, cd, cs)
                 elif sparse:
                     y = module.body.forward_split(cur, spa, cd, cs)
                 else:
                     y = module.body.forward_masked(cur, spa, cd, cs)
                 stats.append((float(spa.mean()), cd, cs))
                 masks.append(spa[0, 0, :h, :w] > 0)
-            cur = module.ca(y) + cur
+            cur = module.ca.residual(y, cur)
             outs.append(cur)
         y = self.collect(torch.cat(outs, 1)) + feat
         out = F.pixel_shuffle(self.tail(y), self.upscale) + F.interpolate(x0, scale_factor=self.upscale,
@@ -399,6 +503,12 @@ class SMSRNet(nn.Module):
             self.train(was)
         h, w = x.shape[-2:]
         return torch.cat(masks)[:, :h, :w]
+
+
+def _odd_lines(n):
+    """The smallest row length >= ``n`` floats (and >= 16) that is an odd number of 64-byte cache lines."""
+    lines = max(1, -(-n // 16))
+    return 16 * (lines if lines % 2 else lines + 1)
 
 
 def smsr_non_smb_macs_per_pixel(upscale, num_feat=64, num_module=5, with_masks=True):
