@@ -123,7 +123,8 @@ def _cpu_tag():
 def load_kernel(verbose=False):
     """The compiled sparse-convolution kernel, or None where it cannot be used.
 
-    Built on first use with ``torch.utils.cpp_extension.load`` (``-O3 -march=native``; ninja and a C++ compiler)
+    Built on first use with ``torch.utils.cpp_extension.load`` (``-O3 -march=native -fopenmp``; ninja, a C++
+    compiler; threads: ``torch.set_num_threads``)
     and cached under ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``); later imports load the cache.
     A failed build warns once (one line, with the reason) and returns None: SMSR then runs the torch path.
 
@@ -146,8 +147,8 @@ def load_kernel(verbose=False):
                 cpp_logger.setLevel(level)
             src = osp.join(osp.dirname(__file__), 'csrc', 'sparse_conv.cpp')
             flags = ['-O3', '-march=native', '-ffp-contract=fast', '-fopenmp']
-            module = cpp_extension.load(f'adaptsr_sparse_conv_{_cpu_tag()}', [src], extra_cflags=flags, extra_ldflags=['-fopenmp'],
-                                        verbose=verbose)
+            module = cpp_extension.load(f'adaptsr_sparse_conv_{_cpu_tag()}', [src], extra_cflags=flags,
+                                        extra_ldflags=['-fopenmp'], verbose=verbose)
             _KERNEL['seconds'] = time.perf_counter() - start
         except Exception as err:  # no compiler, no ninja, a read-only cache: fall back, say why once
             reason = str(err).strip().splitlines()
