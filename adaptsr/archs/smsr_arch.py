@@ -26,7 +26,7 @@ from adaptsr.convert.registry import register_format
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 # spatial-mask densities up to which the sparse path beats the exact dense-split form (scripts/profile_smsr.py,
 # 2-core x86 CPU, official x2 weights): the compiled kernel and the torch gathers
-KERNEL_MAX_DENSITY = 1.0
+KERNEL_MAX_DENSITY = 0.85
 TORCH_MAX_DENSITY = 0.45
 
 
