@@ -35,6 +35,7 @@ import adaptsr  # noqa: E402,F401
 from adaptsr.utils.benchmark import (cuda_peak_mib, fresh_process_peak_mib, load_test_options,  # noqa: E402
                                      model_quality, reference_options, summarise, timed)
 from adaptsr.utils.report import format_table, matched_cost_difference, plot_tradeoff, write_table  # noqa: E402
+from adaptsr.utils.atomic import atomic_write, refuse_existing  # noqa: E402
 
 
 def parse_budget(text):
@@ -171,9 +172,19 @@ def main(argv=None):
                         help='comma-separated labels of the reference models to run (reference, network_refs labels)')
     parser.add_argument('--repeats', type=int, default=1, help="time each image K times and keep the fastest")
     parser.add_argument('--json', required=True, help='output JSON (a CSV and a PNG plot are written beside it)')
+    parser.add_argument('--overwrite', action='store_true', help='replace existing output files (refused otherwise)')
     parser.add_argument('--probe_memory', default=None, help=argparse.SUPPRESS)  # internal: fresh-process probe
     args = parser.parse_args(argv)
 
+    if not args.probe_memory:  # before the run: a long bench must not end by replacing a user's results
+        if not args.json.lower().endswith('.json'):
+            parser.error(f'--json {args.json}: must name a .json file (the CSV and the PNG are written beside it)')
+        stem = osp.splitext(args.json)[0]
+        try:
+            refuse_existing([args.json, stem + '.csv', stem + '.png'])
+        except FileExistsError as err:
+            if not args.overwrite:
+                parser.error(str(err))
     if args.threads:
         torch.set_num_threads(args.threads)
     from basicsr.models import build_model
@@ -233,8 +244,7 @@ def main(argv=None):
 
     info = {'options': osp.relpath(osp.abspath(args.opt), ROOT), 'threads': torch.get_num_threads(),
             'device': str(device), 'torch': torch.__version__, 'force_yml': args.force_yml}
-    os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-    with open(args.json, 'w') as f:
+    with atomic_write(args.json) as tmp, open(tmp, 'w') as f:
         json.dump({'info': info, 'rows': rows, 'per_image': details}, f, indent=2)
     stem = osp.splitext(args.json)[0]
     write_table(rows, stem, formats=('csv', ))

@@ -12,5 +12,5 @@ python train.py -opt options/train/pcsr_carn_x4_demo.yml 2>&1 | grep -E "Enterin
 test -f experiments/pcsr_carn_x4_demo/models/net_g_latest.pth
 python test.py -opt options/test/pcsr_carn_x4_demo.yml 2>&1 | sed -n '/Budget sweep/,/^$/p' | grep -v "^$" || true
 test -f results/pcsr_carn_x4_demo/demo_val_sweep.csv
-python scripts/benchmark.py -opt options/test/pcsr_carn_x4_demo.yml --json results/pcsr_carn_x4_demo/bench.json
+python scripts/benchmark.py -opt options/test/pcsr_carn_x4_demo.yml --json results/pcsr_carn_x4_demo/bench.json --overwrite
 echo "SR images: results/pcsr_carn_x4_demo/visualization/demo_val/  plot: results/pcsr_carn_x4_demo/demo_val_sweep.png"

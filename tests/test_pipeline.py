@@ -63,6 +63,45 @@ def test_benchmark_script_side_by_side(tmp_path):
     assert osp.exists(tmp_path / 'bench.csv') and osp.exists(tmp_path / 'bench.png')
 
 
+@pytest.mark.parametrize('case', ['existing_json', 'existing_png', 'csv_name'])
+def test_benchmark_never_replaces_results_without_overwrite(tmp_path, case):
+    """Checked before the run: an existing JSON/CSV/PNG output is refused (named, with --overwrite as the way out)
+    and left untouched; ``--json out.csv`` would have written the CSV over the JSON, and is refused too."""
+    import subprocess
+    import sys
+    out = tmp_path / ('bench.csv' if case == 'csv_name' else 'bench.json')
+    kept = tmp_path / ('bench.png' if case == 'existing_png' else 'bench.json')
+    if case != 'csv_name':
+        kept.write_text('earlier results')
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'scripts/benchmark.py'), '-opt',
+                           osp.join(ROOT, 'options/test/pcsr_carn_x4.yml'), '--json', str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    if case == 'csv_name':
+        assert f'--json {out}: must name a .json file' in proc.stderr
+        assert not out.exists()
+    else:
+        assert f'{kept}: already exists; pass --overwrite to replace it' in proc.stderr
+        assert kept.read_text() == 'earlier results'
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    from adaptsr.utils.atomic import atomic_write
+    path = tmp_path / 'table.csv'
+    path.write_text('old')
+    with pytest.raises(RuntimeError, match='writer died'):
+        with atomic_write(str(path)) as tmp:
+            assert tmp.endswith('.csv') and osp.dirname(tmp) == str(tmp_path)
+            with open(tmp, 'w') as f:
+                f.write('half a ta')
+            raise RuntimeError('writer died')
+    assert path.read_text() == 'old' and sorted(p.name for p in tmp_path.iterdir()) == ['table.csv']
+    with atomic_write(str(path)) as tmp:
+        with open(tmp, 'w') as f:
+            f.write('new')
+    assert path.read_text() == 'new' and sorted(p.name for p in tmp_path.iterdir()) == ['table.csv']
+
+
 def test_benchmark_sweeps_a_reference_model_and_compares_curves_at_matched_cost(tmp_path):
     """A network_refs entry with its own val.budget_sweep (the official file beside one's own) is swept too, and
     the bench prints each point's PSNR against that curve at the same GFLOPs: 0 dB for the same weights."""

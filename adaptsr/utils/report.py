@@ -4,9 +4,12 @@ import json
 import os
 import os.path as osp
 
+from adaptsr.utils.atomic import atomic_write
+
 
 def write_table(rows, path_stem, formats=('csv', 'json')):
-    """Write ``rows`` (list of flat dicts) as ``<path_stem>.csv`` and/or ``<path_stem>.json``; returns the paths."""
+    """Write ``rows`` (list of flat dicts) as ``<path_stem>.csv`` and/or ``<path_stem>.json`` (each atomically:
+    temporary file, then rename); returns the paths."""
     os.makedirs(osp.dirname(path_stem) or '.', exist_ok=True)
     keys = []
     for row in rows:
@@ -14,13 +17,13 @@ def write_table(rows, path_stem, formats=('csv', 'json')):
     paths = []
     if 'csv' in formats:
         paths.append(path_stem + '.csv')
-        with open(paths[-1], 'w', newline='') as f:
+        with atomic_write(paths[-1]) as tmp, open(tmp, 'w', newline='') as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(rows)
     if 'json' in formats:
         paths.append(path_stem + '.json')
-        with open(paths[-1], 'w') as f:
+        with atomic_write(paths[-1]) as tmp, open(tmp, 'w') as f:
             json.dump(rows, f, indent=2)
     return paths
 
@@ -85,7 +88,8 @@ def plot_tradeoff(rows, path, x='gflops', y='psnr', label='budget', group='datas
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
 

@@ -1,0 +1,44 @@
+"""Atomic file writes: a result is either the previous file or the complete new one, never a truncated mix."""
+import os
+import os.path as osp
+import tempfile
+from contextlib import contextmanager
+
+
+@contextmanager
+def atomic_write(path):
+    """Write ``path`` through a temporary file beside it, renamed over ``path`` when the block ends without error.
+
+    The temporary name keeps the extension (``.<stem>.<random>.tmp<ext>``), so writers that infer the format from it
+    (matplotlib) work. On an exception the temporary file is removed and ``path`` is left as it was.
+
+    Args:
+        path (str): the final file; its directory is created if needed.
+
+    Yields:
+        str: the temporary path to write.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    stem, ext = osp.splitext(osp.basename(path))
+    fd, tmp = tempfile.mkstemp(prefix=f'.{stem}.', suffix=f'.tmp{ext}', dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def refuse_existing(paths, flag='--overwrite'):
+    """Raise FileExistsError naming every path of ``paths`` that exists (checked before a long run writes them).
+
+    Raises:
+        FileExistsError: some outputs exist; the message names them and ``flag``.
+    """
+    existing = [p for p in paths if osp.exists(p)]
+    if existing:
+        raise FileExistsError(f'{", ".join(existing)}: already exist{"s" if len(existing) == 1 else ""}; pass '
+                              f'{flag} to replace {"it" if len(existing) == 1 else "them"}, or choose another name')
