@@ -124,12 +124,37 @@ def _wrap_parse_options(parse_options):
     return parse_options_checked
 
 
+def _wrap_make_exp_dirs(make_exp_dirs):
+    """``basicsr.utils.make_exp_dirs`` makes a directory at every ``path.*`` value but the checkpoint ones; the file
+    that adaptsr reads from ``path`` (:data:`adaptsr.options.FILE_PATH_KEYS`, e.g. ``path.cabm_lut``) is left out,
+    and a file where a directory is due is an error naming the key."""
+
+    def make_exp_dirs_files_kept(opt):
+        from adaptsr.options import FILE_PATH_KEYS, OptionError
+        path_opt = opt['path']
+        skipped = ('strict_load', 'pretrain_network', 'resume', 'param_key', 'experiments_root', 'results_root')
+        for key, value in path_opt.items():
+            if key in FILE_PATH_KEYS or any(s in key for s in skipped) or not isinstance(value, str):
+                continue
+            if osp.isfile(value):
+                raise OptionError(f'path.{key}: {value!r} is a file, but BasicSR makes a directory there')
+        files = {k: path_opt.pop(k) for k in list(path_opt) if k in FILE_PATH_KEYS}
+        try:
+            return make_exp_dirs(opt)
+        finally:
+            path_opt.update(files)
+
+    return make_exp_dirs_files_kept
+
+
 #: (module, attribute, replacement factory) of every BasicSR attribute :func:`patch_pipelines` replaces
 PIPELINE_PATCHES = (
     ('basicsr.train', 'load_resume_state', lambda old: _cpu_safe_load_resume_state),
     ('basicsr.utils.options', 'init_dist', lambda old: _init_dist_any_device),
     ('basicsr.train', 'parse_options', _wrap_parse_options),
     ('basicsr.test', 'parse_options', _wrap_parse_options),
+    ('basicsr.train', 'make_exp_dirs', _wrap_make_exp_dirs),
+    ('basicsr.test', 'make_exp_dirs', _wrap_make_exp_dirs),
 )
 
 

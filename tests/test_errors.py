@@ -101,3 +101,31 @@ def test_odd_sizes(pcsr_official):
                         'dataroot_gt': require(osp.join(BENCHMARK, 'B100/HR'))})
     item = ds[0]
     assert item['gt'].shape[-1] == item['lq'].shape[-1] * 3 and item['gt'].shape[-2] == item['lq'].shape[-2] * 3
+
+
+@pytest.mark.parametrize('is_train', [False, True])
+def test_file_valued_path_options_are_not_made_directories(tmp_path, is_train):
+    """BasicSR's make_exp_dirs makes a directory at every path.* value: path.cabm_lut (a table file) is left as it
+    is, whether it exists or not yet, and a file where BasicSR wants a directory is an error naming the key."""
+    import basicsr.test
+    import basicsr.train
+    from adaptsr.compat import patch_pipelines
+    from adaptsr.options import OptionError
+    patch_pipelines()
+    make_exp_dirs = (basicsr.train if is_train else basicsr.test).make_exp_dirs
+    root = 'experiments_root' if is_train else 'results_root'
+    lut = tmp_path / 'cabm_lut.json'
+    lut.write_text('{"table": "kept"}')
+    opt = {'is_train': is_train, 'path': {root: str(tmp_path / 'run'), 'log': str(tmp_path / 'run'),
+                                          'visualization': str(tmp_path / 'run' / 'vis'), 'cabm_lut': str(lut),
+                                          'pretrain_network_g': str(tmp_path / 'w.pth'), 'strict_load_g': True}}
+    make_exp_dirs(opt)
+    assert lut.read_text() == '{"table": "kept"}' and (tmp_path / 'run' / 'vis').is_dir()
+    assert opt['path']['cabm_lut'] == str(lut)
+    later = tmp_path / 'later' / 'cabm_lut.json'
+    opt['path'].update({'cabm_lut': str(later), root: str(tmp_path / 'run2')})
+    make_exp_dirs(opt)
+    assert not later.exists()
+    opt['path'].update({'visualization': str(lut), root: str(tmp_path / 'run3')})
+    with pytest.raises(OptionError, match=r"path.visualization: '.*cabm_lut.json' is a file"):
+        make_exp_dirs(opt)
