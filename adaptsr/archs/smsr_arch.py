@@ -249,7 +249,7 @@ class SMSRBlock(nn.Module):
         compact[0] = 0  # the inactive neighbours
         dense = x.new_empty(h * w, _odd_lines(pack['n_dense']))[:, :pack['n_dense']]
         src = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(h * w, -1)
-        for i, layer in enumerate(pack['layers']):
+        for layer in pack['layers']:
             for kind, pix, s_in in (('inactive', inactive, 0), ('active', active, layer['n_s'])):
                 p = layer[kind]
                 if len(pix) and len(p['dest']):
@@ -290,12 +290,16 @@ class SMSRChannelAttention(nn.Module):
         self.conv_du = nn.Sequential(nn.Conv2d(num_feat, num_feat // reduction, 1), nn.ReLU(inplace=True),
                                      nn.Conv2d(num_feat // reduction, num_feat, 1), nn.Sigmoid())
 
+    def weights(self, x):
+        """Per-channel attention weights (N, C, 1, 1) in (0, 1)."""
+        return self.conv_du(F.adaptive_avg_pool2d(x, 1))
+
     def forward(self, x):
-        return x * self.conv_du(F.adaptive_avg_pool2d(x, 1))
+        return x * self.weights(x)
 
     def residual(self, x, skip):
         """``skip + forward(x)`` in one pass over the map (``addcmul``; the official ``body(x) + x``)."""
-        return torch.addcmul(skip, x, self.conv_du(F.adaptive_avg_pool2d(x, 1)))
+        return torch.addcmul(skip, x, self.weights(x))
 
 
 class SMSRModule(nn.Module):
@@ -439,7 +443,8 @@ class SMSRNet(nn.Module):
             else:
                 spa = (logits[:, 1:] > logits[:, :1]).to(cur.dtype)
                 cd, cs = module.body.hard_channel_masks()
-                if sparse and float(spa.mean()) <= max_density:
+                density = float(spa.mean())
+                if sparse and density <= max_density:
                     pixels = PixelSet(spa[0, 0] > 0)
                     if kernel is not None:
                         y = module.body.forward_kernel(cur, pixels, cd, cs, kernel)
@@ -449,7 +454,7 @@ class SMSRNet(nn.Module):
                     y = module.body.forward_split(cur, spa, cd, cs)
                 else:
                     y = module.body.forward_masked(cur, spa, cd, cs)
-                stats.append((float(spa.mean()), cd, cs))
+                stats.append((density, cd, cs))
                 masks.append(spa[0, 0, :h, :w] > 0)
             cur = module.ca.residual(y, cur)
             outs.append(cur)
