@@ -16,8 +16,12 @@ foreign project that imports ``adaptsr.archs`` keeps BasicSR's functions), :data
 attributes replaced:
 
 * ``basicsr.train.load_resume_state``: 1.4.2 maps resume states to CUDA unconditionally, so ``--auto_resume``
-  cannot run on a CPU-only torch, and it looks for ``experiments/`` under the current directory instead of the
-  repository root;
+  cannot run on a CPU-only torch, it looks for ``experiments/`` under the current directory instead of the
+  repository root, and an unreadable latest state stops the resume (adaptsr falls back to the newest readable one,
+  with a warning that names the bad file: :func:`adaptsr.utils.resume.find_resume_state`);
+* ``basicsr.train.CPUPrefetcher``: 1.4.2 restarts the interrupted epoch from its first batch on resume; the
+  replacement continues it where it stopped, with the data pipeline's random states
+  (:mod:`adaptsr.utils.resume`), so a resumed run equals the uninterrupted one;
 * ``basicsr.utils.options.init_dist``: 1.4.2 calls ``torch.cuda.set_device(rank % 0)`` without CUDA; the replacement
   uses the gloo backend, so ``--launcher pytorch`` trains on CPU;
 * ``basicsr.train.parse_options`` and ``basicsr.test.parse_options`` (the same wrapper; each pipeline module
@@ -57,31 +61,35 @@ def install_import_shims():
 
 
 def _cpu_safe_load_resume_state(opt):
-    """Replacement for ``basicsr.train.load_resume_state`` that works on CPU and from any cwd."""
+    """Replacement for ``basicsr.train.load_resume_state``: works on CPU and from any cwd, and ``--auto_resume``
+    falls back to the newest readable state (:func:`adaptsr.utils.resume.find_resume_state`)."""
     import torch
-    from basicsr.utils import check_resume, scandir
+    from basicsr.utils import check_resume
 
-    resume_state_path = None
+    from adaptsr.utils.resume import find_resume_state
+
+    resume_state = None
     if opt['auto_resume']:
-        state_path = osp.join(opt.get('root_path', '.'), 'experiments', opt['name'], 'training_states')
-        if osp.isdir(state_path):
-            states = list(scandir(state_path, suffix='state', recursive=False, full_path=False))
-            if states:
-                iters = [int(float(v.split('.state')[0])) for v in states]
-                resume_state_path = osp.join(state_path, f'{max(iters)}.state')
-                opt['path']['resume_state'] = resume_state_path
+        exp = osp.join(opt.get('root_path', '.'), 'experiments', opt['name'])
+        networks = tuple(k[len('network_'):] for k in opt if k.startswith('network_'))
+        found = find_resume_state(osp.join(exp, 'training_states'), osp.join(exp, 'models'), networks or ('g',))
+        if found is not None:
+            opt['path']['resume_state'], resume_state = found
     elif opt['path'].get('resume_state'):
-        resume_state_path = opt['path']['resume_state']
-        if not osp.isfile(resume_state_path):
-            raise FileNotFoundError(f'path.resume_state: no such file {resume_state_path!r}')
+        path = opt['path']['resume_state']
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'path.resume_state: no such file {path!r}')
+        try:
+            resume_state = torch.load(path, map_location='cpu', weights_only=False)
+        except Exception as err:
+            raise RuntimeError(f'path.resume_state: {path} cannot be read ({type(err).__name__}: {err})') from err
 
-    if resume_state_path is None:
+    if resume_state is None:
         return None
     if opt.get('num_gpu', 0) and torch.cuda.is_available():
         device_id = torch.cuda.current_device()
-        resume_state = torch.load(resume_state_path, map_location=lambda storage, loc: storage.cuda(device_id))
-    else:
-        resume_state = torch.load(resume_state_path, map_location='cpu')
+        resume_state = torch.load(opt['path']['resume_state'],
+                                  map_location=lambda storage, loc: storage.cuda(device_id), weights_only=False)
     check_resume(opt, resume_state['iter'])
     return resume_state
 
@@ -147,6 +155,11 @@ def _wrap_make_exp_dirs(make_exp_dirs):
     return make_exp_dirs_files_kept
 
 
+def _resumable_prefetcher(cpu_prefetcher):
+    from adaptsr.utils.resume import resumable_prefetcher
+    return resumable_prefetcher(cpu_prefetcher)
+
+
 #: (module, attribute, replacement factory) of every BasicSR attribute :func:`patch_pipelines` replaces
 PIPELINE_PATCHES = (
     ('basicsr.train', 'load_resume_state', lambda old: _cpu_safe_load_resume_state),
@@ -155,6 +168,7 @@ PIPELINE_PATCHES = (
     ('basicsr.test', 'parse_options', _wrap_parse_options),
     ('basicsr.train', 'make_exp_dirs', _wrap_make_exp_dirs),
     ('basicsr.test', 'make_exp_dirs', _wrap_make_exp_dirs),
+    ('basicsr.train', 'CPUPrefetcher', _resumable_prefetcher),
 )
 
 

@@ -1,4 +1,5 @@
 """CABM: quantisers, bit selectors, key layout, edge score, lookup table, BitOPs, phase switching, the whole recipe."""
+import io
 import json
 import os.path as osp
 
@@ -411,3 +412,48 @@ def test_layer_sensitivity_script_ranks_the_released_ecbsr_convs(tmp_path):
     with pytest.raises(AssertionError, match='exists; choose another --json'):
         run_script(['scripts/cabm_layer_sensitivity.py', '--opt', 'options/train/cabm_ecbsr_m6c40_x4_demo.yml',
                     '--json', str(out)], env={'ADAPTSR_WEIGHTS': WEIGHTS})
+
+
+def test_a_run_killed_in_cadyq_resumes_without_replaying_a_phase_hook(tmp_path, demo_data):
+    """The demo recipe (fp -> pams -> cadyq -> cabm, 2 iterations each) stopped in CADyQ (only what it had written by
+    iteration 5) and resumed with --auto_resume: no earlier hook runs again (net_g_fp.pth and net_t_pams.pth stay
+    byte-identical), and the table and final weights equal the uninterrupted run's."""
+    import hashlib
+    import shutil
+    from conftest import run_script, train_demo
+
+    def edit(opt):
+        opt['network_g'].update(num_feat=16, num_block=2)
+        opt['datasets']['train'].update(batch_size_per_gpu=2, num_worker_per_gpu=0)
+        opt['train']['cabm'].update(lut_dataroot=osp.join(demo_data, 'train/LR_bicubic_sub/X4'), alpha_init_iters=1,
+                                    iters_per_epoch=2)
+        for phase in opt['train']['phases']:
+            phase['iters'] = 2
+        opt['train']['total_iter'] = 8
+        opt['logger'].update(save_checkpoint_freq=1, print_freq=1)
+        opt.pop('val')
+        opt['datasets'].pop('val')
+
+    _, exp = train_demo(tmp_path, demo_data, 'cabm_edsr_baseline_x4_demo.yml', edit)
+    models, states = exp / 'models', exp / 'training_states'
+    full = {name: (models / name).read_bytes() for name in ('net_g_latest.pth', 'cabm_lut.json')}
+    digest = {name: hashlib.sha256((models / name).read_bytes()).hexdigest() for name in ('net_g_fp.pth',
+                                                                                          'net_t_pams.pth')}
+    for it in (6, 7, 8):  # as if killed during iteration 6: nothing after iteration 5 was written
+        (states / f'{it}.state').unlink()
+        (models / f'net_g_{it}.pth').unlink()
+    for name in ('net_g_latest.pth', 'net_g_cadyq.pth', 'cabm_lut.json'):
+        (models / name).unlink()
+    assert torch.load(states / '5.state', weights_only=False)['phase'] == 'cadyq'
+    shutil.copy(tmp_path / 'demo.yml', tmp_path / 'resume.yml')
+    proc = run_script([str(tmp_path / 'train.py'), '-opt', str(tmp_path / 'resume.yml'), '--auto_resume'],
+                      cwd=tmp_path, env={'PYTHONPATH': ROOT, 'OMP_NUM_THREADS': '2'})  # as train_demo: same sums
+    out = proc.stdout + proc.stderr
+    assert 'Resuming training from epoch' in out and 'iter: 5.' in out
+    assert 'phase fp model saved' not in out and 'teacher saved' not in out
+    for name, value in digest.items():
+        assert hashlib.sha256((models / name).read_bytes()).hexdigest() == value, name
+    a = torch.load(io.BytesIO(full['net_g_latest.pth']), weights_only=True)['params']
+    b = torch.load(models / 'net_g_latest.pth', weights_only=True)['params']
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads(full['cabm_lut.json']) == json.loads((models / 'cabm_lut.json').read_bytes())

@@ -152,6 +152,37 @@ def test_resume_mid_phase_equals_uninterrupted(tiny_root, resume_iter):
         assert torch.equal(a[k], b[k]), k
 
 
+@pytest.mark.parametrize('workers,resume_iter', [(0, 2), (1, 5)], ids=['main-process-iter2', 'one-worker-iter5'])
+def test_resume_mid_epoch_equals_uninterrupted(tiny_root, workers, resume_iter):
+    """Epochs of 3 batches with random crops and flips: a state saved mid-epoch resumes at the next batch with the
+    data pipeline's random states (BasicSR alone restarts the epoch: other crops, other weights)."""
+    hr = tiny_root / 'hr96'
+    if not hr.exists():
+        hr.mkdir()
+        img = cv2.imread(require(osp.join(BENCHMARK, 'Set14/HR/baboon.png')))
+        cv2.imwrite(str(hr / 'baboon_crop96.png'), img[100:196, 200:296])
+
+    def opts(name):
+        opt = train_options(name, str(hr), save_freq=1)
+        opt['datasets']['train'].update(use_hflip=True, use_vflip=True, dataset_enlarge_ratio=3,
+                                        num_worker_per_gpu=workers)
+        return write_yaml(tiny_root / f'{name}.yml', opt)
+
+    full, part = f'epoch_full_{workers}', f'epoch_part_{workers}'
+    run_script([str(tiny_root / 'train.py'), '-opt', opts(full)], cwd=tiny_root, env=env())
+    src, dst = tiny_root / 'experiments' / full, tiny_root / 'experiments' / part
+    (dst / 'models').mkdir(parents=True)
+    (dst / 'training_states').mkdir()
+    shutil.copy(src / 'training_states' / f'{resume_iter}.state', dst / 'training_states')
+    shutil.copy(src / 'models' / f'net_g_{resume_iter}.pth', dst / 'models')
+    state = torch.load(dst / 'training_states' / f'{resume_iter}.state', weights_only=False)
+    assert state['data']['batches'] == resume_iter % 3  # mid-epoch
+    run_script([str(tiny_root / 'train.py'), '-opt', opts(part), '--auto_resume'], cwd=tiny_root, env=env())
+    a, b = _final_params(tiny_root, full), _final_params(tiny_root, part)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_two_process_ddp_on_cpu(tiny_root):
     name = 'ddp_cpu'
     opt = write_yaml(tiny_root / f'{name}.yml', train_options(name, str(tiny_root / 'hr'), save_freq=6))

@@ -16,6 +16,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from adaptsr.losses.cabm_loss import CABMBitLoss, CABMDistillLoss, CABMOutputDistillLoss
 from adaptsr.models.adaptive_model import AdaptiveSRModel
 from adaptsr.ops.bitmap import EdgeBitTable, build_table, edge_score
+from adaptsr.utils.atomic import atomic_torch_save
 from adaptsr.utils.report import write_layer_bits
 
 _TEACHER_LOSSES = (CABMDistillLoss, CABMOutputDistillLoss)  # the losses that read a teacher's forward
@@ -141,9 +142,12 @@ class CABMModel(AdaptiveSRModel):
             self.load_network(self.net_t, path, True, 'params')
         elif self.opt['path'].get('pretrain_network_t_fp'):
             raise FileNotFoundError(f'path.pretrain_network_t_fp: no such file {path}')
+        elif self._resuming:  # the network now holds the resumed weights, not the phase's starting point
+            raise FileNotFoundError(f'resuming phase {self.phase.name!r} needs its full-precision teacher '
+                                    f'{path}, which is gone; restore it or set path.pretrain_network_t_fp')
         else:
             os.makedirs(self._models_dir(), exist_ok=True)
-            torch.save({'params': self.net_t.state_dict()}, path)
+            atomic_torch_save({'params': self.net_t.state_dict()}, path)
             get_root_logger().info(f'CABM: full-precision teacher of phase {self.phase.name} saved to {path}')
         self._freeze_teacher('fp')
 
@@ -158,14 +162,14 @@ class CABMModel(AdaptiveSRModel):
         self.net_t = self._copy(self.get_bare_model(self.net_g))
         self._freeze_teacher('pams')
         os.makedirs(self._models_dir(), exist_ok=True)
-        torch.save({'params': self.net_t.state_dict()}, osp.join(self._models_dir(), 'net_t_pams.pth'))
+        atomic_torch_save({'params': self.net_t.state_dict()}, osp.join(self._models_dir(), 'net_t_pams.pth'))
         get_root_logger().info('CABM: PAMS w8a8 teacher saved to models/net_t_pams.pth')
 
     def save_phase_model(self):
         """Save the network at the end of the current phase as ``models/net_g_<phase>.pth``."""
         os.makedirs(self._models_dir(), exist_ok=True)
         path = osp.join(self._models_dir(), f'net_g_{self.phase.name}.pth')
-        torch.save({'params': self.get_bare_model(self.net_g).state_dict()}, path)
+        atomic_torch_save({'params': self.get_bare_model(self.net_g).state_dict()}, path)
         get_root_logger().info(f'CABM: phase {self.phase.name} model saved to {path}')
 
     def build_lut(self):

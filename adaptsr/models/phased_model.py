@@ -20,6 +20,9 @@ from adaptsr.convert.registry import load_into
 from adaptsr.ops.phases import Phase, PhaseSchedule
 from adaptsr.options import BASICSR_VAL_OPTIONS, check_options, declared, resolved
 
+#: scheduler attributes that come from the YAML (kept when a state is loaded; the step count comes from the state)
+_SCHEDULER_CONFIG = frozenset({'periods', 'cumulative_period', 'restart_weights', 'eta_min', 'milestones', 'gamma',
+                               'restarts'})
 _OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
 
 
@@ -46,6 +49,7 @@ class PhasedSRModel(SRModel):
     phase_hooks = frozenset()
     schedule = None
     phase = None
+    _resuming = False
 
     def __init__(self, opt):
         check_options(opt, type(self))
@@ -117,12 +121,17 @@ class PhasedSRModel(SRModel):
             else:
                 self.model_ema(0)
             self.net_g_ema.eval()
+        if self.opt['path'].get('resume_state'):
+            self._resuming = True  # resume_training enters the saved phase; phase 0 would replay what happened
+            return
         self.enter_phase(self.schedule.phase_at(1))
 
-    def enter_phase(self, phase):
-        """Freeze/unfreeze by ``phase.trainable``, rebuild losses, optimizer and scheduler; run its hooks."""
+    def enter_phase(self, phase, run_hooks=True):
+        """Freeze/unfreeze by ``phase.trainable``, rebuild losses, optimizer and scheduler; run its hooks (the previous
+        phase's ``on_end``, then this one's ``on_start``) unless ``run_hooks`` is False (a resume: they ran before
+        the state was saved)."""
         logger = get_root_logger()
-        if self.phase is not None and self.phase.get('on_end'):
+        if run_hooks and self.phase is not None and self.phase.get('on_end'):
             getattr(self, self.phase.get('on_end'))()
         self.phase = phase
         self.prepare_phase(phase)
@@ -159,7 +168,7 @@ class PhasedSRModel(SRModel):
         n_train = sum(p.numel() for p in trainable)
         logger.info(f'Entering phase {phase.index} "{phase.name}" (iters {phase.start + 1}..{phase.end}); '
                     f'{n_train} trainable parameters; losses {list(self.phase_losses)}')
-        if phase.get('on_start'):
+        if run_hooks and phase.get('on_start'):
             getattr(self, phase.get('on_start'))()
 
     def prepare_phase(self, phase):
@@ -231,15 +240,65 @@ class PhasedSRModel(SRModel):
             self._set_lr([[v / warmup * local_iter for v in lrs] for lrs in init_lrs])
 
     def resume_training(self, resume_state):
-        if self.schedule is not None:
-            phase = self.schedule.phase_at(resume_state['iter'])
-            saved = resume_state.get('phase')
-            if saved is not None and saved != phase.name:
-                raise ValueError(f'resume state was saved in phase {saved!r} but iteration {resume_state["iter"]} '
-                                 f'belongs to phase {phase.name!r} of this YAML; did train.phases change?')
-            if phase is not self.phase:
-                self.enter_phase(phase)
+        """Enter the phase the state was saved in without running any hook again (no phase's ``on_end`` /
+        ``on_start`` runs twice), load optimizers and schedulers, and hand the data position to the prefetcher
+        (:mod:`adaptsr.utils.resume`).
+
+        A schedule changed since the save is checked: the phases that ran before the saved one must be unchanged
+        (their iterations number the ones that follow), the saved phase may be lengthened or shortened as long as
+        it still holds the saved iteration; its scheduler then follows the YAML (e.g. new cosine periods) from the
+        saved step on. Later phases may change freely.
+
+        Raises:
+            ValueError: the YAML's phases contradict the state (the phase, its iterations and the state are named).
+        """
+        from adaptsr.utils.resume import POSITION
+        POSITION.pending = resume_state.get('data')
+        if self.schedule is None:
+            super().resume_training(resume_state)
+            return
+        it = resume_state['iter']
+        phase = self.schedule.phase_at(it)
+        where = self.opt['path'].get('resume_state') or 'the resume state'
+        saved = resume_state.get('phase')
+        if saved is not None and saved != phase.name:
+            raise ValueError(f'{where} was saved in phase {saved!r} at iteration {it}, but that iteration belongs to '
+                             f'phase {phase.name!r} of this YAML; did train.phases change?')
+        old = resume_state.get('schedule')
+        if old is not None:
+            now = [[p.name, p.iters] for p in self.schedule]
+            pos = now.index([phase.name, phase.iters])
+            if [list(x) for x in old[:pos]] != now[:pos] or len(old) <= pos or old[pos][0] != phase.name:
+                raise ValueError(f'{where} was saved with train.phases {old} (name, iters); this YAML has {now}: the '
+                                 f'phases before {phase.name!r} (iteration {it}) already ran and cannot change. '
+                                 'Restore them, or start a new run from the saved weights (path.pretrain_network_g '
+                                 'and train.start_phase).')
+            if old[pos][1] != phase.iters:
+                get_root_logger().info(f'Resume: phase {phase.name!r} now has {phase.iters} iterations (saved with '
+                                       f'{old[pos][1]}); its scheduler follows this YAML from iteration {it} on')
+        self.enter_phase(phase, run_hooks=False)
+        self._resuming = False
+        configs = [{k: deepcopy(v) for k, v in vars(s).items() if k in _SCHEDULER_CONFIG} for s in self.schedulers]
         super().resume_training(resume_state)
+        for sched, config in zip(self.schedulers, configs):  # the YAML's schedule, the saved position
+            for key, value in config.items():
+                setattr(sched, key, value)
+
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        """BasicSR's ``save_network``, written atomically (:func:`adaptsr.utils.atomic.atomic_torch_save`): a crash
+        while saving leaves the previous file, never a truncated one."""
+        from adaptsr.utils.atomic import atomic_torch_save
+        label = 'latest' if current_iter == -1 else current_iter
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        if len(nets) != len(keys):
+            raise ValueError(f'save_network: {len(nets)} networks but {len(keys)} param keys')
+        save_dict = {}
+        for net_, key in zip(nets, keys):
+            state_dict = self.get_bare_model(net_).state_dict()
+            save_dict[key] = OrderedDict((k[7:] if k.startswith('module.') else k, v.cpu())
+                                         for k, v in state_dict.items())
+        atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
     def save(self, epoch, current_iter):
         """BasicSR's save; at the end of training (``current_iter == -1``) it then runs the last phase's ``on_end``."""
@@ -248,14 +307,18 @@ class PhasedSRModel(SRModel):
             getattr(self, self.phase.get('on_end'))()
 
     def save_training_state(self, epoch, current_iter):
+        """The training state (optimizers, schedulers, phase, schedule, data position and random states), written
+        atomically as ``training_states/<iter>.state``."""
+        from adaptsr.utils.atomic import atomic_torch_save
+        from adaptsr.utils.resume import POSITION
         if current_iter == -1:
             return
         state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers]}
+                 'schedulers': [s.state_dict() for s in self.schedulers], 'data': POSITION.state_dict()}
         if self.phase is not None:
             state['phase'] = self.phase.name
-        save_path = osp.join(self.opt['path']['training_states'], f'{current_iter}.state')
-        torch.save(state, save_path)
+            state['schedule'] = [[p.name, p.iters] for p in self.schedule]
+        atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def model_ema(self, decay=0.999):
         """BasicSR's EMA of parameters, plus a copy of buffers (BatchNorm statistics are not averaged by BasicSR)."""

@@ -101,7 +101,8 @@ class EdgeBitTable:
             raise FileExistsError(f'{path} exists; refusing to overwrite a lookup table')
         self.finalize()
         meta = dict(self.meta, bits=list(self.bits), num_selectors=self.num_selectors)
-        with open(path, 'w') as f:
+        from adaptsr.utils.atomic import atomic_write
+        with atomic_write(path) as tmp, open(tmp, 'w') as f:
             json.dump({'format': FORMAT, 'version': VERSION, 'meta': meta, 'table': self.table}, f)
 
     @classmethod

@@ -42,3 +42,20 @@ def refuse_existing(paths, flag='--overwrite'):
     if existing:
         raise FileExistsError(f'{", ".join(existing)}: already exist{"s" if len(existing) == 1 else ""}; pass '
                               f'{flag} to replace {"it" if len(existing) == 1 else "them"}, or choose another name')
+
+
+def atomic_torch_save(obj, path):
+    """``torch.save(obj, path)`` through :func:`atomic_write`, flushed to disk before the rename: a process killed
+    while saving leaves the previous ``path`` (or none), never a truncated checkpoint or training state.
+
+    Args:
+        obj: anything ``torch.save`` takes (a checkpoint dict, a training state).
+        path (str): the final file.
+    """
+    import torch
+    with atomic_write(path) as tmp:
+        with open(tmp, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+    return path
