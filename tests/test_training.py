@@ -183,6 +183,68 @@ def test_resume_mid_epoch_equals_uninterrupted(tiny_root, workers, resume_iter):
         assert torch.equal(a[k], b[k]), k
 
 
+def _interrupted_copy(tiny_root, src_name, dst_name, iters):
+    """A new experiment holding only what ``src_name`` had saved at ``iters`` (states and weights)."""
+    src, dst = tiny_root / 'experiments' / src_name, tiny_root / 'experiments' / dst_name
+    (dst / 'models').mkdir(parents=True)
+    (dst / 'training_states').mkdir()
+    for it in iters:
+        shutil.copy(src / 'training_states' / f'{it}.state', dst / 'training_states')
+        shutil.copy(src / 'models' / f'net_g_{it}.pth', dst / 'models')
+    return dst
+
+
+@pytest.mark.parametrize('broken', ['state', 'weights'])
+def test_auto_resume_falls_back_past_a_truncated_file(tiny_root, broken):
+    """The newest state (iteration 4) or its net_g_4.pth cut in half: --auto_resume warns naming the file and
+    resumes from iteration 2; the run still ends with the uninterrupted run's weights."""
+    full = 'fallback_full'
+    if not (tiny_root / 'experiments' / full).exists():
+        run_script([str(tiny_root / 'train.py'), '-opt', write_yaml(tiny_root / f'{full}.yml', train_options(
+            full, str(tiny_root / 'hr')))], cwd=tiny_root, env=env())
+    part = f'fallback_{broken}'
+    dst = _interrupted_copy(tiny_root, full, part, (2, 4))
+    bad = dst / ('training_states/4.state' if broken == 'state' else 'models/net_g_4.pth')
+    data = bad.read_bytes()
+    bad.write_bytes(data[:len(data) // 2])
+    opt = write_yaml(tiny_root / f'{part}.yml', train_options(part, str(tiny_root / 'hr')))
+    proc = run_script([str(tiny_root / 'train.py'), '-opt', opt, '--auto_resume'], cwd=tiny_root, env=env())
+    out = proc.stdout + proc.stderr
+    assert str(bad) in out and 'cannot be read' in out
+    assert re.search(r'Resuming training from epoch: \d+, iter: 2\.', out)
+    a, b = _final_params(tiny_root, full), _final_params(tiny_root, part)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_follows_a_lengthened_phase_and_refuses_a_changed_past(tiny_root):
+    """Saved at iteration 4 (phase 'classifier', cosine period 3): a YAML whose last phase now has 5 iterations
+    resumes and runs to 8 on the new period (BasicSR's scheduler raised TypeError past its old period); a YAML whose
+    finished phase 'heavy' changed is refused with both schedules named."""
+    full = 'fallback_full'
+    if not (tiny_root / 'experiments' / full).exists():
+        run_script([str(tiny_root / 'train.py'), '-opt', write_yaml(tiny_root / f'{full}.yml', train_options(
+            full, str(tiny_root / 'hr')))], cwd=tiny_root, env=env())
+    longer = [dict(PHASES[0]), dict(PHASES[1], iters=5, scheduler=dict(PHASES[1]['scheduler'], periods=[5]))]
+    _interrupted_copy(tiny_root, full, 'lengthened', (4,))
+    opt = write_yaml(tiny_root / 'lengthened.yml', train_options('lengthened', str(tiny_root / 'hr'), phases=longer))
+    proc = run_script([str(tiny_root / 'train.py'), '-opt', opt, '--auto_resume'], cwd=tiny_root, env=env())
+    out = proc.stdout + proc.stderr
+    assert "phase 'classifier' now has 5 iterations (saved with 3)" in out
+    assert (tiny_root / 'experiments/lengthened/models/net_g_8.pth').exists()
+    log = next((tiny_root / 'experiments/lengthened').glob('train_*.log')).read_text()
+    # cosine over the new period of 5 steps: step 4 of 5 at iteration 8 (1e-6 + (1e-3 - 1e-6) (1 + cos 4pi/5) / 2)
+    assert re.search(r'iter:\s+8, lr:\(9\.640e-05', log)
+    changed = [dict(PHASES[0], iters=2), dict(PHASES[1])]
+    _interrupted_copy(tiny_root, full, 'changed_past', (4,))
+    opt = write_yaml(tiny_root / 'changed_past.yml', train_options('changed_past', str(tiny_root / 'hr'),
+                                                                   phases=changed))
+    proc = run_script([str(tiny_root / 'train.py'), '-opt', opt, '--auto_resume'], cwd=tiny_root, env=env(),
+                      check=False)
+    assert proc.returncode != 0
+    assert "[['heavy', 3], ['classifier', 3]]" in proc.stderr and "[['heavy', 2], ['classifier', 3]]" in proc.stderr
+    assert 'already ran and cannot change' in proc.stderr
+
+
 def test_two_process_ddp_on_cpu(tiny_root):
     name = 'ddp_cpu'
     opt = write_yaml(tiny_root / f'{name}.yml', train_options(name, str(tiny_root / 'hr'), save_freq=6))
