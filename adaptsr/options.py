@@ -25,7 +25,7 @@ import os.path as osp
 BASICSR_VAL_OPTIONS = {'val_freq': None, 'save_img': False, 'suffix': None, 'metrics': None, 'pbar': False}
 #: ``train`` keys read by BasicSR's ``train_pipeline`` / ``SRModel`` and by the phase schedule
 TRAIN_KEYS = frozenset({'total_iter', 'warmup_iter', 'ema_decay', 'optim_g', 'scheduler', 'pixel_opt',
-                        'perceptual_opt', 'phases', 'start_phase'})
+                        'perceptual_opt', 'phases', 'start_phase', 'nonfinite'})
 #: ``path`` keys whose value is a file that adaptsr reads (BasicSR's ``make_exp_dirs`` would make a directory of it)
 FILE_PATH_KEYS = frozenset({'cabm_lut'})
 

@@ -35,7 +35,7 @@ import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
-from adaptsr.convert import load_checkpoint, save_checkpoint  # noqa: E402
+from adaptsr.convert import check_finite, load_checkpoint, save_checkpoint  # noqa: E402
 from adaptsr.convert.registry import CONVERTERS, ConversionError, build_target, keep_modules  # noqa: E402
 
 
@@ -61,7 +61,9 @@ def main(argv=None):
     if args.method in ('etds', 'ecbsr', 'abpn', 'smsr'):
         kwargs['et'] = args.et
     try:
-        ckpt = CONVERTERS[args.method](load_checkpoint(args.input), scale=args.scale, source=args.input, **kwargs)
+        source = load_checkpoint(args.input)
+        check_finite(source, args.input)  # a diverged training's file is refused, not converted
+        ckpt = CONVERTERS[args.method](source, scale=args.scale, source=args.input, **kwargs)
         net = build_target(ckpt)
         net.load_state_dict(ckpt['params'], strict=True)
         if args.keep:

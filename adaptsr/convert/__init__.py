@@ -10,17 +10,56 @@ import torch
 
 
 def load_checkpoint(path):
-    """``torch.load(path, map_location='cpu', weights_only=True)`` with a clear error for a missing file."""
+    """``torch.load(path, map_location='cpu', weights_only=True)`` with errors that name the file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a readable torch checkpoint (truncated, empty, another format).
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    return torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:
+        if osp.getsize(path) == 0:
+            raise ValueError(f'checkpoint {path}: the file is empty') from err
+        raise ValueError(f'checkpoint {path} cannot be read (truncated or not a torch file?): '
+                         f'{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""}') from err
+
+
+def find_nonfinite(tree, prefix=''):
+    """Names of the floating-point tensors in ``tree`` (a tensor, or nested dicts/lists of them) that hold a NaN or
+    an infinity, e.g. ``['params.head.0.weight']``."""
+    if torch.is_tensor(tree):
+        return [prefix or '<tensor>'] if tree.is_floating_point() and not bool(torch.isfinite(tree).all()) else []
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, (list, tuple)) else ()
+    bad = []
+    for key, value in items:
+        bad.extend(find_nonfinite(value, f'{prefix}.{key}' if prefix else str(key)))
+    return bad
+
+
+def check_finite(tree, what):
+    """Raise ValueError naming ``what`` and up to 5 tensors of ``tree`` that hold NaN/Inf (a diverged training)."""
+    bad = find_nonfinite(tree)
+    if bad:
+        raise ValueError(f'{what}: {len(bad)} tensor(s) hold NaN or Inf ({", ".join(bad[:5])}'
+                         f'{", ..." if len(bad) > 5 else ""}); the training that wrote it diverged')
 
 
 def save_checkpoint(ckpt, path, overwrite=False):
-    """Save a converted checkpoint; refuses to overwrite an existing file unless ``overwrite``."""
+    """Save a converted checkpoint (atomically); refuses to overwrite an existing file unless ``overwrite``, and
+    refuses a checkpoint with NaN/Inf tensors.
+
+    Raises:
+        FileExistsError: ``path`` exists and not ``overwrite``.
+        ValueError: a tensor holds NaN/Inf (named).
+    """
+    from adaptsr.utils.atomic import atomic_torch_save
     if osp.exists(path) and not overwrite:
         raise FileExistsError(f'{path!r} exists; choose another --output or pass --overwrite')
-    torch.save(ckpt, path)
+    check_finite(ckpt, f'refusing to save {path}')
+    atomic_torch_save(ckpt, path)
     return path
 
 

@@ -34,13 +34,24 @@ def export_onnx(net, path, opset=13, check_shapes=DEFAULT_CHECK_SHAPES, tol=1e-5
 
     Raises:
         FileExistsError: ``path`` exists and not ``overwrite``.
-        RuntimeError: onnxruntime output differs by ``tol`` or more, or has the wrong shape.
+        RuntimeError: onnxruntime output differs by ``tol`` or more (NaN included), or has the wrong shape; the
+            file is then not written.
+        ValueError: a parameter or buffer of ``net`` holds NaN/Inf (named).
     """
-    import onnx
-    import onnxruntime as ort
+    from adaptsr.convert import check_finite
+    from adaptsr.utils.atomic import atomic_write
     if osp.exists(path) and not overwrite:
         raise FileExistsError(f'{path!r} exists; choose another output or pass --overwrite')
     net = net.eval().cpu()
+    check_finite(net.state_dict(), f'refusing to export {type(net).__name__} to {path}')
+    with atomic_write(path) as tmp:
+        result = _export_and_check(net, tmp, opset, check_shapes, tol, seed, path)
+    return dict(result, path=path)
+
+
+def _export_and_check(net, path, opset, check_shapes, tol, seed, name):
+    import onnx
+    import onnxruntime as ort
 
     class _First(torch.nn.Module):
 
@@ -71,12 +82,15 @@ def export_onnx(net, path, opset=13, check_shapes=DEFAULT_CHECK_SHAPES, tol=1e-5
             ref64 = model64(x.double()).numpy()
         out = session.run(None, {'lq': x.numpy()})[0]
         if out.shape != ref.shape:
-            raise RuntimeError(f'{path}: onnxruntime output {out.shape} != PyTorch {ref.shape} for input {shape}')
-        worst = max(worst, float(np.abs(out - ref).max()))
+            raise RuntimeError(f'{name}: onnxruntime output {out.shape} != PyTorch {ref.shape} for input {shape}')
+        diff = float(np.abs(out - ref).max())
+        if not (np.isfinite(ref).all() and np.isfinite(diff)):
+            raise RuntimeError(f'{name}: NaN/Inf in the PyTorch or onnxruntime output for input {shape}')
+        worst = max(worst, diff)
         fp32_error = max(fp32_error, float(np.abs(ref - ref64).max()))
     limit = max(tol, 2 * fp32_error)
     if not worst < limit:
-        raise RuntimeError(f'{path}: onnxruntime differs from PyTorch by {worst:.3g} >= {limit:.3g} (PyTorch fp32 vs '
+        raise RuntimeError(f'{name}: onnxruntime differs from PyTorch by {worst:.3g} >= {limit:.3g} (PyTorch fp32 vs '
                            f'fp64: {fp32_error:.3g})')
     return {'path': path, 'opset': opset, 'max_abs_diff': worst, 'fp32_error': fp32_error, 'tol': limit,
             'shapes': [list(s) for s in check_shapes]}

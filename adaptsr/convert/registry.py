@@ -10,7 +10,7 @@ method (APE: BasicSR EDSR/RCAN names; CABM: a full-precision file; ETDSPlain: a 
 """
 from typing import Callable, NamedTuple
 
-from adaptsr.convert import load_checkpoint
+from adaptsr.convert import check_finite, load_checkpoint
 from adaptsr.convert.pcsr import convert_carn_m, convert_pcsr
 from adaptsr.ops.reparam import ConversionError
 
@@ -99,7 +99,8 @@ def load_into(net, load_path, strict=True, param_key='params', scale=None, may_b
     names them.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: the checkpoint's recorded scale differs from ``scale``.
+        FileNotFoundError: no such file. ValueError: the file cannot be read, its recorded scale differs from
+        ``scale``, or a tensor holds NaN/Inf (a diverged training; the tensors are named).
         KeyError: ``param_key`` (nor ``params``) absent. RuntimeError: missing/unexpected keys (strict) or shape
         mismatches, listing them and naming the arch the file holds when the registry recognises it.
     """
@@ -112,6 +113,7 @@ def load_into(net, load_path, strict=True, param_key='params', scale=None, may_b
     if key not in ckpt:
         raise KeyError(f'{load_path}: no {param_key!r} (nor "params") in checkpoint; keys: {list(ckpt)}')
     sd = {k[7:] if k.startswith('module.') else k: v for k, v in ckpt[key].items()}
+    check_finite(sd, f'{load_path} [{key}]')
     adapt = getattr(net, 'adapt_state_dict', None)
     if adapt is not None:
         sd = adapt(sd, load_path)

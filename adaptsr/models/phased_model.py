@@ -18,11 +18,15 @@ from torch.nn.parallel import DistributedDataParallel
 
 from adaptsr.convert.registry import load_into
 from adaptsr.ops.phases import Phase, PhaseSchedule
-from adaptsr.options import BASICSR_VAL_OPTIONS, check_options, declared, resolved
+from adaptsr.options import BASICSR_VAL_OPTIONS, OptionError, check_options, declared, resolved
 
 #: scheduler attributes that come from the YAML (kept when a state is loaded; the step count comes from the state)
 _SCHEDULER_CONFIG = frozenset({'periods', 'cumulative_period', 'restart_weights', 'eta_min', 'milestones', 'gamma',
                                'restarts'})
+class NonFiniteLossError(FloatingPointError):
+    """A training loss or gradient became NaN/Inf (``train.nonfinite: stop``, the default)."""
+
+
 _OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
 
 
@@ -338,7 +342,21 @@ class PhasedSRModel(SRModel):
         return self.output, self.gt
 
     def compute_losses(self):
-        """Total loss and loss dict of the current phase (each ``train.phases[i].losses`` entry, summed)."""
+        """Total loss and loss dict of the current phase (each ``train.phases[i].losses`` entry, summed); without
+        phases, BasicSR's ``pixel_opt`` / ``perceptual_opt`` losses."""
+        if self.schedule is None:
+            self.output = self.net_g(self.lq)
+            total, loss_dict = 0, OrderedDict()
+            if self.cri_pix:
+                loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
+                total = total + loss_dict['l_pix']
+            if self.cri_perceptual:
+                l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+                for name, value in (('l_percep', l_percep), ('l_style', l_style)):
+                    if value is not None:
+                        loss_dict[name] = value
+                        total = total + value
+            return total, loss_dict
         extras = self.forward_train()
         total = 0
         loss_dict = OrderedDict()
@@ -351,14 +369,61 @@ class PhasedSRModel(SRModel):
         return total, loss_dict
 
     def optimize_parameters(self, current_iter):
-        if self.schedule is None:
-            super().optimize_parameters(current_iter)
-            return
-        self.apply_train_modes()
+        """One step of the current phase. A NaN/Inf loss or gradient stops training before the optimizer step
+        (:class:`NonFiniteLossError` names the iteration, the loss terms and the last checkpoint), or, with
+        ``train.nonfinite: skip``, skips this step with a warning."""
+        if self.schedule is not None:
+            self.apply_train_modes()
         self.optimizer_g.zero_grad()
+        skip = (self.opt.get('train') or {}).get('nonfinite', 'stop') == 'skip'
+        # a skipped step must not leave NaN in running statistics (BatchNorm) that its forward updated
+        buffers = [b.detach().clone() for b in self.get_bare_model(self.net_g).buffers()] if skip else None
         total, loss_dict = self.compute_losses()
-        total.backward()
-        self.optimizer_g.step()
+        bad = [k for k, v in loss_dict.items() if torch.is_tensor(v) and not bool(torch.isfinite(v).all())]
+        if not bad and torch.is_tensor(total) and bool(torch.isfinite(total)):
+            total.backward()
+            bad = [f'gradient of {n}' for n, p in self.get_bare_model(self.net_g).named_parameters()
+                   if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+        elif not bad:
+            bad = ['total']
+        if bad:
+            self.optimizer_g.zero_grad()
+            if buffers is not None:
+                with torch.no_grad():
+                    for b, saved in zip(self.get_bare_model(self.net_g).buffers(), buffers):
+                        b.copy_(saved)
+            self._nonfinite(current_iter, bad, loss_dict)
+        else:
+            self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(loss_dict)
-        if self.ema_decay > 0:
+        if self.ema_decay > 0 and not bad:
             self.model_ema(decay=self.ema_decay)
+
+    def _nonfinite(self, current_iter, bad, loss_dict):
+        values = ', '.join(f'{k} = {float(v.detach().float().mean()):.4g}' for k, v in loss_dict.items()
+                           if torch.is_tensor(v))
+        where = f'iteration {current_iter}' + (f' (phase {self.phase.name!r})' if self.phase is not None else '')
+        policy = (self.opt.get('train') or {}).get('nonfinite', 'stop')
+        if policy not in ('stop', 'skip'):
+            raise OptionError(f"train.nonfinite must be 'stop' or 'skip', got {policy!r}")
+        if policy == 'skip':
+            get_root_logger().warning(f'{where}: non-finite {", ".join(bad)} ({values}); step skipped '
+                                      '(train.nonfinite: skip)')
+            return
+        raise NonFiniteLossError(f'{where}: non-finite {", ".join(bad)} ({values}); training stopped before the '
+                                 f'optimizer step. Last good checkpoint: {self._last_checkpoint()}. Lower the learning '
+                                 'rate (or fix the data) and resume with --auto_resume, or set train.nonfinite: skip '
+                                 'to skip such steps.')
+
+    def _last_checkpoint(self):
+        import glob
+        import re
+        found = []
+        for path in glob.glob(osp.join(self.opt['path'].get('training_states', ''), '*.state')):
+            stem = osp.splitext(osp.basename(path))[0]
+            if re.fullmatch(r'\d+', stem):
+                found.append((int(stem), path))
+        if not found:
+            return 'none saved yet (the run starts from path.pretrain_network_g)'
+        it, path = max(found)
+        return f'iteration {it}: {osp.join(self.opt["path"]["models"], f"net_g_{it}.pth")} and {path}'
