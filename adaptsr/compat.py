@@ -22,6 +22,10 @@ attributes replaced:
 * ``basicsr.train.CPUPrefetcher``: 1.4.2 restarts the interrupted epoch from its first batch on resume; the
   replacement continues it where it stopped, with the data pipeline's random states
   (:mod:`adaptsr.utils.resume`), so a resumed run equals the uninterrupted one;
+* ``basicsr.train.build_dataset`` and ``basicsr.test.build_dataset``: a sample that cannot be read (an empty,
+  truncated or non-image file, an LMDB key that is absent) fails in cv2 or with ``'NoneType' object has no attribute
+  'astype'``, naming nothing; the datasets are wrapped (:class:`adaptsr.data.data_util.NamedErrorDataset`) so the
+  error names the dataset, the sample and its files or keys;
 * ``basicsr.utils.options.init_dist``: 1.4.2 calls ``torch.cuda.set_device(rank % 0)`` without CUDA; the replacement
   uses the gloo backend, so ``--launcher pytorch`` trains on CPU;
 * ``basicsr.train.parse_options`` and ``basicsr.test.parse_options`` (the same wrapper; each pipeline module
@@ -116,8 +120,18 @@ def _wrap_parse_options(parse_options):
     def parse_options_checked(root_path, is_train=True):
         from adaptsr.data.data_util import check_dataset_paths
         from adaptsr.options import check_options, default_env, expand_paths
+        from adaptsr.options import OptionError
         default_env(root_path)
-        opt, args = parse_options(root_path, is_train)
+        try:
+            opt, args = parse_options(root_path, is_train)
+        except KeyError as err:  # BasicSR reads required top-level keys without a check
+            path = sys.argv[sys.argv.index('-opt') + 1] if '-opt' in sys.argv[:-1] else 'the options file'
+            raise OptionError(f'{path}: required key {err} is missing (a misspelt top-level key?); BasicSR options '
+                              "need name, model_type, scale, num_gpu, datasets, network_g, path (and train, logger "
+                              'to train)') from err
+        for key in ('name', 'model_type', 'datasets', 'network_g', 'path') + (('train', 'logger') if is_train else ()):
+            if key not in opt:
+                raise OptionError(f'{args.opt}: required top-level key {key!r} is missing')
         opt['root_path'] = root_path
         expand_paths(opt)
         check_options(opt)
@@ -155,6 +169,15 @@ def _wrap_make_exp_dirs(make_exp_dirs):
     return make_exp_dirs_files_kept
 
 
+def _named_error_dataset(build_dataset):
+
+    def build_dataset_named_errors(dataset_opt):
+        from adaptsr.data.data_util import NamedErrorDataset
+        return NamedErrorDataset(build_dataset(dataset_opt))
+
+    return build_dataset_named_errors
+
+
 def _resumable_prefetcher(cpu_prefetcher):
     from adaptsr.utils.resume import resumable_prefetcher
     return resumable_prefetcher(cpu_prefetcher)
@@ -169,6 +192,8 @@ PIPELINE_PATCHES = (
     ('basicsr.train', 'make_exp_dirs', _wrap_make_exp_dirs),
     ('basicsr.test', 'make_exp_dirs', _wrap_make_exp_dirs),
     ('basicsr.train', 'CPUPrefetcher', _resumable_prefetcher),
+    ('basicsr.train', 'build_dataset', _named_error_dataset),
+    ('basicsr.test', 'build_dataset', _named_error_dataset),
 )
 
 

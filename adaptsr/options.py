@@ -26,6 +26,14 @@ BASICSR_VAL_OPTIONS = {'val_freq': None, 'save_img': False, 'suffix': None, 'met
 #: ``train`` keys read by BasicSR's ``train_pipeline`` / ``SRModel`` and by the phase schedule
 TRAIN_KEYS = frozenset({'total_iter', 'warmup_iter', 'ema_decay', 'optim_g', 'scheduler', 'pixel_opt',
                         'perceptual_opt', 'phases', 'start_phase', 'nonfinite'})
+#: top-level keys of a BasicSR options file (those BasicSR's parse_options adds included), ``network_*`` aside, plus
+#: adaptsr's ``allow_random_weights`` (test a network without ``path.pretrain_network_g``, e.g. a timing run)
+TOP_KEYS = frozenset({'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val',
+                      'logger', 'dist_params', 'find_unused_parameters', 'use_static_graph', 'is_train', 'dist',
+                      'rank', 'world_size', 'auto_resume', 'root_path', 'allow_random_weights'})
+#: ``path`` keys BasicSR reads or makes (``pretrain_network_*``, ``strict_load_*``, ``param_key_*`` aside)
+PATH_KEYS = frozenset({'resume_state', 'ignore_resume_networks', 'experiments_root', 'results_root', 'models',
+                       'training_states', 'log', 'visualization', 'root'})
 #: ``path`` keys whose value is a file that adaptsr reads (BasicSR's ``make_exp_dirs`` would make a directory of it)
 FILE_PATH_KEYS = frozenset({'cabm_lut'})
 
@@ -150,7 +158,8 @@ def check_options(opt, model_cls=None):
             not adaptsr's (no declarations) are left to BasicSR.
 
     Raises:
-        OptionError: an unknown key, an undeclared phase hook, or a ``total_iter`` that differs from the phases' sum.
+        OptionError: an unknown key (top level, ``path``, ``val``, ``train``...), an undeclared phase hook, or a
+            ``total_iter`` that differs from the phases' sum.
     """
     if model_cls is None:
         from basicsr.utils.registry import MODEL_REGISTRY
@@ -160,6 +169,11 @@ def check_options(opt, model_cls=None):
     if not hasattr(model_cls, 'val_options'):
         return
     name = model_cls.__name__
+    check_keys(f'top level ({name})', {k: v for k, v in opt.items() if not k.startswith('network_')}, TOP_KEYS)
+    if opt.get('path') is not None:
+        prefixes = ('pretrain_network_', 'strict_load_', 'param_key_')
+        check_keys(f'path ({name})', {k: v for k, v in opt['path'].items() if not k.startswith(prefixes)},
+                   PATH_KEYS | FILE_PATH_KEYS)
     if opt.get('val') is not None:
         check_keys(f'val ({name})', opt['val'], declared(model_cls, 'val_options'))
     section = getattr(model_cls, 'train_section', None)

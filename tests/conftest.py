@@ -101,6 +101,8 @@ def model_options(tmp_path, model_type, network_g, scale=None, is_train=False, p
            'datasets': {}, 'network_g': network_g, 'path': paths, 'val': {'metrics': {}} if val is None else val}
     if train is not None:
         opt['train'] = train
+    if pretrain is None and not is_train:
+        opt['allow_random_weights'] = True  # these tests check behaviour, not trained figures
     return opt
 
 

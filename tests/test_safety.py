@@ -2,6 +2,7 @@
 
 Grouped by case so that a failure names it; interrupted-training cases live in test_training.py / test_cabm.py.
 """
+import os
 import os.path as osp
 
 import pytest
@@ -109,3 +110,198 @@ def test_convert_script_refuses_a_nonfinite_checkpoint(tmp_path):
     assert proc.returncode != 0
     assert 'NaN or Inf' in proc.stderr and 'encoder.entry.weight' in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / 'converted.pth').exists()
+
+
+# ------------------------------------------------------------------------------------------------- test-time safety
+def _test_model(tmp_path, model_type, network, val=None, **extra):
+    from basicsr.models import build_model
+    from conftest import model_options
+    opt = model_options(tmp_path, model_type, network, val=val)
+    opt.pop('allow_random_weights', None)
+    opt.update(extra)
+    return build_model(opt)
+
+
+def test_random_weights_are_refused_at_test_time_unless_allowed(tmp_path):
+    from adaptsr.options import OptionError
+    with pytest.raises(OptionError, match='path.pretrain_network_g is not set: PCSRNet would be tested with random'):
+        _test_model(tmp_path, 'PCSRModel', dict(TINY_PCSR))
+    _test_model(tmp_path, 'PCSRModel', dict(TINY_PCSR), allow_random_weights=True)
+    _test_model(tmp_path, 'AdaptiveSRModel', {'type': 'BicubicSR', 'upscale': 4})  # no weights to load
+
+
+def test_misspelt_keys_are_named(tmp_path):
+    from adaptsr.options import OptionError, check_options
+    from conftest import model_options
+    opt = model_options(tmp_path, 'PCSRModel', dict(TINY_PCSR))
+    opt['path']['pretrian_network_g'] = 'x.pth'
+    with pytest.raises(OptionError, match=r"path \(PCSRModel\): unknown key\(s\) 'pretrian_network_g'"):
+        check_options(opt)
+    opt = model_options(tmp_path, 'PCSRModel', dict(TINY_PCSR))
+    opt['vall'] = {}
+    with pytest.raises(OptionError, match=r"top level \(PCSRModel\): unknown key\(s\) 'vall' \(did you mean 'val'"):
+        check_options(opt)
+
+
+def test_a_missing_required_top_level_key_is_named_by_test_py(tmp_path):
+    from conftest import run_script, write_yaml
+    opt = {'nmae': 'x', 'model_type': 'AdaptiveSRModel', 'scale': 4, 'datasets': {},
+           'network_g': {'type': 'BicubicSR', 'upscale': 4}, 'path': {}}
+    path = write_yaml(tmp_path / 'typo.yml', opt)
+    proc = run_script(['test.py', '-opt', path], check=False)
+    assert proc.returncode != 0
+    assert 'typo.yml: required key' in proc.stderr and "'num_gpu'" in proc.stderr or "'name'" in proc.stderr
+
+
+@pytest.mark.parametrize('model_type,network,key,value', [
+    ('PCSRModel', TINY_PCSR, 'k', float('nan')),
+    ('APEModel', {'type': 'APEECBSR', 'upscale': 4, 'num_block': 4, 'num_feat': 16}, 'exit_threshold', -1),
+    ('AdaptiveSRModel', {'type': 'BicubicSR', 'upscale': 4}, 'tile_size', 0),
+    ('CABMModel', {'type': 'CABMEDSR', 'upscale': 4, 'num_block': 2, 'mode': 'fp'}, 'calibration', float('nan')),
+], ids=['pcsr-k-nan', 'ape-threshold-negative', 'tile-size-zero', 'cabm-calibration-nan'])
+def test_knobs_outside_their_range_are_refused(tmp_path, model_type, network, key, value):
+    from adaptsr.options import OptionError
+    with pytest.raises(OptionError, match=rf'val\.{key} = '):
+        _test_model(tmp_path, model_type, dict(network), val={'metrics': {}, key: value}, allow_random_weights=True)
+
+
+def test_a_scale_the_network_contradicts_is_refused(tmp_path):
+    from adaptsr.options import OptionError
+    from basicsr.models import build_model
+    from conftest import model_options
+    opt = model_options(tmp_path, 'SMSRModel', {'type': 'SMSRNet', 'upscale': 2}, scale=3)
+    with pytest.raises(OptionError, match=r'scale: 3 but network_g \(SMSRNet\) upscales x2'):
+        build_model(opt)
+
+
+def _pair_folder(tmp_path, name, lr_scale, size=64, scale=4, tiny=False):
+    """HR crops of Set5 and their bicubic LR (x``lr_scale``) in the EDSR layout."""
+    import cv2
+    hr_dir, lr_dir = tmp_path / name / 'HR', tmp_path / name / 'LR'
+    hr_dir.mkdir(parents=True)
+    lr_dir.mkdir()
+    for img_name in ('baby', 'bird'):
+        hr = cv2.imread(require(osp.join(BENCHMARK, f'Set5/HR/{img_name}.png')))[:size, :size]
+        cv2.imwrite(str(hr_dir / f'{img_name}.png'), hr)
+        lr = cv2.resize(hr, (size // lr_scale, size // lr_scale), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(lr_dir / f'{img_name}.png'), lr)
+    if tiny:
+        hr = cv2.imread(osp.join(BENCHMARK, 'Set5/HR/head.png'))[:8, :12]  # SR 8x12: nothing left after crop_border 4
+        cv2.imwrite(str(hr_dir / 'tiny.png'), hr)
+        cv2.imwrite(str(lr_dir / 'tiny.png'), cv2.resize(hr, (3, 2), interpolation=cv2.INTER_CUBIC))
+    return {'name': name, 'type': 'PairedImageDataset', 'dataroot_gt': str(hr_dir), 'dataroot_lq': str(lr_dir),
+            'io_backend': {'type': 'disk'}, 'phase': 'test', 'scale': scale}
+
+
+def _validate(model, dataset_opt):
+    from basicsr.data import build_dataloader, build_dataset
+    loader = build_dataloader(build_dataset(dataset_opt), dataset_opt, num_gpu=0, dist=False, sampler=None)
+    model.validation(loader, 0, None, False)
+    return model.metric_results
+
+
+PSNR = {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}
+
+
+def test_wrong_scale_pairs_are_refused_naming_both_files(tmp_path):
+    model = _test_model(tmp_path, 'AdaptiveSRModel', {'type': 'BicubicSR', 'upscale': 4}, val={'metrics': PSNR})
+    assert _validate(model, _pair_folder(tmp_path, 'x4', 4))['psnr'] > 20
+    with pytest.raises(ValueError, match=r'LR .*LR/baby.png \(32x32\) and HR .*HR/baby.png \(64x64\) are not a x4 '
+                                         r'pair \(HR/LR = 2 x 2\)'):
+        _validate(model, _pair_folder(tmp_path, 'x2', 2))
+
+
+@pytest.fixture
+def log():
+    """The text BasicSR's root logger writes during the test (it does not propagate to caplog)."""
+    import io
+    import logging
+    from basicsr.utils import get_root_logger
+    logger = get_root_logger()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)  # as train.py / test.py set it (with a log file)
+
+    class Text:
+        @property
+        def text(self):
+            return stream.getvalue()
+
+    yield Text()
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_tiny_images_are_reported_and_kept_out_of_the_means(tmp_path, log):
+    model = _test_model(tmp_path, 'AdaptiveSRModel', {'type': 'BicubicSR', 'upscale': 4}, val={'metrics': PSNR})
+    normal = _validate(model, _pair_folder(tmp_path, 'normal', 4))['psnr']
+    mixed = _validate(model, _pair_folder(tmp_path, 'mixed', 4, tiny=True))['psnr']
+    assert mixed == pytest.approx(normal) and 'tiny (8x12 SR): psnr = ' in log.text
+    only = _pair_folder(tmp_path, 'only', 4, tiny=True)
+    for name in ('baby', 'bird'):
+        os.remove(osp.join(only['dataroot_gt'], f'{name}.png'))
+        os.remove(osp.join(only['dataroot_lq'], f'{name}.png'))
+    with pytest.raises(ValueError, match='only: no image gave a finite psnr'):
+        _validate(model, only)
+
+
+def test_a_crop_mode_crop_is_reported(tmp_path, log):
+    model = _test_model(tmp_path, 'AdaptiveSRModel', {'type': 'BicubicSR', 'upscale': 4},
+                        val={'metrics': PSNR, 'crop_mode': 'pcsr'})
+    _validate(model, _pair_folder(tmp_path, 'crop', 4, size=160))
+    assert "crop: val.crop_mode 'pcsr' cropped 2 of 2 LR image(s)" in log.text and '40x40 -> 32x32' in log.text
+
+
+# ------------------------------------------------------------------------------------------------- unreadable input
+@pytest.mark.parametrize('damage', ['empty', 'truncated', 'not-an-image'])
+def test_an_unreadable_image_is_named(tmp_path, damage):
+    from basicsr.data import build_dataset
+    from adaptsr.data.data_util import DataReadError, NamedErrorDataset
+    opt = _pair_folder(tmp_path, 'bad', 4)
+    bad = osp.join(opt['dataroot_lq'], 'bird.png')
+    data = open(bad, 'rb').read()
+    with open(bad, 'wb') as f:
+        f.write({'empty': b'', 'truncated': data[:len(data) // 3], 'not-an-image': b'hello, not a PNG'}[damage])
+    dataset = NamedErrorDataset(build_dataset(opt))
+    assert dataset[0]['lq'].shape == (3, 16, 16)  # baby is fine
+    with pytest.raises(DataReadError, match=rf"dataset 'bad' \(disk\): sample 1 \(.*lq_path {bad}"):
+        dataset[1]
+
+
+def _lmdb(tmp_path):
+    from adaptsr.utils.data_prep import create_lmdb
+    opt = _pair_folder(tmp_path, 'lmdbsrc', 4)
+    return create_lmdb(opt['dataroot_gt'], str(tmp_path / 'hr.lmdb'))
+
+
+def test_a_damaged_lmdb_is_detected_before_training(tmp_path):
+    from adaptsr.data.data_util import check_dataset_paths, check_lmdb
+    path = _lmdb(tmp_path)
+    check_lmdb(path)
+    with open(osp.join(path, 'meta_info.txt'), 'a') as f:
+        f.write('ghost.png (64,64,3) 1\n')
+    with pytest.raises(ValueError, match=r'hr.lmdb: 1 key\(s\) listed in meta_info.txt are not in the database '
+                                         r'\(ghost\)'):
+        check_dataset_paths({'name': 'train', 'dataroot_gt': path, 'io_backend': {'type': 'lmdb'}})
+    path2 = _lmdb(tmp_path / 'b')
+    data = osp.join(path2, 'data.mdb')
+    size = osp.getsize(data)
+    with open(data, 'r+b') as f:
+        f.truncate(size // 2)
+    with pytest.raises(ValueError, match='data.mdb has .* bytes but its pages need .*: the file is truncated'):
+        check_lmdb(path2)
+
+
+def test_create_lmdb_checks_every_image_first_and_leaves_no_partial_output(tmp_path):
+    from adaptsr.utils.data_prep import create_lmdb
+    opt = _pair_folder(tmp_path, 'src', 4)
+    bad = osp.join(opt['dataroot_gt'], 'zz_broken.png')
+    open(bad, 'wb').close()
+    with pytest.raises(ValueError, match=rf'{bad}: not a readable image \(empty file\)'):
+        create_lmdb(opt['dataroot_gt'], str(tmp_path / 'out.lmdb'))
+    assert sorted(os.listdir(tmp_path)) == ['src']  # neither out.lmdb nor a partial one
+    os.remove(bad)
+    create_lmdb(opt['dataroot_gt'], str(tmp_path / 'out.lmdb'))
+    assert sorted(os.listdir(tmp_path)) == ['out.lmdb', 'src']

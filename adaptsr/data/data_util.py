@@ -24,10 +24,20 @@ def check_dataroot(opt, key):
 
 
 def check_dataset_paths(opt):
-    """Check every ``dataroot_*`` / ``meta_info_file`` entry of one dataset's options."""
+    """Check every ``dataroot_*`` / ``meta_info_file`` entry of one dataset's options; an LMDB root must also pass
+    :func:`check_lmdb` (not truncated, every listed key present).
+
+    Raises:
+        KeyError, FileNotFoundError: see :func:`check_dataroot`. ValueError: a damaged LMDB (named).
+    """
     for key in opt:
         if (key.startswith('dataroot') or key == 'meta_info_file') and opt[key] is not None:
-            check_dataroot(opt, key)
+            path = check_dataroot(opt, key)
+            if key.startswith('dataroot') and (opt.get('io_backend') or {}).get('type') == 'lmdb':
+                try:
+                    check_lmdb(path)
+                except ValueError as err:
+                    raise ValueError(f"dataset {opt.get('name', '?')!r}: {key}: {err}") from err
 
 
 def read_image(path, what='image'):
@@ -83,3 +93,111 @@ def iter_images(root, what='images'):
         raise FileNotFoundError(f'{what}: no image in {root!r}')
     for name in names:
         yield osp.splitext(name)[0], read_image(osp.join(root, name), what)
+
+
+def image_size(path):
+    """(height, width) of an image file: read from the header of a PNG, else by decoding it.
+
+    Raises:
+        ValueError: not a readable image (the path is named).
+    """
+    with open(path, 'rb') as f:
+        head = f.read(24)
+    if head[:8] == b'\x89PNG\r\n\x1a\n' and head[12:16] == b'IHDR':
+        return int.from_bytes(head[20:24], 'big'), int.from_bytes(head[16:20], 'big')
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f'cannot read {path!r} as an image')
+    return img.shape[:2]
+
+
+def check_pair_scale(lq_path, gt_path, scale):
+    """Check that an LR/HR pair of files is a x``scale`` pair: ``scale * lr <= hr < scale * (lr + 1)`` in height
+    and width (the HR of the EDSR layout may exceed ``scale * lr`` by less than ``scale``; BasicSR crops it).
+    BasicSR's test datasets crop a larger HR silently to ``scale * lr``, so a pair of another scale would be scored
+    against a corner of its HR.
+
+    Raises:
+        ValueError: the sizes say another scale (both files, their sizes and the ratio are named).
+    """
+    (lh, lw), (gh, gw) = image_size(lq_path), image_size(gt_path)
+    if not (scale * lh <= gh < scale * (lh + 1) and scale * lw <= gw < scale * (lw + 1)):
+        raise ValueError(f'LR {lq_path} ({lh}x{lw}) and HR {gt_path} ({gh}x{gw}) are not a x{scale} pair (HR/LR = '
+                         f'{gh / max(lh, 1):.3g} x {gw / max(lw, 1):.3g}); check the scale option and the LR folder')
+
+
+def check_lmdb(path):
+    """Check a BasicSR LMDB before training reads it: the data file is as long as its last page says (a copy cut
+    short ends in a bus error, not a Python error, when a page past its end is read) and every key of
+    ``meta_info.txt`` is in the database.
+
+    Raises:
+        ValueError: truncated data file, or keys listed but absent (the LMDB and up to 5 keys are named).
+    """
+    import lmdb
+    data = osp.join(path, 'data.mdb')
+    if not osp.isfile(data):
+        raise ValueError(f'LMDB {path}: no data.mdb')
+    try:
+        env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False)
+    except lmdb.Error as err:
+        raise ValueError(f'LMDB {path} cannot be opened: {err}') from err
+    try:
+        need = (env.info()['last_pgno'] + 1) * env.stat()['psize']
+        have = osp.getsize(data)
+        if have < need:
+            raise ValueError(f'LMDB {path}: data.mdb has {have} bytes but its pages need {need}: the file is '
+                             'truncated (an interrupted copy or write); rebuild it (scripts/create_lmdb.py)')
+        meta = osp.join(path, 'meta_info.txt')
+        if osp.isfile(meta):
+            with open(meta) as f:
+                keys = [line.split('.')[0] for line in f if line.strip()]  # as BasicSR's paths_from_lmdb
+            with env.begin() as txn:
+                absent = [k for k in keys if txn.get(k.encode('ascii')) is None]
+            if absent:
+                raise ValueError(f'LMDB {path}: {len(absent)} key(s) listed in meta_info.txt are not in the database '
+                                 f'({", ".join(absent[:5])}{", ..." if len(absent) > 5 else ""})')
+    finally:
+        env.close()
+
+
+class DataReadError(RuntimeError):
+    """A training or test sample that cannot be read (the dataset, the index and the files or LMDB keys are named)."""
+
+
+class NamedErrorDataset:
+    """Wraps a dataset so that a sample it cannot read (missing/empty/truncated image, non-image file, LMDB key
+    absent from the database) raises :class:`DataReadError` naming the dataset, the sample and its files or keys,
+    instead of a bare cv2 assertion or ``'NoneType' object has no attribute 'astype'``. Every other attribute is the
+    wrapped dataset's (``opt``, ``paths``...). Installed around BasicSR's ``build_dataset`` by
+    :func:`adaptsr.compat.patch_pipelines`.
+
+    Args:
+        dataset (torch.utils.data.Dataset): the dataset built from the options.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __getattr__(self, name):
+        if name == 'dataset':  # not set yet (unpickling in a DataLoader worker)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        try:
+            return self.dataset[index]
+        except Exception as err:
+            paths = getattr(self.dataset, 'paths', None)
+            where = ''
+            if paths is not None and len(paths):
+                item = paths[index % len(paths)]
+                where = ', '.join(f'{k} {v}' for k, v in item.items()) if isinstance(item, dict) else str(item)
+            opt = getattr(self.dataset, 'opt', None) or {}
+            backend = (opt.get('io_backend') or {}).get('type', 'disk')
+            raise DataReadError(f"dataset {opt.get('name', type(self.dataset).__name__)!r} ({backend}): sample {index}"
+                                f"{' (' + where + ')' if where else ''} cannot be read: {type(err).__name__}: "
+                                f'{err}') from err

@@ -12,6 +12,7 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
+from adaptsr.data.data_util import check_pair_scale
 from adaptsr.models.phased_model import PhasedSRModel
 from adaptsr.ops.cost import run_inference, sum_costs
 from adaptsr.ops.tiling import crop_size, tiled_forward
@@ -41,6 +42,56 @@ class AdaptiveSRModel(PhasedSRModel):
 
     val_options = {'tile_size': None, 'tile_overlap': 0, 'tile_batch': 1, 'crop_mode': 'none', 'budget_sweep': None,
                    'cost': True}
+    #: ``val.<key>`` -> (low, high, integer): the knob's valid closed range (None for no bound), checked when the
+    #: model is built and when a sweep sets it; NaN is never valid. A method adds its knob's range.
+    val_ranges = {'tile_size': (1, None, True), 'tile_overlap': (0, None, True), 'tile_batch': (1, None, True)}
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.check_val_ranges()
+        if not opt['is_train']:
+            self._check_weights_and_scale()
+
+    def check_val_ranges(self):
+        """Check the knobs of ``val`` against :attr:`val_ranges` (merged along the class hierarchy).
+
+        Raises:
+            OptionError: a value that is NaN, not a number, not an integer where one is due, or out of range (the
+                key, the value and the range are named; ``tile_size: ~`` means no tiles, never 0).
+        """
+        from adaptsr.options import OptionError, declared
+        for key, (low, high, integer) in declared(type(self), 'val_ranges').items():
+            value = self.val_opt.get(key)
+            if value is None:
+                continue
+            where = f'val.{key} = {value!r}'
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                raise OptionError(f'{where}: must be a number')
+            if integer and value != int(value):
+                raise OptionError(f'{where}: must be an integer')
+            if (low is not None and value < low) or (high is not None and value > high):
+                hint = ' (tile_size: ~ tests whole images)' if key == 'tile_size' else ''
+                raise OptionError(f'{where}: must be in [{low if low is not None else "-inf"}, '
+                                  f'{high if high is not None else "inf"}]{hint}')
+        tile, overlap = self.val_opt.get('tile_size'), self.val_opt.get('tile_overlap') or 0
+        if tile and overlap * 2 >= tile:
+            raise OptionError(f'val.tile_overlap = {overlap} must be less than half of val.tile_size = {tile}')
+
+    def _check_weights_and_scale(self):
+        """Test time: a network with parameters needs ``path.pretrain_network_g`` (random weights give plausible
+        but meaningless figures) unless ``allow_random_weights: true``; a network whose own ``upscale`` differs from
+        ``scale`` is refused."""
+        from adaptsr.options import OptionError
+        bare = self.get_bare_model(self.net_g)
+        if self.opt['path'].get('pretrain_network_g') is None and any(True for _ in bare.parameters()) and \
+                not self.opt.get('allow_random_weights', False):
+            raise OptionError(f'path.pretrain_network_g is not set: {type(bare).__name__} would be tested with random '
+                              'weights. Set it to a checkpoint (a training YAML given to test.py has none), or set '
+                              'allow_random_weights: true (e.g. to time an untrained network).')
+        upscale = getattr(bare, 'upscale', None)
+        if isinstance(upscale, int) and upscale != self.opt['scale']:
+            raise OptionError(f'scale: {self.opt["scale"]} but network_g ({type(bare).__name__}) upscales x{upscale}; '
+                              'make them agree (and use weights of that scale)')
 
     # ------------------------------------------------------------------------------------------------ one image
     def test_network(self):
@@ -52,11 +103,14 @@ class AdaptiveSRModel(PhasedSRModel):
         return {}
 
     def crop_inputs(self):
-        """Apply ``val.crop_mode`` to ``self.lq`` (and ``self.gt``)."""
+        """Apply ``val.crop_mode`` to ``self.lq`` (and ``self.gt``); ``self.cropped`` records ``(h, w, hc, wc)``
+        when it cut anything (reported per dataset by the validation)."""
         h, w = self.lq.shape[-2:]
         hc, wc = crop_size(self.val_opt['crop_mode'] or 'none', h, w)
+        self.cropped = None
         if (hc, wc) == (h, w):
             return
+        self.cropped = (h, w, hc, wc)
         self.lq = self.lq[..., :hc, :wc]
         if hasattr(self, 'gt'):
             s = self.opt['scale']
@@ -86,6 +140,11 @@ class AdaptiveSRModel(PhasedSRModel):
                                             boxes_out=self.tile_boxes)
             else:
                 self.output = forward(self.lq)
+        s = self.opt['scale']
+        if tuple(self.output.shape[-2:]) != (self.lq.shape[-2] * s, self.lq.shape[-1] * s):
+            raise ValueError(f'network_g ({type(bare).__name__}) turned a {self.lq.shape[-2]}x{self.lq.shape[-1]} LR '
+                             f'into {self.output.shape[-2]}x{self.output.shape[-1]}, not x{s} (scale: {s}): the '
+                             'network or its weights are for another scale')
         self.cost, self.traces = sum_costs(costs)
         if self.opt['is_train']:
             self.net_g.train()
@@ -129,6 +188,7 @@ class AdaptiveSRModel(PhasedSRModel):
         rows = []
         for value in values:
             self.apply_budget(value)
+            self.check_val_ranges()
             self.nondist_validation(dataloader, current_iter, tb_logger, save_img, tag=self.budget_label())
             row = {'dataset': dataset_name, 'budget': self.budget_label()}
             row.update({k: float(v) for k, v in self.metric_results.items()})
@@ -153,10 +213,18 @@ class AdaptiveSRModel(PhasedSRModel):
         self._initialize_best_metric_results(record)
         pbar = tqdm(total=len(dataloader), unit='image') if self.val_opt['pbar'] else None
         count = 0
+        counts = {name: 0 for name in names}
+        cropped, skipped = [], []
+        disk = (dataloader.dataset.opt.get('io_backend') or {}).get('type', 'disk') == 'disk'
         for val_data in dataloader:
             img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
+            if disk and 'gt_path' in val_data and val_data['gt_path'][0] != val_data['lq_path'][0] and \
+                    osp.isfile(val_data['gt_path'][0]):
+                check_pair_scale(val_data['lq_path'][0], val_data['gt_path'][0], self.opt['scale'])
             self.feed_data(val_data)
             self.test()
+            if getattr(self, 'cropped', None) is not None:
+                cropped.append(f'{img_name} {self.cropped[0]}x{self.cropped[1]} -> {self.cropped[2]}x{self.cropped[3]}')
             sr_img = tensor2img([self.output.detach().cpu().clone()])
             metric_data = {'img': sr_img}
             if hasattr(self, 'gt'):
@@ -172,13 +240,19 @@ class AdaptiveSRModel(PhasedSRModel):
                     path = osp.join(self.opt['path']['visualization'], dataset_name, f'{img_name}_{suffix}.png')
                 imwrite(sr_img, path)
                 self.save_extra_images(path)
+            values = {}
             for name, mopt in metrics_opt.items():
                 if 'img2' not in metric_data:
                     raise ValueError(f'val.metrics.{name} needs ground truth, but dataset {dataset_name} has no gt')
-                self.metric_results[name] += calculate_metric(metric_data, mopt)
+                values[name] = calculate_metric(metric_data, mopt)
             if with_cost:
-                for name, value in self.cost_metric_values().items():
-                    self.metric_results[name] += value
+                values.update(self.cost_metric_values())
+            for name, value in values.items():
+                if name in metrics_opt and not math.isfinite(float(value)):  # e.g. crop_border >= the image size
+                    skipped.append(f'{img_name} ({sr_img.shape[0]}x{sr_img.shape[1]} SR): {name} = {value}')
+                    continue
+                self.metric_results[name] += value  # a cost metric may be NaN where it does not apply
+                counts[name] += 1
             count += 1
             del self.lq
             del self.output
@@ -187,8 +261,19 @@ class AdaptiveSRModel(PhasedSRModel):
                 pbar.set_description(f'Test {img_name}')
         if pbar:
             pbar.close()
+        logger = get_root_logger()
+        if cropped:
+            logger.info(f'{dataset_name}: val.crop_mode {self.val_opt["crop_mode"]!r} cropped {len(cropped)} of '
+                        f'{count} LR image(s) (metrics on the cropped area): {"; ".join(cropped[:5])}'
+                        f'{"; ..." if len(cropped) > 5 else ""}')
+        if skipped:
+            logger.warning(f'{dataset_name}: {len(skipped)} metric value(s) left out of the means (too small for the '
+                           f'metric): {"; ".join(skipped[:5])}{"; ..." if len(skipped) > 5 else ""}')
         for name in self.metric_results:
-            self.metric_results[name] /= max(count, 1)
+            if counts[name] == 0 and count and name in metrics_opt:
+                raise ValueError(f'{dataset_name}: no image gave a finite {name} ({"; ".join(skipped[:3])}); images '
+                                 'must be larger than 2 x crop_border')
+            self.metric_results[name] /= max(counts[name], 1)
             self._update_best_metric_result(record, name, self.metric_results[name], current_iter)
         self._log_validation_metric_values(current_iter, record, tb_logger)
 

@@ -42,6 +42,7 @@ class APEModel(AdaptiveSRModel):
 
     val_options = {'exit_threshold': 1.0, 'tile_size': 48, 'tile_overlap': 2, 'tile_batch': 500}
     budget_knob = ('exit_threshold', 'thr')
+    val_ranges = {'exit_threshold': (0.0, 1.0, False)}  # an IC score; 1 = no early exit
     train_section = 'ape'
     train_options = {'psnr_shave': None, 'prev_psnr0': 'zero'}
 

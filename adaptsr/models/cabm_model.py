@@ -59,6 +59,7 @@ class CABMModel(AdaptiveSRModel):
 
     val_options = {'calibration': 100.0, 'tile_size': 96, 'tile_overlap': 0}
     budget_knob = ('calibration', 'cal')
+    val_ranges = {'calibration': (0.0, None, False)}  # a FAB ceiling in bits; 100 = no filter
     train_section = 'cabm'
     train_options = {'iters_per_epoch': 1000, 'alpha_init_iters': 1000, 'calibration_train': 6.0, 'select_bit': 0,
                      'bug_compatible_edge_score': False, 'lut_dataroot': None, 'lut_tile': 96, 'lut_step': 94}

@@ -30,6 +30,7 @@ class PCSRModel(AdaptiveSRModel):
     """
 
     val_options = {'k': 0.0, 'adaptive': False, 'refine': True}
+    val_ranges = {'k': (None, None, False)}  # any finite k (negative: more heavy pixels)
     phase_keys = frozenset({'forward'})
 
     # ---------------------------------------------------------------------------------------------- training

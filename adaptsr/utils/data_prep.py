@@ -258,5 +258,19 @@ def create_lmdb(folder, lmdb_path, suffix_to_strip=None, n_thread=2):
             raise ValueError(f'LMDB key {key!r} (from {name!r}) contains a dot, which BasicSR cannot read back; '
                              'rename the file (e.g. 0.9_0001 -> s090_0001)')
         keys.append(key)
-    make_lmdb_from_imgs(folder, lmdb_path, names, keys, n_thread=n_thread, multiprocessing_read=False)
+    for name in names:  # every image decodes before anything is written (BasicSR's writer stops mid-way otherwise)
+        path = osp.join(folder, name)
+        if osp.getsize(path) == 0 or cv2.imread(path, cv2.IMREAD_UNCHANGED) is None:
+            why = 'empty file' if osp.getsize(path) == 0 else 'cv2 cannot decode it'
+            raise ValueError(f'{path}: not a readable image ({why}); fix or remove it, no LMDB was written')
+    # written under a temporary name and renamed when complete: an interrupted run leaves no LMDB that looks usable
+    partial = osp.join(osp.dirname(osp.abspath(lmdb_path)), f'.{osp.basename(lmdb_path)[:-5]}.partial.lmdb')
+    if osp.exists(partial):
+        shutil.rmtree(partial)  # this function's own leftover of an interrupted run
+    try:
+        make_lmdb_from_imgs(folder, partial, names, keys, n_thread=n_thread, multiprocessing_read=False)
+        os.replace(partial, lmdb_path)
+    finally:
+        if osp.exists(partial):
+            shutil.rmtree(partial)
     return lmdb_path
