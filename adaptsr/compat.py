@@ -70,12 +70,13 @@ def _cpu_safe_load_resume_state(opt):
     import torch
     from basicsr.utils import check_resume
 
-    from adaptsr.utils.resume import find_resume_state
+    from adaptsr.utils.resume import find_resume_state, remove_partial_writes
 
     resume_state = None
     if opt['auto_resume']:
         exp = osp.join(opt.get('root_path', '.'), 'experiments', opt['name'])
         networks = tuple(k[len('network_'):] for k in opt if k.startswith('network_'))
+        remove_partial_writes(exp)
         found = find_resume_state(osp.join(exp, 'training_states'), osp.join(exp, 'models'), networks or ('g',))
         if found is not None:
             opt['path']['resume_state'], resume_state = found

@@ -149,6 +149,16 @@ def check_network_options(where, net_opt):
     check_keys(f'{where} ({net_opt["type"]})', {k: v for k, v in net_opt.items() if k != 'type'}, params)
 
 
+def _models_reading(attr, keys):
+    """The registered adaptsr models that declare every key of ``keys`` in ``attr`` (for a hint), as a string."""
+    from basicsr.utils.registry import MODEL_REGISTRY
+    if not keys:
+        return ''
+    names = sorted(n for n, cls in MODEL_REGISTRY._obj_map.items()
+                   if hasattr(cls, 'val_options') and set(keys) <= set(declared(cls, attr)))
+    return ', '.join(names)
+
+
 def check_options(opt, model_cls=None):
     """Check the options a model reads (see the module docstring).
 
@@ -164,7 +174,12 @@ def check_options(opt, model_cls=None):
     if model_cls is None:
         from basicsr.utils.registry import MODEL_REGISTRY
         if opt.get('model_type') not in MODEL_REGISTRY:
-            return
+            known = list(MODEL_REGISTRY._obj_map)
+            close = difflib.get_close_matches(str(opt.get('model_type')), known, n=3)
+            ours = sorted(k for k in known if hasattr(MODEL_REGISTRY.get(k), 'val_options'))
+            raise OptionError(f'model_type: {opt.get("model_type")!r} is not a registered model' +
+                              (f' (did you mean {" or ".join(map(repr, close))}?)' if close else '') +
+                              f'; adaptsr models: {ours}')
         model_cls = MODEL_REGISTRY.get(opt['model_type'])
     if not hasattr(model_cls, 'val_options'):
         return
@@ -175,7 +190,15 @@ def check_options(opt, model_cls=None):
         check_keys(f'path ({name})', {k: v for k, v in opt['path'].items() if not k.startswith(prefixes)},
                    PATH_KEYS | FILE_PATH_KEYS)
     if opt.get('val') is not None:
-        check_keys(f'val ({name})', opt['val'], declared(model_cls, 'val_options'))
+        known = declared(model_cls, 'val_options')
+        try:
+            check_keys(f'val ({name})', opt['val'], known)
+        except OptionError as err:
+            owners = _models_reading('val_options', set(opt['val']) - set(known))
+            if owners:
+                raise OptionError(f'{err}. {owners} read them: is model_type ({name}) the model of '
+                                  f'network_g ({(opt.get("network_g") or {}).get("type")})?') from None
+            raise
     section = getattr(model_cls, 'train_section', None)
     train_opt = opt.get('train')
     if train_opt is not None:

@@ -165,7 +165,10 @@ class AdaptiveSRModel(PhasedSRModel):
             NotImplementedError: the model has no budget knob.
         """
         if self.budget_knob is None:
-            raise NotImplementedError(f'{type(self).__name__} has no budget knob; remove val.budget_sweep')
+            arch = type(self.get_bare_model(self.net_g)).__name__
+            raise NotImplementedError(f'model_type {type(self).__name__} has no budget knob, so val.budget_sweep '
+                                      f'cannot run; if network_g ({arch}) is adaptive, use its method\'s model_type '
+                                      '(PCSRModel, APEModel, CABMModel), else remove val.budget_sweep')
         self.val_opt[self.budget_knob[0]] = float(value)
 
     def budget_label(self):

@@ -20,6 +20,7 @@ about (and skipping) any that does not, e.g. a file truncated by a crash of an o
 """
 import os.path as osp
 import random
+import re
 import warnings
 
 import numpy as np
@@ -107,6 +108,24 @@ def _readable(path):
         return None
     except Exception as err:  # any unreadable file: truncated, not a torch file, permissions
         return f'{type(err).__name__}: {err}'
+
+
+def remove_partial_writes(exp):
+    """Delete the temporary files that :func:`adaptsr.utils.atomic.atomic_write` left in ``<exp>/models`` and
+    ``<exp>/training_states`` when a run was killed while saving (``.<stem>.<random>.tmp<ext>``; never a finished
+    file). Returns the removed paths."""
+    import glob
+    import os
+    removed = []
+    for folder in ('models', 'training_states'):
+        for path in glob.glob(osp.join(exp, folder, '.*.tmp*')):
+            if osp.isfile(path) and re.fullmatch(r'\..+\.[A-Za-z0-9_]+\.tmp(\.\w+)?', osp.basename(path)):
+                os.remove(path)
+                removed.append(path)
+    if removed:
+        warnings.warn(f'auto_resume: removed {len(removed)} partial write(s) of an interrupted save: '
+                      f'{", ".join(osp.basename(p) for p in removed)}', RuntimeWarning)
+    return removed
 
 
 def find_resume_state(state_dir, models_dir, networks=('g',)):
