@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 import adaptsr  # noqa: E402,F401
-from adaptsr.convert import load_checkpoint  # noqa: E402
+from adaptsr.convert import check_finite, load_checkpoint  # noqa: E402
 from adaptsr.archs.etds_arch import ETDSPlain  # noqa: E402
 from adaptsr.convert.etds import build_from_state_dict, et_convert  # noqa: E402
 from adaptsr.convert.onnx_export import export_onnx  # noqa: E402
@@ -36,7 +36,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if osp.exists(args.output) and not args.overwrite:
         parser.error(f'{args.output} exists; choose another --output or pass --overwrite')
-    sd = checkpoint_state_dict(load_checkpoint(args.input), args.input, args.param_key)
+    try:
+        sd = checkpoint_state_dict(load_checkpoint(args.input), args.input, args.param_key)
+        check_finite(sd, args.input)  # a diverged training's weights are refused, not exported
+    except ValueError as err:
+        sys.exit(f'export_onnx: {err}')
     net = build_from_state_dict(sd, args.scale, args.input)
     if not isinstance(net, ETDSPlain):  # deploy the ET form: plain conv + activation, clamp embedded
         net, info = et_convert(net)

@@ -1,4 +1,5 @@
 """Multi-phase training: schedule, what each phase trains, resume mid-phase, 2-process CPU DDP."""
+import glob
 import os
 import os.path as osp
 import re
@@ -354,3 +355,33 @@ def test_phase1_from_the_phase0_part_of_the_official_file(tmp_path, weights):
         build(None)
     with pytest.raises(RuntimeError, match=r'missing keys \(14\)'):
         build('heavy')
+
+
+@pytest.mark.slow
+def test_kill_resume_loop_ends_with_the_uninterrupted_files(demo_data, tmp_path):
+    """scripts/kill_resume_loop.py on the CABM demo recipe (shortened): 6 kills, half of them while a checkpoint or
+    state is written; every file of models/ equals the uninterrupted run's."""
+    import json
+    demo = osp.relpath(demo_data, ROOT) if demo_data.startswith(ROOT) else demo_data
+    report = tmp_path / 'kill.json'
+    name = f'kill_loop_test_{os.getpid()}'
+    try:
+        run_script(['scripts/kill_resume_loop.py', '-opt', 'options/train/cabm_edsr_baseline_x4_demo.yml',
+                    '--kills', '6', '--min_delay', '4', '--json', str(report), '--set', f'name={name}',
+                    'network_g.num_feat=16', 'network_g.num_block=2', 'train.phases.*.iters=6',
+                    'logger.save_checkpoint_freq=2', 'datasets.train.batch_size_per_gpu=2',
+                    'train.cabm.iters_per_epoch=4', 'train.cabm.alpha_init_iters=2',
+                    f'datasets.train.dataroot_gt={demo}/train_HR_sub128.lmdb',
+                    f'datasets.train.dataroot_lq={demo}/train_LR_bicubic_X4_sub.lmdb',
+                    f'train.cabm.lut_dataroot={demo}/train/LR_bicubic_sub/X4', '--unset', 'val', 'datasets.val'],
+                   timeout=3600)
+        result = json.loads(report.read_text())
+        assert result['equal'] and set(result['files']) >= {'net_g_latest.pth', 'net_g_fp.pth', 'cabm_lut.json'}
+        assert sum(e['how'] != 'finished' for e in result['events']) >= 3
+    finally:
+        for path in [osp.join(ROOT, 'experiments', f'{name}_{k}') for k in ('ref', 'kill')]:
+            for folder in [path] + glob.glob(path + '_archived_*'):
+                shutil.rmtree(folder, ignore_errors=True)
+            yml = osp.join(ROOT, 'experiments', f'.{osp.basename(path)}.yml')
+            if osp.exists(yml):
+                os.remove(yml)

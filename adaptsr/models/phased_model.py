@@ -14,6 +14,7 @@ from basicsr.losses import build_loss
 from basicsr.models.lr_scheduler import CosineAnnealingRestartLR, MultiStepRestartLR
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import master_only
 from torch.nn.parallel import DistributedDataParallel
 
 from adaptsr.convert.registry import load_into
@@ -288,6 +289,7 @@ class PhasedSRModel(SRModel):
             for key, value in config.items():
                 setattr(sched, key, value)
 
+    @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
         """BasicSR's ``save_network``, written atomically (:func:`adaptsr.utils.atomic.atomic_torch_save`): a crash
         while saving leaves the previous file, never a truncated one."""
@@ -310,6 +312,7 @@ class PhasedSRModel(SRModel):
         if current_iter == -1 and self.phase is not None and self.phase.get('on_end'):
             getattr(self, self.phase.get('on_end'))()
 
+    @master_only
     def save_training_state(self, epoch, current_iter):
         """The training state (optimizers, schedulers, phase, schedule, data position and random states), written
         atomically as ``training_states/<iter>.state``."""
