@@ -33,6 +33,7 @@ from adaptsr.utils.benchmark import quality  # noqa: E402
 from adaptsr.data.data_util import read_image  # noqa: E402
 from adaptsr.options import expand_env  # noqa: E402
 from adaptsr.utils.data_prep import list_images  # noqa: E402
+from adaptsr.utils.atomic import atomic_write  # noqa: E402
 
 
 def _path(value, what):
@@ -92,9 +93,10 @@ def main(argv=None):
     parser.add_argument('--calib_root', default=None, help='LR images for the clips (default train.cabm.lut_dataroot)')
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--json', default=None, help='write the rows here (must not exist)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --json')
     args = parser.parse_args(argv)
-    if args.json and osp.exists(args.json):
-        parser.error(f'{args.json} exists; choose another --json')
+    if args.json and osp.exists(args.json) and not args.overwrite:
+        parser.error(f'{args.json} exists; pass --overwrite to replace it or choose another --json')
     if args.threads:
         torch.set_num_threads(args.threads)
     with open(args.opt) as f:
@@ -132,7 +134,7 @@ def main(argv=None):
     print(f'{"full precision":40s} {base:.4f}  ({len(pairs)} images of {dataset}, x{scale})')
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
+        with atomic_write(args.json) as tmp, open(tmp, 'w') as f:
             json.dump({'fp_psnr_y': base, 'images': len(pairs), 'dataset': dataset, 'rows': rows}, f, indent=1)
 
 

@@ -32,6 +32,7 @@ from adaptsr.archs.etds_arch import ETDSPlain  # noqa: E402
 from adaptsr.convert.etds import build_from_state_dict, et_convert  # noqa: E402
 from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
 from adaptsr.utils.report import format_table  # noqa: E402
+from adaptsr.utils.atomic import atomic_write  # noqa: E402
 
 CONFIGS = [(5, 16), (4, 32), (6, 32), (7, 48)]
 
@@ -69,7 +70,10 @@ def main(argv=None):
     parser.add_argument('--checkpoints', nargs='*', default=[], help='path:scale of training-form checkpoints')
     parser.add_argument('--onnx', action='store_true', help='also export and check with onnxruntime')
     parser.add_argument('--json', default=None)
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --json')
     args = parser.parse_args(argv)
+    if args.json and osp.exists(args.json) and not args.overwrite:  # checked before the run, not after it
+        parser.error(f'{args.json} exists; pass --overwrite to replace it or choose another --json')
     torch.set_num_threads(min(2, torch.get_num_threads()))
     torch.manual_seed(0)  # BasicSR's ECBSR initialises some tensors from the global generator
     weights = os.environ.get('ADAPTSR_WEIGHTS', osp.join(osp.dirname(__file__), '..', 'weights', 'official'))
@@ -104,7 +108,7 @@ def main(argv=None):
                            ['model', 'scale', 'max_abs_diff', 'fp32_error']))
         print(f"largest ONNX vs PyTorch difference: {max(r['max_abs_diff'] for r in onnx_rows):.3g}")
     if args.json:
-        with open(args.json, 'w') as f:
+        with atomic_write(args.json) as tmp, open(tmp, 'w') as f:
             json.dump({'conversions': rows, 'onnx': onnx_rows}, f, indent=2)
 
 

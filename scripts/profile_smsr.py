@@ -27,6 +27,7 @@ from adaptsr.archs.smsr_arch import SMSRNet  # noqa: E402
 from adaptsr.convert import load_checkpoint  # noqa: E402
 from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
 from adaptsr.ops.sparse_conv import PixelSet, kernel_build_seconds, load_kernel  # noqa: E402
+from adaptsr.utils.atomic import atomic_write  # noqa: E402
 
 
 def best_of(fn, repeat=3):
@@ -77,7 +78,10 @@ def main():
                                                       'SMSR/SMSR_x2_model_1000.pt'))
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--json', default=None, help='write the rows and operator totals here')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --json')
     args = parser.parse_args()
+    if args.json and osp.exists(args.json) and not args.overwrite:  # checked before the run, not after it
+        parser.error(f'{args.json} exists; pass --overwrite to replace it or choose another --json')
     torch.set_num_threads(args.threads)
     sd = checkpoint_state_dict(load_checkpoint(args.weights), args.weights)
     kernel = load_kernel()
@@ -124,7 +128,7 @@ def main():
             print(f'  {key:<32} {ms:8.1f} ms  {100 * ms / total:5.1f}%')
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
+        with atomic_write(args.json) as tmp, open(tmp, 'w') as f:
             json.dump({'threads': args.threads, 'torch': torch.__version__, 'kernel_load_s': build,
                        'crossover': crossover, 'modules': rows, 'operators_ms': ops}, f, indent=2)
 

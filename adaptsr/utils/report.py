@@ -113,8 +113,7 @@ def write_layer_bits(path, hist, bits):
         hist (list[list[int]]): (layers, len(bits)) tile counts.
         bits (sequence[int]): the candidate bit widths, e.g. (4, 6, 8).
     """
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    with open(path, 'w', newline='') as f:
+    with atomic_write(path) as tmp, open(tmp, 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['layer'] + [f'tiles_{b}bit' for b in bits] + ['mean_bits'])
         for layer, row in enumerate(hist):
