@@ -149,6 +149,33 @@ def check_network_options(where, net_opt):
     check_keys(f'{where} ({net_opt["type"]})', {k: v for k, v in net_opt.items() if k != 'type'}, params)
 
 
+def check_val_ranges(val_opt, model_cls):
+    """Check the knobs of ``val_opt`` against ``val_ranges`` declared by ``model_cls`` (merged along its class
+    hierarchy): ``key -> (low, high, integer)``, a closed range (None: unbounded); NaN is never valid.
+
+    Raises:
+        OptionError: a value that is NaN, not a number, not an integer where one is due, or out of range (the key,
+            the value and the range are named; ``tile_size: ~`` means no tiles, never 0).
+    """
+    import math
+    for key, (low, high, integer) in declared(model_cls, 'val_ranges').items():
+        value = val_opt.get(key)
+        if value is None:
+            continue
+        where = f'val.{key} = {value!r}'
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise OptionError(f'{where}: must be a number')
+        if integer and value != int(value):
+            raise OptionError(f'{where}: must be an integer')
+        if (low is not None and value < low) or (high is not None and value > high):
+            hint = ' (tile_size: ~ tests whole images)' if key == 'tile_size' else ''
+            raise OptionError(f'{where}: must be in [{low if low is not None else "-inf"}, '
+                              f'{high if high is not None else "inf"}]{hint}')
+    tile, overlap = val_opt.get('tile_size'), val_opt.get('tile_overlap') or 0
+    if isinstance(tile, (int, float)) and tile and overlap * 2 >= tile:
+        raise OptionError(f'val.tile_overlap = {overlap} must be less than half of val.tile_size = {tile}')
+
+
 def _models_reading(attr, keys):
     """The registered adaptsr models that declare every key of ``keys`` in ``attr`` (for a hint), as a string."""
     from basicsr.utils.registry import MODEL_REGISTRY
@@ -188,7 +215,7 @@ def check_options(opt, model_cls=None):
     if opt.get('path') is not None:
         prefixes = ('pretrain_network_', 'strict_load_', 'param_key_')
         check_keys(f'path ({name})', {k: v for k, v in opt['path'].items() if not k.startswith(prefixes)},
-                   PATH_KEYS | FILE_PATH_KEYS)
+                   PATH_KEYS | FILE_PATH_KEYS | {p + 'g' for p in prefixes})
     if opt.get('val') is not None:
         known = declared(model_cls, 'val_options')
         try:
@@ -199,6 +226,7 @@ def check_options(opt, model_cls=None):
                 raise OptionError(f'{err}. {owners} read them: is model_type ({name}) the model of '
                                   f'network_g ({(opt.get("network_g") or {}).get("type")})?') from None
             raise
+        check_val_ranges(resolved(opt, model_cls, 'val'), model_cls)
     section = getattr(model_cls, 'train_section', None)
     train_opt = opt.get('train')
     if train_opt is not None:

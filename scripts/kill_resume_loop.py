@@ -6,9 +6,9 @@
 
 1. ``<name>_ref``: the training, uninterrupted.
 2. ``<name>_kill``: the same options, started with ``--auto_resume`` and killed with SIGKILL ``--kills`` times: every
-   other kill at a random moment (``--min_delay`` .. ``--max_delay`` seconds after the start), the others the moment
-   a checkpoint or training state is being written (a temporary file of the atomic writer appears). Then it runs to
-   the end with ``--auto_resume``.
+   other kill at a random moment (``--min_delay`` .. ``--max_delay`` seconds after the start), the others while the
+   run writes its 1st to 4th file (checkpoint, training state, table: a temporary file of the atomic writer is
+   there). Then it runs to the end with ``--auto_resume``.
 3. Every file in ``models/`` of the reference (``net_g_latest.pth``, phase models, teachers, tables) is compared with
    the killed run's: tensors exactly (the largest difference is printed otherwise), other files byte for byte.
 
@@ -55,14 +55,20 @@ def _writes_in_progress(exp):
     return glob.glob(osp.join(exp, 'models', '.*.tmp*')) + glob.glob(osp.join(exp, 'training_states', '.*.tmp*'))
 
 
-def run_once(cmd, env, kill_after=None, kill_on_write=False, exp=None, timeout=3600):
-    """Run ``cmd``; SIGKILL it after ``kill_after`` s or when a write starts. Returns (returncode, how, seconds)."""
+def run_once(cmd, env, kill_after=None, kill_on_write=0, exp=None, timeout=3600):
+    """Run ``cmd``; SIGKILL it after ``kill_after`` s or during its ``kill_on_write``-th file write (1 = the first).
+    Returns (returncode, how, seconds)."""
+    stale = set(_writes_in_progress(exp)) if exp else set()  # a killed save's leftovers, removed by the resume
+    seen = set()
     start = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     how = 'finished'
     while proc.poll() is None:
         elapsed = time.time() - start
-        if (kill_after is not None and elapsed >= kill_after) or (kill_on_write and _writes_in_progress(exp)):
+        if kill_on_write:
+            seen |= set(_writes_in_progress(exp)) - stale
+        writing = kill_on_write and len(seen) >= kill_on_write
+        if (kill_after is not None and elapsed >= kill_after) or writing:
             proc.send_signal(signal.SIGKILL)
             how = 'killed while writing' if kill_on_write else 'killed'
             break
@@ -160,14 +166,16 @@ def main(argv=None):
     max_delay = args.max_delay or max(ref_time / 4, args.min_delay + 1)
     events = []
     for i in range(args.kills):
-        on_write = i % 2 == 1
+        on_write = rng.randint(1, 4) if i % 2 == 1 else 0  # during the 1st..4th file this run writes
         delay = None if on_write else rng.uniform(args.min_delay, max_delay)
         code, how, seconds = run_once(train + [ymls['kill'], '--auto_resume'], env, kill_after=delay,
                                       kill_on_write=on_write, exp=exps['kill'])
         states = sorted(int(osp.splitext(osp.basename(p))[0]) for p in glob.glob(
             osp.join(exps['kill'], 'training_states', '*.state')))
-        events.append({'run': i + 1, 'how': how, 'seconds': round(seconds, 2), 'latest_state': max(states or [0])})
-        print(f'run {i + 1:2d}: {how} after {seconds:5.1f} s; latest state: iteration {max(states or [0])}')
+        events.append({'run': i + 1, 'how': how, 'write': on_write or None, 'seconds': round(seconds, 2),
+                       'latest_state': max(states or [0])})
+        print(f'run {i + 1:2d}: {how}{f" (write {on_write})" if on_write and how != "finished" else ""} after '
+              f'{seconds:5.1f} s; latest state: iteration {max(states or [0])}')
         if how == 'finished':
             break
     _, how, seconds = run_once(train + [ymls['kill'], '--auto_resume'], env)

@@ -53,29 +53,10 @@ class AdaptiveSRModel(PhasedSRModel):
             self._check_weights_and_scale()
 
     def check_val_ranges(self):
-        """Check the knobs of ``val`` against :attr:`val_ranges` (merged along the class hierarchy).
-
-        Raises:
-            OptionError: a value that is NaN, not a number, not an integer where one is due, or out of range (the
-                key, the value and the range are named; ``tile_size: ~`` means no tiles, never 0).
-        """
-        from adaptsr.options import OptionError, declared
-        for key, (low, high, integer) in declared(type(self), 'val_ranges').items():
-            value = self.val_opt.get(key)
-            if value is None:
-                continue
-            where = f'val.{key} = {value!r}'
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-                raise OptionError(f'{where}: must be a number')
-            if integer and value != int(value):
-                raise OptionError(f'{where}: must be an integer')
-            if (low is not None and value < low) or (high is not None and value > high):
-                hint = ' (tile_size: ~ tests whole images)' if key == 'tile_size' else ''
-                raise OptionError(f'{where}: must be in [{low if low is not None else "-inf"}, '
-                                  f'{high if high is not None else "inf"}]{hint}')
-        tile, overlap = self.val_opt.get('tile_size'), self.val_opt.get('tile_overlap') or 0
-        if tile and overlap * 2 >= tile:
-            raise OptionError(f'val.tile_overlap = {overlap} must be less than half of val.tile_size = {tile}')
+        """Check ``self.val_opt`` against :attr:`val_ranges` (:func:`adaptsr.options.check_val_ranges`; also run
+        when the options are parsed, and after a sweep sets the knob)."""
+        from adaptsr.options import check_val_ranges
+        check_val_ranges(self.val_opt, type(self))
 
     def _check_weights_and_scale(self):
         """Test time: a network with parameters needs ``path.pretrain_network_g`` (random weights give plausible
@@ -247,7 +228,9 @@ class AdaptiveSRModel(PhasedSRModel):
             for name, mopt in metrics_opt.items():
                 if 'img2' not in metric_data:
                     raise ValueError(f'val.metrics.{name} needs ground truth, but dataset {dataset_name} has no gt')
-                values[name] = calculate_metric(metric_data, mopt)
+                # PSNR needs a pixel left inside crop_border; SSIM its 11x11 window (smaller: NaN or a cv2 error)
+                need = 2 * int(mopt.get('crop_border', 0)) + (11 if 'ssim' in str(mopt.get('type', '')).lower() else 1)
+                values[name] = calculate_metric(metric_data, mopt) if min(sr_img.shape[:2]) >= need else math.nan
             if with_cost:
                 values.update(self.cost_metric_values())
             for name, value in values.items():

@@ -406,6 +406,10 @@ class PhasedSRModel(SRModel):
         values = ', '.join(f'{k} = {float(v.detach().float().mean()):.4g}' for k, v in loss_dict.items()
                            if torch.is_tensor(v))
         where = f'iteration {current_iter}' + (f' (phase {self.phase.name!r})' if self.phase is not None else '')
+        grads = [b[len('gradient of '):] for b in bad if b.startswith('gradient of ')]
+        if len(grads) > 3:
+            bad = [b for b in bad if not b.startswith('gradient of ')] + [
+                f'gradients of {len(grads)} parameters ({", ".join(grads[:3])}, ...)']
         policy = (self.opt.get('train') or {}).get('nonfinite', 'stop')
         if policy not in ('stop', 'skip'):
             raise OptionError(f"train.nonfinite must be 'stop' or 'skip', got {policy!r}")
