@@ -409,7 +409,7 @@ def test_layer_sensitivity_script_ranks_the_released_ecbsr_convs(tmp_path):
     assert list(rows) == [f'backbone.{i}.0' for i in range(8)] + ['backbone.[1-5].0']
     assert report['images'] == 2 and report['fp_psnr_y'] > 30
     assert all(d < 0.01 for d in rows.values()) and min(rows, key=rows.get) == 'backbone.0.0'
-    with pytest.raises(AssertionError, match='exists; choose another --json'):
+    with pytest.raises(AssertionError, match='exists; pass --overwrite to replace it or choose another --json'):
         run_script(['scripts/cabm_layer_sensitivity.py', '--opt', 'options/train/cabm_ecbsr_m6c40_x4_demo.yml',
                     '--json', str(out)], env={'ADAPTSR_WEIGHTS': WEIGHTS})
 
