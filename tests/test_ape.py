@@ -296,7 +296,7 @@ def test_tiled_inference_covers_any_size_and_images_smaller_than_a_tile(tmp_path
     path = str(tmp_path / 'baboon.png')
     model.save_extra_images(path)
     exits = cv2.imread(str(tmp_path / 'baboon_exits.png'))
-    assert exits.shape[:2] == (lq_full.shape[2] * 4, lq_full.shape[3] * 4)
+    assert exits.shape[:2] == (lq_full.shape[2] * 4 + 22, lq_full.shape[3] * 4)  # the map and its caption bar
 
 
 def test_official_crop_mode_keeps_the_patch_grid():

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from adaptsr.archs.arch_util import frozen_mean_shift
+from adaptsr.convert.registry import register_format
 from adaptsr.ops.cost import FlopCounter
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean (EDSR-PyTorch MeanShift), in [0, 1] units
@@ -470,3 +471,31 @@ class APEECBSR(APEBackbone):
         if not self.separate_exit_tails or exit_id == self.num_exits - 1:
             return self.reconstruct(ctx, res)
         return self._tail(self.exit_tails[exit_id], ctx, res)
+
+
+def ape_ecbsr_kwargs(sd, scale=None, source='?'):
+    """APEECBSR kwargs read off a state_dict: width, depth, activation, scale (the tail's 3 s^2 channels) and the
+    exit tails (``exit_tails.{e}``: separate tails, one per exit but the last, giving the exit interval).
+
+    Raises:
+        ValueError (WrongScaleError): ``scale`` given and the tail is for another one.
+    """
+    import re
+    from adaptsr.convert.registry import WrongScaleError
+    idx = sorted({int(m.group(1)) for k in sd for m in [re.match(r'backbone\.(\d+)\.0\.weight$', k)] if m})
+    tail = sd[f'backbone.{idx[-1]}.0.weight'].shape[0]
+    found = round((tail / 3)**0.5)
+    if scale is not None and found != scale:
+        raise WrongScaleError(f'{source}: APEECBSR output conv has {tail} channels (x{found}), but the scale is '
+                              f'{scale}; is this a checkpoint of another scale?')
+    num_block = len(idx) - 2
+    tails = len({k.split('.')[1] for k in sd if k.startswith('exit_tails.')})
+    kwargs = {'upscale': found, 'num_block': num_block, 'num_feat': sd['backbone.0.0.weight'].shape[0],
+              'act_type': 'prelu' if 'backbone.0.1.weight' in sd else 'relu'}
+    if tails:
+        kwargs.update(exit_tails='separate', exit_interval=num_block // (tails + 1))
+    return kwargs
+
+
+register_format('APEECBSR', 'ape', lambda sd: 'backbone.0.0.weight' in sd and 'regressor.2.weight' in sd and
+                not any('.bitsel.' in k for k in sd), ape_ecbsr_kwargs, model_type='APEModel')

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from adaptsr.archs.arch_util import frozen_mean_shift
+from adaptsr.convert.registry import register_format
 from adaptsr.ops.quant import ActQuant, BitSelector, QuantConv2d, image_gradient_embedding, quantize_convs
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -377,3 +378,22 @@ class CABMNet(_QuantNetMixin, nn.Module):
                 self.last_stats, self.flags = stash
             self._macs[(h, w)] = (float(split[0]), float(split[1]))
         return self._macs[(h, w)]
+
+
+def cabm_net_kwargs(sd, scale=None, source='?'):
+    """CABMNet kwargs read off a state_dict: the backbone (the registered format of the keys without ``*.bitsel.*``),
+    the quantised convs (those with a ``bitsel``) and ``mode='cadyq'`` (the trained selector MLPs; a caller with
+    the edge-to-bit table switches to ``lut``).
+
+    Raises:
+        ConversionError: the backbone is not recognised.
+    """
+    from adaptsr.convert.registry import detect_arch
+    backbone, kwargs = detect_arch({k: v for k, v in sd.items() if '.bitsel.' not in k}, scale, source)
+    quant = sorted({k.split('.bitsel.')[0] for k in sd if '.bitsel.' in k})
+    return {'backbone': dict(kwargs, type=backbone), 'quant_layers': quant, 'mode': 'cadyq',
+            'upscale': kwargs.get('upscale', kwargs.get('scale'))}
+
+
+register_format('CABMNet', 'cabm', lambda sd: any('.bitsel.' in k for k in sd), cabm_net_kwargs,
+                model_type='CABMModel')

@@ -451,4 +451,4 @@ def pcsr_net_kwargs(sd, scale=None, source='?'):
 
 
 register_format('PCSRNet', 'pcsr', lambda sd: any(k.startswith('heavy_sampler.') for k in sd) and
-                any(k.startswith('classifier.') for k in sd), pcsr_net_kwargs)
+                any(k.startswith('classifier.') for k in sd), pcsr_net_kwargs, model_type='PCSRModel')

@@ -546,4 +546,5 @@ def smsr_net_kwargs(sd, scale=None, source='?'):
     return {'num_feat': sd['head.0.weight'].shape[0], 'upscale': found}
 
 
-register_format('SMSRNet', 'smsr', lambda sd: 'body.0.body.ch_mask' in sd and 'tail.0.weight' in sd, smsr_net_kwargs)
+register_format('SMSRNet', 'smsr', lambda sd: 'body.0.body.ch_mask' in sd and 'tail.0.weight' in sd, smsr_net_kwargs,
+                model_type='SMSRModel')

@@ -230,8 +230,13 @@ def _single_stream_kwargs(arch, plain=False):
     return read
 
 
+def _adaptive(sd):
+    """An APE (``regressor.*``) or CABM (``*.bitsel.*``) network built on an ETDS-family backbone."""
+    return any(k.startswith('regressor.') or '.bitsel.' in k for k in sd)
+
+
 def _has(*keys, without=()):
-    return lambda sd: all(k in sd for k in keys) and not any(k in sd for k in without)
+    return lambda sd: all(k in sd for k in keys) and not any(k in sd for k in without) and not _adaptive(sd)
 
 
 # the ETDS family's checkpoint formats (official and adaptsr names); the scale is explicit, as the official test

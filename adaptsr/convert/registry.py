@@ -15,7 +15,7 @@ from adaptsr.convert.pcsr import convert_carn_m, convert_pcsr
 from adaptsr.ops.reparam import ConversionError
 
 #: readable names of the families, for errors
-FAMILY_NAMES = {'etds': 'ETDS/ECBSR/ABPN', 'pcsr': 'PCSR', 'smsr': 'SMSR'}
+FAMILY_NAMES = {'etds': 'ETDS/ECBSR/ABPN', 'pcsr': 'PCSR', 'smsr': 'SMSR', 'ape': 'APE', 'cabm': 'CABM'}
 
 
 class WrongScaleError(ConversionError):
@@ -23,24 +23,27 @@ class WrongScaleError(ConversionError):
 
 
 class CheckpointFormat(NamedTuple):
-    """One arch's checkpoint format: ``detect(sd) -> bool`` and ``hyperparams(sd, scale, source) -> kwargs``."""
+    """One arch's checkpoint format: ``detect(sd) -> bool``, ``hyperparams(sd, scale, source) -> kwargs`` and the
+    BasicSR ``model_type`` that tests it (its adaptive inference and statistics)."""
     arch: str
     family: str
     detect: Callable
     hyperparams: Callable
+    model_type: str = 'AdaptiveSRModel'
 
 
 FORMATS = []
 
 
-def register_format(arch, family, detect, hyperparams):
+def register_format(arch, family, detect, hyperparams, model_type='AdaptiveSRModel'):
     """Declare that state_dicts for which ``detect(sd)`` holds build ``ARCH_REGISTRY[arch](**hyperparams(sd, scale,
-    source))``. Formats of one family must not overlap (each state_dict is recognised by at most one)."""
-    FORMATS.append(CheckpointFormat(arch, family, detect, hyperparams))
+    source))``, tested by ``MODEL_REGISTRY[model_type]``. No two formats may recognise the same state_dict."""
+    FORMATS.append(CheckpointFormat(arch, family, detect, hyperparams, model_type))
 
 
 def _load_formats():
     import adaptsr.archs  # noqa: F401  (arch modules register their formats)
+    import adaptsr.models  # noqa: F401  (the model types the formats name)
     import adaptsr.convert.etds  # noqa: F401
     import adaptsr.convert.pcsr  # noqa: F401
 
@@ -68,8 +71,74 @@ def detect_arch(sd, scale=None, source='?', family=None):
         what = f'an {FAMILY_NAMES.get(family, family)} state_dict' if family else 'the state_dict of a known arch'
         supported = sorted({f.arch for f in FORMATS if family is None or f.family == family})
         raise ConversionError(f'{source}: not {what} (keys: {sorted(sd)[:6]}...); supported archs: {supported}')
+    if len(found) > 1:
+        raise ConversionError(f'{source}: ambiguous state_dict, recognised as {[f.arch for f in found]}')
     fmt = found[0]
     return fmt.arch, fmt.hyperparams(sd, scale, source)
+
+
+def find_format(arch):
+    """The registered :class:`CheckpointFormat` of ``arch``. Raises KeyError when it has none."""
+    _load_formats()
+    for fmt in FORMATS:
+        if fmt.arch == arch:
+            return fmt
+    raise KeyError(f'no checkpoint format registered for {arch}')
+
+
+#: scales tried, in order, for a family whose scale the weights give only by their shapes (ETDS's output convs)
+CANDIDATE_SCALES = (2, 3, 4, 8)
+
+
+def recognise_checkpoint(path, scale=None, param_key='auto'):
+    """What a checkpoint file holds, for building a model from it alone (``adaptsr-infer --model``).
+
+    The scale is, in order: ``scale``; the checkpoint's ``meta['scale']`` (converted files); what the arch reads off
+    the weights (SMSR's and APE's tails; PCSR's heads are trained at x4 and work at any scale); the only scale of
+    :data:`CANDIDATE_SCALES` that the output convs fit (ETDS family).
+
+    Args:
+        path (str): checkpoint file (an adaptsr/BasicSR checkpoint, an official file of a converted method, or a raw
+            state_dict).
+        scale (int | None): the scale, when known.
+        param_key (str): ``params``, ``params_ema`` or ``auto`` (``params_ema`` when present).
+
+    Returns:
+        dict: ``arch``, ``kwargs`` (constructor), ``model_type``, ``scale``, ``param_key`` (the key that holds the
+        weights) and ``state_dict``.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a checkpoint (named). ConversionError: no registered format
+        recognises the weights (the supported archs are listed), or no single scale fits them.
+    """
+    ckpt = to_basicsr_checkpoint(load_checkpoint(path), path)
+    key = ('params_ema' if 'params_ema' in ckpt else 'params') if param_key == 'auto' else param_key
+    sd = checkpoint_state_dict(ckpt, path, key)
+    check_finite(sd, path)
+    meta_scale = (ckpt.get('meta') or {}).get('scale')
+    if scale is None and meta_scale is not None:
+        scale = int(meta_scale)
+    if scale is None:
+        try:
+            arch, kwargs = detect_arch(sd, None, path)
+            scale = kwargs.get('upscale', kwargs.get('scale'))
+        except (TypeError, WrongScaleError):  # the family needs the scale to read the shapes
+            pass
+    if scale is None:
+        fits = []
+        for candidate in CANDIDATE_SCALES:
+            try:
+                detect_arch(sd, candidate, path)
+                fits.append(candidate)
+            except WrongScaleError:
+                continue
+        if len(fits) != 1:
+            raise ConversionError(f'{path}: cannot tell the scale from the weights (fits {fits or "none"} of '
+                                  f'{list(CANDIDATE_SCALES)}); give it (--scale)')
+        scale = fits[0]
+    arch, kwargs = detect_arch(sd, scale, path)
+    return {'arch': arch, 'kwargs': kwargs, 'model_type': find_format(arch).model_type, 'scale': int(scale),
+            'param_key': key, 'state_dict': sd}
 
 
 def build_detected(sd, scale=None, source='?', family=None):

@@ -132,8 +132,30 @@ class AdaptiveSRModel(PhasedSRModel):
             if self.schedule is not None:
                 self.apply_train_modes()
 
-    def save_extra_images(self, sr_path):
-        """Hook: method-specific pictures saved next to the SR image ``sr_path`` (e.g. SMSR's masks)."""
+    def routing_maps(self, sr_img=None):
+        """Hook: pictures of the last :meth:`test`'s adaptive decisions (PCSR's classes, APE's exits, CABM's bits,
+        SMSR's masks), drawn over ``sr_img`` where they are per pixel (:mod:`adaptsr.utils.maps`).
+
+        Args:
+            sr_img (ndarray | None): the SR image (H, W, 3) BGR uint8, or None for the maps alone.
+
+        Returns:
+            dict[str, ndarray]: name -> BGR uint8 picture; empty for a plain network.
+        """
+        return {}
+
+    def save_extra_images(self, sr_path, sr_img=None):
+        """Write :meth:`routing_maps` next to the SR image ``sr_path`` as ``<stem>_<name>.png``.
+
+        Returns:
+            list[str]: the files written.
+        """
+        stem = osp.splitext(sr_path)[0]
+        written = []
+        for name, img in self.routing_maps(sr_img).items():
+            imwrite(img, f'{stem}_{name}.png')
+            written.append(f'{stem}_{name}.png')
+        return written
 
     # ------------------------------------------------------------------------------------------------ budget
     #: ``(val option, label prefix)`` of a method whose budget knob is one number, e.g. ``('exit_threshold', 'thr')``
@@ -223,7 +245,7 @@ class AdaptiveSRModel(PhasedSRModel):
                 else:
                     path = osp.join(self.opt['path']['visualization'], dataset_name, f'{img_name}_{suffix}.png')
                 imwrite(sr_img, path)
-                self.save_extra_images(path)
+                self.save_extra_images(path, sr_img)
             values = {}
             for name, mopt in metrics_opt.items():
                 if 'img2' not in metric_data:

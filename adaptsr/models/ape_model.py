@@ -4,11 +4,8 @@ Source: S. Wang et al., "Adaptive Patch Exiting for Scalable Single Image Super-
 (github.com/littlepure2333/APE): the incremental capacity and its regressor, the exit L1 and IC regression losses,
 and patch-wise exiting at test time.
 """
-import os.path as osp
 
-import cv2
 import numpy as np
-from basicsr.utils import imwrite
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import functional as F
 
@@ -100,12 +97,14 @@ class APEModel(AdaptiveSRModel):
                 count[t:b, l:r] += 1
         return total / np.maximum(count, 1)
 
-    def save_extra_images(self, sr_path):
+    def routing_maps(self, sr_img=None):
+        """``exits``: the mean exit of the tiles covering each pixel, drawn over the SR image (viridis: dark = the
+        first exit, yellow = the last, i.e. the whole network)."""
         if not self.traces or not self.tile_boxes:
-            return
+            return {}
+        from adaptsr.utils.maps import overlay_values
         n_exits = self.get_bare_model(self.net_g).num_exits
-        depth = self.exit_map() / max(n_exits - 1, 1)
-        s = self.opt['scale']
-        img = cv2.applyColorMap((depth * 255).round().astype(np.uint8), cv2.COLORMAP_VIRIDIS)
-        img = cv2.resize(img, (img.shape[1] * s, img.shape[0] * s), interpolation=cv2.INTER_NEAREST)
-        imwrite(img, osp.splitext(sr_path)[0] + '_exits.png')
+        depth = self.exit_map()
+        return {'exits': overlay_values(sr_img, depth, 0, n_exits - 1,
+                                        f'APE exit per tile: dark = exit 0, yellow = exit {n_exits - 1} (last); '
+                                        f'mean {depth.mean():.2f}')}

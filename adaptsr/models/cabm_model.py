@@ -248,6 +248,35 @@ class CABMModel(AdaptiveSRModel):
                 hist = torch.stack([(trace['flags'] == i).sum(0) for i in range(len(bits))], 1)  # (layers, bits)
                 self._layer_hist = hist if self._layer_hist is None else self._layer_hist + hist
 
+    def tile_bits(self):
+        """Mean activation bits of each tile of the last :meth:`test`, one list per call (the order of
+        ``self.tile_boxes``), or None in a mode without per-tile bits (fp, pams)."""
+        bits = torch.tensor(self.get_bare_model(self.net_g).bits, dtype=torch.float32)
+        out = []
+        for trace in self.traces:
+            flags = trace.get('flags')
+            if flags is None:
+                return None
+            out.append(bits[flags.long()].mean(dim=1).tolist())
+        return out
+
+    def routing_maps(self, sr_img=None):
+        """``bits``: the average activation bits of the tile covering each pixel over a grey SR image (inferno:
+        black = 4 bits, yellow = 8 bits)."""
+        import cv2
+        from adaptsr.utils.maps import box_values, overlay_values
+        per_tile = self.tile_bits()
+        if per_tile is None:
+            return {}
+        h, w = self.lq.shape[-2:]
+        boxes = self.tile_boxes or [[(0, 0, h, w)]]
+        values = box_values((h, w), boxes, per_tile, self.opt['scale'])
+        bits = self.get_bare_model(self.net_g).bits
+        mean = float(sum(sum(v) for v in per_tile) / max(sum(len(v) for v in per_tile), 1))
+        return {'bits': overlay_values(sr_img, values, min(bits), max(bits),
+                                       f'CABM bits per tile: dark = {min(bits)}, yellow = {max(bits)}; '
+                                       f'mean {mean:.2f}', colormap=cv2.COLORMAP_INFERNO)}
+
     def cost_metric_names(self):
         names = super().cost_metric_names()
         names.update({'fab': 'lower', 'gbitops': 'lower', 'gbitops_720p': 'lower'})

@@ -75,6 +75,38 @@ class PCSRModel(AdaptiveSRModel):
     def cost_metric_names(self):
         return dict(super().cost_metric_names(), heavy_ratio='lower')
 
+    def heavy_map(self):
+        """Share of the heavy upsampler per HR pixel (H, W) float in [0, 1] from the last :meth:`test` (0/1 without
+        tiles; overlapping tiles average), or None when the test kept no map."""
+        import numpy as np
+        maps = [t.get('heavy_map') for t in self.traces]
+        if not maps or any(m is None for m in maps):
+            return None
+        if not self.tile_boxes:
+            return maps[0][0, 0].float().cpu().numpy()
+        s = self.opt['scale']
+        h, w = self.lq.shape[-2:]
+        total = np.zeros((h * s, w * s), np.float32)
+        count = np.zeros_like(total)
+        for boxes, m in zip(self.tile_boxes, maps):
+            for i, (t, l, b, r) in enumerate(boxes):
+                total[t * s:b * s, l * s:r * s] += m[i, 0].float().cpu().numpy()
+                count[t * s:b * s, l * s:r * s] += 1
+        return total / np.maximum(count, 1)
+
+    def routing_maps(self, sr_img=None):
+        """``classes``: the pixels the classifier sent to the heavy upsampler tinted red over a grey SR image (as
+        the official demo's coloured output, github.com/3587jjh/PCSR)."""
+        import cv2
+        from adaptsr.utils.maps import overlay_mask, overlay_values
+        heavy = self.heavy_map()
+        if heavy is None:
+            return {}
+        caption = f'PCSR: red = heavy upsampler ({heavy.mean() * 100:.1f}% of pixels), grey = light'
+        if sr_img is None:
+            return {'classes': overlay_values(None, heavy, 0, 1, caption, colormap=cv2.COLORMAP_JET)}
+        return {'classes': overlay_mask(sr_img, heavy >= 0.5, caption)}
+
     def cost_metric_values(self):
         values = super().cost_metric_values()
         values['heavy_ratio'] = self.cost.get('heavy_px', 0) / max(self.cost.get('hr_pixels', 0), 1)

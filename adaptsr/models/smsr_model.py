@@ -3,11 +3,9 @@
 Source: L. Wang et al., CVPR 2021 (github.com/LongguangWang/SMSR, LAVA commit daac49c): spatial and channel masks
 learned with Gumbel softmax, sparse convolution at inference, and the sparsity regularisation with its warm-up.
 """
-import os.path as osp
 
 import numpy as np
 import torch
-from basicsr.utils import imwrite
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from adaptsr.losses.smsr_loss import SMSRSparsityLoss
@@ -101,10 +99,12 @@ class SMSRModel(AdaptiveSRModel):
         values.update({f'density_m{k}': d for k, d in enumerate(density)})
         return values
 
-    def save_extra_images(self, sr_path):
+    def routing_maps(self, sr_img=None):
+        """``masks``: the spatial mask of each module side by side (white = the pixel takes the dense path), for a
+        whole-image test (a tiled test has one mask set per tile)."""
         masks = self.traces[0]['masks'] if len(self.traces) == 1 else None
-        if masks is None:  # pictures of whole images only (a tiled test has one mask set per tile)
-            return
+        if masks is None:
+            return {}
         panels = [np.pad((m.cpu().numpy() * 255).astype(np.uint8), ((0, 0), (0, 4)), constant_values=128)
                   for m in masks]
-        imwrite(np.concatenate(panels, axis=1)[:, :-4], osp.splitext(sr_path)[0] + '_masks.png')
+        return {'masks': np.concatenate(panels, axis=1)[:, :-4]}

@@ -1,0 +1,381 @@
+"""Super-resolve your own images with any adaptsr model: ``adaptsr-infer`` (or ``python -m adaptsr.infer``).
+
+Examples::
+
+    # a checkpoint alone: the arch, its sizes, the scale and the model are recognised from the weights
+    adaptsr-infer photos/ -o out/ --model $ADAPTSR_WEIGHTS/PCSR/carn-pcsr-phase1/iter_last.pth --k 0 --maps
+    adaptsr-infer 'photos/*.jpg' -o out/ --model experiments/ape_ecbsr_m6c40_x4_291/models/net_g_latest.pth \
+        --exit-threshold 0.9 --maps
+    adaptsr-infer photo.png -o out/ --model experiments/cabm_ecbsr_m6c40_x4_291/models/net_g_latest.pth \
+        --calibration 7.4 --maps                  # cabm_lut.json beside the checkpoint is found (or --cabm-lut)
+    adaptsr-infer photos/ -o out/ --model $ADAPTSR_WEIGHTS/SMSR/SMSR_x2_model_1000.pt --maps
+    adaptsr-infer photos/ -o out/ --model $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --tile 256 --tile-overlap 16
+    adaptsr-infer photos/ -o out/ --model bicubic --scale 4
+    # or a test options file (its network_g / path / val; its datasets are not read)
+    adaptsr-infer photos/ -o out/ -opt options/test/pcsr_carn_x4.yml --adaptive --hr photos_hr/
+
+Per input it writes ``<out>/<stem>.png`` (the SR image), with ``--maps`` the method's routing pictures
+(``<stem>_classes.png`` PCSR, ``_exits.png`` APE, ``_bits.png`` CABM, ``_masks.png`` SMSR), and one row per image in
+``<out>/adaptsr_infer.csv`` / ``.json``: sizes, seconds (the model's test, without reading and writing), GFLOPs
+spent and of the full model (FLOPs = 2 x multiply-adds, each method's paper convention), the method's statistics
+(PCSR ``heavy_ratio``, APE ``mean_exit``, CABM ``fab`` = average bits, SMSR ``mask_density``/``eta``) and, with
+``--hr``, PSNR/SSIM on Y (crop_border = scale) against the ground truth of the same stem.
+
+Images: 8- and 16-bit PNG/TIFF, JPEG, WebP, BMP. Grey in, grey out (the network sees the grey image in three
+channels; its output's luma is written). An alpha channel is upscaled separately by bicubic interpolation and
+written back. A 16-bit input gives a 16-bit output (the network runs in float32 on [0, 1]; PSNR with ``--hr`` is
+computed at 8 bits). Existing outputs are never replaced unless ``--overwrite``.
+"""
+import argparse
+import glob
+import math
+import os
+import os.path as osp
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff')
+#: the knobs of the command line: flag -> (model_type that reads it, val option)
+KNOBS = {'k': ('PCSRModel', 'k'), 'adaptive': ('PCSRModel', 'adaptive'), 'no_refine': ('PCSRModel', 'refine'),
+         'exit_threshold': ('APEModel', 'exit_threshold'), 'calibration': ('CABMModel', 'calibration')}
+#: the statistics a row keeps of each model's cost metrics (the others are in the JSON)
+STAT_KEYS = ('heavy_ratio', 'mean_exit', 'fab', 'mask_density', 'eta')
+
+
+class InferError(ValueError):
+    """A bad input, option or model for ``adaptsr-infer`` (the message names it)."""
+
+
+# ------------------------------------------------------------------------------------------------ images
+def list_inputs(specs):
+    """Image files named by ``specs``: files, folders (their images, sorted, not recursive) or glob patterns.
+
+    Raises:
+        InferError: a spec that names no image, or two inputs with the same stem (their outputs would collide).
+    """
+    files = []
+    for spec in specs:
+        if osp.isdir(spec):
+            found = sorted(osp.join(spec, f) for f in os.listdir(spec) if f.lower().endswith(IMAGE_EXTENSIONS))
+        elif osp.isfile(spec):
+            found = [spec]
+        else:
+            found = sorted(f for f in glob.glob(spec) if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not found:
+            raise InferError(f'{spec}: no image (not a file, a folder with images or a glob matching any; '
+                             f'extensions {", ".join(IMAGE_EXTENSIONS)})')
+        files += found
+    stems = {}
+    for f in files:
+        stem = osp.splitext(osp.basename(f))[0]
+        if stem in stems and osp.abspath(stems[stem]) != osp.abspath(f):
+            raise InferError(f'{stems[stem]} and {f} have the same stem; their SR images would both be {stem}.png')
+        stems[stem] = f
+    return list(dict.fromkeys(stems.values()))
+
+
+def read_image(path):
+    """An input image as the network's RGB input and what is needed to write it back like the input.
+
+    Returns:
+        dict: ``rgb`` (H, W, 3) float32 RGB in [0, 1]; ``alpha`` (H, W) float32 in [0, 1] or None; ``mode``
+        ('grey', 'rgb' or 'rgba'); ``bits`` (8 or 16).
+
+    Raises:
+        InferError: unreadable file, or an unsupported depth/channel count.
+    """
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise InferError(f'{path}: cannot be read as an image')
+    if img.dtype == np.uint8:
+        bits, img = 8, img.astype(np.float32) / 255.0
+    elif img.dtype == np.uint16:
+        bits, img = 16, img.astype(np.float32) / 65535.0
+    else:
+        raise InferError(f'{path}: {img.dtype} pixels are not supported (8- or 16-bit integers)')
+    alpha = None
+    if img.ndim == 2 or img.shape[2] == 1:
+        mode, bgr = 'grey', np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
+    elif img.shape[2] == 3:
+        mode, bgr = 'rgb', img
+    elif img.shape[2] == 4:
+        mode, bgr, alpha = 'rgba', img[:, :, :3], img[:, :, 3]
+    else:
+        raise InferError(f'{path}: {img.shape[2]} channels are not supported (1, 3 or 4)')
+    return {'rgb': np.ascontiguousarray(bgr[:, :, ::-1]), 'alpha': alpha, 'mode': mode, 'bits': bits}
+
+
+def finish_image(sr_rgb, image, scale):
+    """The SR image in the input's form: grey -> its luma, RGBA -> the bicubic-upscaled alpha appended, 16-bit kept.
+
+    Args:
+        sr_rgb (ndarray): (H, W, 3) float32 RGB (clipped here to [0, 1]). image (dict): :func:`read_image`'s.
+        scale (int): the scale (for the alpha).
+
+    Returns:
+        ndarray: (H, W) or (H, W, 3|4) uint8/uint16 in OpenCV's channel order, ready for ``cv2.imwrite``.
+    """
+    bgr = np.clip(sr_rgb[:, :, ::-1], 0, 1)
+    if image['mode'] == 'grey':
+        out = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2GRAY)
+    elif image['mode'] == 'rgba':
+        h, w = bgr.shape[:2]
+        alpha = cv2.resize(image['alpha'], (w, h), interpolation=cv2.INTER_CUBIC)
+        out = np.concatenate([bgr, np.clip(alpha, 0, 1)[:, :, None]], axis=2)
+    else:
+        out = bgr
+    peak = 65535.0 if image['bits'] == 16 else 255.0
+    return (out * peak).round().astype(np.uint16 if image['bits'] == 16 else np.uint8)
+
+
+def find_hr(hr_dir, stem, scale):
+    """The ground truth of ``stem`` in ``hr_dir``: same stem, or the stem without an ``x<scale>`` suffix (the EDSR
+    LR naming, ``img_001x4`` -> ``img_001``), any image extension.
+
+    Raises:
+        InferError: none found (the names tried are listed).
+    """
+    names = [stem] + ([stem[:-len(f'x{scale}')]] if stem.endswith(f'x{scale}') else [])
+    for name in names:
+        for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS):
+            path = osp.join(hr_dir, name + ext)
+            if osp.isfile(path):
+                return path
+    raise InferError(f'--hr {hr_dir}: no ground truth for {stem} (tried {", ".join(n + ".*" for n in names)})')
+
+
+def quality(sr_u8, hr_path, lr_shape, scale):
+    """PSNR/SSIM (Y, crop_border = scale) of an 8-bit SR image against the HR file, as ``test.py`` computes them.
+
+    Raises:
+        InferError: the HR size is not ``scale`` x the LR size (the files are named).
+    """
+    from basicsr.metrics import calculate_psnr, calculate_ssim
+    hr = read_image(hr_path)
+    if hr['rgb'].shape[:2] != (lr_shape[0] * scale, lr_shape[1] * scale):
+        raise InferError(f'--hr {hr_path}: {hr["rgb"].shape[1]}x{hr["rgb"].shape[0]} is not x{scale} of the '
+                         f'{lr_shape[1]}x{lr_shape[0]} input')
+    hr_u8 = (np.clip(hr['rgb'][:, :, ::-1], 0, 1) * 255).round().astype(np.uint8)
+    psnr = calculate_psnr(sr_u8, hr_u8, crop_border=scale, test_y_channel=True)
+    ssim = calculate_ssim(sr_u8, hr_u8, crop_border=scale, test_y_channel=True) if min(sr_u8.shape[:2]) > \
+        2 * scale + 11 else math.nan
+    return psnr, ssim
+
+
+# ------------------------------------------------------------------------------------------------ the model
+def _base_options(name, scale, model_type, network, out_dir, device):
+    return {'name': name, 'model_type': model_type, 'scale': int(scale), 'num_gpu': 1 if device == 'cuda' else 0,
+            'manual_seed': 0, 'is_train': False, 'dist': False, 'rank': 0, 'world_size': 1, 'auto_resume': False,
+            'root_path': os.getcwd(), 'datasets': {}, 'network_g': network,
+            'path': {'pretrain_network_g': None, 'strict_load_g': True, 'param_key_g': 'params',
+                     'results_root': out_dir, 'log': out_dir, 'visualization': out_dir}, 'val': {}}
+
+
+def model_options(args):
+    """BasicSR test options for the model of ``args`` (``-opt`` or ``--model``), the knobs set.
+
+    Raises:
+        InferError: neither or both of ``-opt``/``--model``, bicubic without ``--scale``, a knob the model does not
+            have (the model is named), or a CABM table that does not exist.
+        ConversionError / ValueError / FileNotFoundError: a checkpoint that is not recognised (the supported archs
+            are listed) or cannot be read.
+    """
+    from adaptsr.options import check_options, default_env
+    if bool(args.opt) == bool(args.model):
+        raise InferError('give the model as -opt <test options YAML> or as --model <checkpoint | bicubic>')
+    default_env(os.getcwd())
+    if args.opt:
+        from adaptsr.utils.benchmark import load_test_options
+        opt = load_test_options(args.opt, os.getcwd(), args.force_yml)
+        opt['datasets'] = {}
+        opt['path'].update(results_root=args.output, log=args.output, visualization=args.output)
+        if args.scale is not None and args.scale != opt['scale']:
+            raise InferError(f'--scale {args.scale} but {args.opt} has scale: {opt["scale"]}')
+        opt['num_gpu'] = 1 if args.device == 'cuda' else 0
+        source = args.opt
+    elif args.model == 'bicubic':
+        if args.scale is None:
+            raise InferError('--model bicubic needs --scale')
+        opt = _base_options('bicubic', args.scale, 'AdaptiveSRModel', {'type': 'BicubicSR', 'upscale': args.scale},
+                            args.output, args.device)
+        source = 'bicubic'
+    else:
+        from adaptsr.convert.registry import recognise_checkpoint
+        found = recognise_checkpoint(args.model, args.scale)
+        opt = _base_options(osp.splitext(osp.basename(args.model))[0], found['scale'], found['model_type'],
+                            dict(found['kwargs'], type=found['arch']), args.output, args.device)
+        opt['path'].update(pretrain_network_g=args.model, param_key_g=found['param_key'])
+        source = args.model
+        if found['model_type'] == 'CABMModel':
+            lut = args.cabm_lut or osp.join(osp.dirname(args.model), 'cabm_lut.json')
+            if osp.isfile(lut):
+                opt['path']['cabm_lut'] = lut
+                opt['network_g']['mode'] = 'lut'
+            elif args.cabm_lut:
+                raise InferError(f'--cabm-lut {args.cabm_lut}: no such file')
+    if opt['model_type'] == 'CABMModel' and args.cabm_lut and args.opt:
+        opt['path']['cabm_lut'] = args.cabm_lut
+    val = opt.setdefault('val', {}) or {}
+    opt['val'] = val
+    val.update(crop_mode='none', budget_sweep=None, save_img=False, metrics=None)
+    if args.tile is not None:
+        val['tile_size'] = args.tile or None
+    if args.tile_overlap is not None:
+        val['tile_overlap'] = args.tile_overlap
+    for flag, (model_type, key) in KNOBS.items():
+        value = getattr(args, flag)
+        if value is None or value is False:
+            continue
+        if opt['model_type'] != model_type:
+            raise InferError(f'--{flag.replace("_", "-")} is a knob of {model_type}, but {source} is a '
+                             f'{opt["network_g"]["type"]} ({opt["model_type"]})')
+        val[key] = (not value) if flag == 'no_refine' else value
+    check_options(opt)
+    return opt
+
+
+def build(opt):
+    """The BasicSR model of ``opt``, quiet (BasicSR's INFO log lines off)."""
+    import adaptsr  # noqa: F401  (registrations)
+    from basicsr.models import build_model
+    from basicsr.utils import get_root_logger
+    get_root_logger(log_level=40)
+    return build_model(opt)
+
+
+def warm_up(model, rgb, size=48):
+    """One untimed test on a corner of the first image (at most ``size`` pixels a side), so that one-time work
+    (SMSR's sparse kernel build, allocator growth, cost tables) is not counted in the first image's seconds."""
+    from basicsr.utils import img2tensor
+    crop = np.ascontiguousarray(rgb[:size, :size])
+    model.feed_data({'lq': img2tensor(crop, bgr2rgb=False, float32=True).unsqueeze(0).to(model.device)})
+    model.test()
+    del model.lq, model.output
+
+
+# ------------------------------------------------------------------------------------------------ the command
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog='adaptsr-infer', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('inputs', nargs='+', help='image files, folders or glob patterns (quoted)')
+    parser.add_argument('-o', '--output', required=True, help='output folder (created)')
+    parser.add_argument('-opt', '--opt', default=None, help='test options YAML (network_g, path, val)')
+    parser.add_argument('--model', default=None,
+                        help='checkpoint (adaptsr or official; recognised from its weights) or "bicubic"')
+    parser.add_argument('--scale', type=int, default=None, help='the scale, where the checkpoint does not say it')
+    parser.add_argument('--force_yml', nargs='+', default=[], help='with -opt: override options, key:sub=value')
+    parser.add_argument('--k', type=float, default=None, help='PCSR: classifier threshold offset (0 = argmax)')
+    parser.add_argument('--adaptive', action='store_true', help="PCSR: ADM's per-image threshold instead of --k")
+    parser.add_argument('--no-refine', dest='no_refine', action='store_true',
+                        help='PCSR: skip the refinement of light pixels next to heavy ones')
+    parser.add_argument('--exit-threshold', dest='exit_threshold', type=float, default=None,
+                        help='APE: a tile leaves at the first exit whose IC reaches this (1 = no early exit)')
+    parser.add_argument('--calibration', type=float, default=None,
+                        help='CABM: average-bit ceiling of the edge-to-bit table (100 = the table as built)')
+    parser.add_argument('--cabm-lut', dest='cabm_lut', default=None,
+                        help='CABM: edge-to-bit table (default: cabm_lut.json beside the checkpoint; without one the '
+                             'trained CADyQ selectors choose the bits)')
+    parser.add_argument('--tile', type=int, default=None, help='tile size in LR pixels (0: whole image)')
+    parser.add_argument('--tile-overlap', dest='tile_overlap', type=int, default=None, help='tile overlap (LR px)')
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--maps', action='store_true', help="write the method's routing pictures next to each image")
+    parser.add_argument('--hr', default=None, help='folder of ground-truth HR images (same stems): PSNR/SSIM')
+    parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (refused otherwise)')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    return parser.parse_args(argv)
+
+
+def planned_outputs(out_dir, files):
+    """The SR images and tables the run writes, checked before it (a map, ``<stem>_<name>.png``, is replaced)."""
+    stems = [osp.splitext(osp.basename(f))[0] for f in files]
+    return [osp.join(out_dir, s + '.png') for s in stems] + \
+        [osp.join(out_dir, 'adaptsr_infer' + e) for e in ('.csv', '.json')]
+
+
+def run(args):
+    """Run ``adaptsr-infer`` (see the module docstring).
+
+    Returns:
+        list[dict]: one row per image (also written as CSV/JSON).
+
+    Raises:
+        InferError: bad inputs/options; FileExistsError: outputs exist and not ``--overwrite``.
+    """
+    from tqdm import tqdm
+    from basicsr.utils import img2tensor, tensor2img
+    from adaptsr.utils.report import write_table
+    files = list_inputs(args.inputs)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        raise InferError('--device cuda, but torch sees no CUDA device')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    existing = [p for p in planned_outputs(args.output, files) if osp.exists(p)]
+    if existing and not args.overwrite:
+        raise FileExistsError(f'{len(existing)} output file(s) exist ({", ".join(existing[:3])}'
+                              f'{", ..." if len(existing) > 3 else ""}); choose another -o or pass --overwrite')
+    opt = model_options(args)
+    model = build(opt)
+    scale = opt['scale']
+    os.makedirs(args.output, exist_ok=True)
+    warm_up(model, read_image(files[0])['rgb'])
+    rows = []
+    for path in tqdm(files, unit='image', disable=args.quiet, desc='adaptsr-infer'):
+        image = read_image(path)
+        stem = osp.splitext(osp.basename(path))[0]
+        lq = img2tensor(image['rgb'], bgr2rgb=False, float32=True).unsqueeze(0).to(model.device)
+        model.feed_data({'lq': lq})
+        if args.device == 'cuda':
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model.test()
+        if args.device == 'cuda':
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        sr = model.output[0].detach().float().cpu().permute(1, 2, 0).numpy()
+        out_path = osp.join(args.output, stem + '.png')
+        if not cv2.imwrite(out_path, finish_image(sr, image, scale)):
+            raise InferError(f'{out_path}: could not be written')
+        sr_u8 = tensor2img([model.output.detach().cpu()])  # BGR uint8, as BasicSR's test computes metrics
+        values = model.cost_metric_values() if model.val_opt.get('cost', True) else {}
+        row = {'image': osp.basename(path), 'lr_h': image['rgb'].shape[0], 'lr_w': image['rgb'].shape[1],
+               'sr_h': sr.shape[0], 'sr_w': sr.shape[1], 'mode': image['mode'], 'bits': image['bits'],
+               'seconds': seconds, 'gflops': values.get('gflops'), 'gflops_full': values.get('gflops_full')}
+        row.update({k: values[k] for k in STAT_KEYS if k in values})
+        if args.hr:
+            hr_path = find_hr(args.hr, stem, scale)
+            row['psnr_y'], row['ssim_y'] = quality(sr_u8, hr_path, image['rgb'].shape[:2], scale)
+            row['hr'] = osp.basename(hr_path)
+        if args.maps:
+            maps = model.save_extra_images(out_path, sr_u8)
+            row['maps'] = ';'.join(osp.basename(m) for m in maps)
+        row['output'] = osp.basename(out_path)
+        rows.append(row)
+        del model.lq, model.output
+    write_table(rows, osp.join(args.output, 'adaptsr_infer'))
+    return rows, opt
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from adaptsr.convert.registry import ConversionError
+    from adaptsr.options import OptionError
+    try:
+        rows, opt = run(args)
+    except (InferError, OptionError, ConversionError, FileExistsError, FileNotFoundError) as err:
+        sys.exit(f'adaptsr-infer: {err}')
+    from adaptsr.utils.report import format_table
+    cols = ['image', 'mode', 'bits', 'lr_w', 'lr_h', 'seconds', 'gflops', 'gflops_full'] + list(STAT_KEYS) + \
+        ['psnr_y', 'ssim_y', 'maps']
+    print(format_table(rows, cols))
+    net = opt['network_g']['type']
+    print(f'{len(rows)} image(s) x{opt["scale"]} with {net} ({opt["model_type"]}) -> {args.output} '
+          f'(adaptsr_infer.csv, adaptsr_infer.json)')
+
+
+if __name__ == '__main__':
+    main()
