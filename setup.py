@@ -17,4 +17,9 @@ setup(
         'requests', 'Pillow'
     ],
     extras_require={'test': ['pytest']},
+    entry_points={'console_scripts': [
+        'adaptsr-infer=adaptsr.infer:main', 'adaptsr-train=adaptsr.cli.train:main',
+        'adaptsr-test=adaptsr.cli.test:main', 'adaptsr-bench=adaptsr.cli.bench:main',
+        'adaptsr-convert=adaptsr.cli.convert:main', 'adaptsr-export=adaptsr.cli.export:main'
+    ]},
 )

@@ -1,12 +1,8 @@
-"""Test with BasicSR's pipeline and adaptsr's registrations: ``python test.py -opt options/test/X.yml``."""
+"""Test with BasicSR's pipeline and adaptsr's registrations: ``python test.py -opt options/test/X.yml``
+(the same as the installed ``adaptsr-test``, with ``results/`` beside this file)."""
 import os.path as osp
 
-import adaptsr  # noqa: F401  (shims + registration)
-from adaptsr.compat import patch_pipelines
-
-patch_pipelines()
-
-from basicsr.test import test_pipeline  # noqa: E402
+from adaptsr.cli.test import main
 
 if __name__ == '__main__':
-    test_pipeline(osp.abspath(osp.dirname(__file__)))
+    main(osp.abspath(osp.dirname(__file__)))

@@ -1,12 +1,8 @@
-"""Train with BasicSR's pipeline and adaptsr's registrations: ``python train.py -opt options/train/X.yml``."""
+"""Train with BasicSR's pipeline and adaptsr's registrations: ``python train.py -opt options/train/X.yml``
+(the same as the installed ``adaptsr-train``, with ``experiments/`` beside this file)."""
 import os.path as osp
 
-import adaptsr  # noqa: F401  (shims + registration)
-from adaptsr.compat import patch_pipelines
-
-patch_pipelines()
-
-from basicsr.train import train_pipeline  # noqa: E402
+from adaptsr.cli.train import main
 
 if __name__ == '__main__':
-    train_pipeline(osp.abspath(osp.dirname(__file__)))
+    main(osp.abspath(osp.dirname(__file__)))

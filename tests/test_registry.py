@@ -24,34 +24,44 @@ SAMPLES = [
     ('ABPNNet', {'num_block': 2, 'num_feat': 8}, (2, 3, 4)),
     ('ECBSR', {'num_in_ch': 3, 'num_out_ch': 3, 'num_block': 2, 'num_channel': 8, 'with_idt': False,
                'act_type': 'prelu'}, (2, 3, 4)),
+    ('APEECBSR', {'num_block': 4, 'num_feat': 8, 'act_type': 'prelu'}, (2, 3, 4)),
+    ('APEECBSR', {'num_block': 4, 'num_feat': 8, 'act_type': 'prelu', 'exit_tails': 'separate', 'exit_interval': 2},
+     (4, )),
+    ('CABMNet', {'backbone': {'type': 'ECBSRPlain', 'num_block': 3, 'num_feat': 8},
+                 'quant_layers': ['backbone.1.0', 'backbone.2.0', 'backbone.3.0'], 'mode': 'cadyq'}, (2, 4)),
 ]
 CASES = [(arch, kwargs, s) for arch, kwargs, scales in SAMPLES for s in scales]
 
 
+def _with_scale(arch, kwargs, scale):
+    if arch == 'CABMNet':  # the scale is the backbone's
+        return dict(kwargs, backbone=dict(kwargs['backbone'], upscale=scale), upscale=scale)
+    return dict(kwargs, **{'scale' if arch == 'ECBSR' else 'upscale': scale})
+
+
 def _build(arch, kwargs, scale):
-    key = 'scale' if arch == 'ECBSR' else 'upscale'
-    return ARCH_REGISTRY.get(arch)(**kwargs, **{key: scale})
+    return ARCH_REGISTRY.get(arch)(**_with_scale(arch, kwargs, scale))
 
 
 def test_every_registered_format_has_a_sample_here():
     _load_formats()
-    assert sorted({f.arch for f in FORMATS}) == sorted(a for a, _, _ in SAMPLES)
+    assert sorted({f.arch for f in FORMATS}) == sorted({a for a, _, _ in SAMPLES})
 
 
-@pytest.mark.parametrize('arch,kwargs,scale', CASES, ids=[f'{a}-x{s}' for a, _, s in CASES])
+@pytest.mark.parametrize('arch,kwargs,scale', CASES, ids=[f'{a}-{i}-x{s}' for i, (a, _, s) in enumerate(CASES)])
 def test_format_recognises_its_arch_and_reads_its_hyperparameters(arch, kwargs, scale):
     torch.manual_seed(0)
     sd = _build(arch, kwargs, scale).state_dict()
     found, read = detect_arch(sd, scale, f'{arch}.pth')
     assert found == arch
-    expected = dict(kwargs, **({'scale': scale} if arch == 'ECBSR' else {'upscale': scale}))
+    expected = _with_scale(arch, kwargs, scale)
     assert {k: v for k, v in read.items() if k in expected} == expected
     net = build_detected(sd, scale, f'{arch}.pth')
     assert type(net).__name__ == arch and all(torch.equal(net.state_dict()[k], v) for k, v in sd.items())
 
 
 @pytest.mark.parametrize('arch,kwargs', [(a, k) for a, k, scales in SAMPLES
-                                         if len(scales) > 1 and a != 'SMSRNet'])
+                                         if len(scales) > 1 and a not in ('SMSRNet', 'APEECBSR', 'CABMNet')])
 def test_etds_family_names_the_other_scale(arch, kwargs):
     sd = _build(arch, kwargs, 2).state_dict()
     with pytest.raises(ConversionError, match=r'but x4 needs \d+; is this a checkpoint of another scale'):
@@ -73,3 +83,26 @@ def test_a_model_names_the_arch_a_wrong_checkpoint_holds(tmp_path):
     with pytest.raises(RuntimeError, match=r"into SMSRNet \(strict=True\); the file holds SMSRNet\(\{'num_feat': 16, "
                                            r"'upscale': 2\}\):\nshape mismatches"):
         build_model(opt)
+
+
+@pytest.mark.parametrize('arch,kwargs,scale', CASES, ids=[f'{a}-{i}-x{s}' for i, (a, _, s) in enumerate(CASES)])
+def test_a_checkpoint_file_alone_gives_arch_scale_and_model(tmp_path, arch, kwargs, scale):
+    """What ``adaptsr-infer --model`` builds from: the scale is found without being told (from the tail, or the
+    only scale the output convs fit), except for PCSR's heads, which run at any scale (x4 unless told)."""
+    from adaptsr.convert.registry import find_format, recognise_checkpoint
+    torch.manual_seed(0)
+    path = str(tmp_path / f'{arch}.pth')
+    torch.save({'params': _build(arch, kwargs, scale).state_dict()}, path)
+    found = recognise_checkpoint(path)
+    assert found['arch'] == arch and found['scale'] == scale
+    assert found['model_type'] == find_format(arch).model_type
+    assert found['model_type'] == {'PCSRNet': 'PCSRModel', 'SMSRNet': 'SMSRModel', 'APEECBSR': 'APEModel',
+                                   'CABMNet': 'CABMModel'}.get(arch, 'AdaptiveSRModel')
+
+
+def test_two_formats_never_claim_one_state_dict():
+    """An APE or CABM network on an ECBSR backbone is not taken for the plain ECBSR."""
+    for arch, kwargs, scales in SAMPLES:
+        sd = _build(arch, kwargs, scales[-1]).state_dict()
+        found = [f.arch for f in FORMATS if f.detect(sd)]
+        assert found == [arch], (arch, found)

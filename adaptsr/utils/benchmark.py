@@ -63,8 +63,10 @@ def load_test_options(opt_path, root_path, force_yml=()):
     return opt
 
 
-def _reference(opt, network, pretrain, model_type, val=None):
+def _reference(opt, network, pretrain, model_type, val=None, allow_random_weights=False):
     ref = deepcopy(opt)
+    if allow_random_weights:
+        ref['allow_random_weights'] = True
     ref.pop('network_ref', None)
     ref.pop('network_refs', None)
     ref['network_g'] = deepcopy(network)
@@ -87,7 +89,8 @@ def reference_options(opt):
       further models of similar size (e.g. ETDS against its dual-stream form, ECBSR and ABPN); an entry's optional
       ``val`` overrides the test options for that model (e.g. ``{tile_size: null}``: the whole image at once; or
       ``{budget_sweep: [...]}`` with ``model_type`` the method's model: a second adaptive model, e.g. the official
-      weights beside one's own, swept over its own budgets).
+      weights beside one's own, swept over its own budgets); ``allow_random_weights: true`` with ``pretrain: null``
+      times an untrained network (its quality is meaningless; refused otherwise).
 
     The first entry is the one speed-ups are measured against.
 
@@ -103,8 +106,12 @@ def reference_options(opt):
             raise ValueError(f'network_refs.{label}: expected {{network: {{type: ...}}, pretrain: ...}}, got {entry!r}')
         pretrain = entry.get('pretrain')
         pretrain = expand_env(f'network_refs.{label}.pretrain', pretrain)
+        unknown = sorted(set(entry) - {'network', 'pretrain', 'model_type', 'val', 'allow_random_weights'})
+        if unknown:
+            raise ValueError(f'network_refs.{label}: unknown key(s) {unknown}; known: network, pretrain, model_type, '
+                             'val, allow_random_weights')
         refs.append((label, _reference(opt, entry['network'], pretrain, entry.get('model_type', 'AdaptiveSRModel'),
-                                       entry.get('val'))))
+                                       entry.get('val'), bool(entry.get('allow_random_weights')))))
     return refs
 
 

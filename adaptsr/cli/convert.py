@@ -1,0 +1,85 @@
+"""Convert an official checkpoint to an adaptsr/BasicSR checkpoint ({'params', 'params_ema', 'meta'}).
+
+Examples::
+
+    adaptsr-convert --method pcsr --input $ADAPTSR_WEIGHTS/PCSR/carn-pcsr-phase1/iter_last.pth \
+        --output weights/pcsr_carn_x4_official.pth
+    adaptsr-convert --method pcsr --input $ADAPTSR_WEIGHTS/PCSR/carn-x4/iter_last.pth \
+        --output weights/carn_x4_pcsr_official.pth
+    # PCSR's phase-0 part (encoder + heavy upsampler) of any PCSR file, to train phase 1 again (train.start_phase)
+    adaptsr-convert --method pcsr --keep encoder,heavy_sampler \
+        --input $ADAPTSR_WEIGHTS/PCSR/carn-pcsr-phase1/iter_last.pth --output weights/pcsr_carn_x4_phase0.pth
+    adaptsr-convert --method carn_m --scale 4 --input $ADAPTSR_WEIGHTS/CARN/carn_m.pth \
+        --output weights/carn_m_x4.pth
+
+    # ETDS (github.com/ECNUSR/ETDS): a released plain file is checked and wrapped; a training-form file (an official
+    # ablation, or our own experiments/<name>/models/net_g_*.pth: params_ema is used when present) is converted to
+    # the plain ETDSPlain by the equivalent transformation and verified
+    adaptsr-convert --method etds --scale 4 \
+        --input $ADAPTSR_WEIGHTS/ETDS/ablations/ETDS_M6C32_x4_normal_loss.pth --output weights/etds_m6c32_x4_nl.pth
+    # ECBSR: BasicSR's training-form ECBSR or a released ECBSRPlain file; --et goes on to the plain ETDSPlain form
+    adaptsr-convert --method ecbsr --scale 4 --et \
+        --input $ADAPTSR_WEIGHTS/ECBSR/ECBSR_M4C16_x4.pth --output weights/ecbsr_m4c16_x4_et.pth
+    adaptsr-convert --method abpn --scale 4 --input abpn.pth --output weights/abpn_x4_et.pth
+    # SMSR (github.com/LongguangWang/SMSR, legacy pickle): x2 only is released
+    adaptsr-convert --method smsr --scale 2 --input $ADAPTSR_WEIGHTS/SMSR/SMSR_x2_model_1000.pt \
+        --output weights/smsr_x2.pth
+
+The converted file is loaded strictly into the target arch before it is written; conversions to a plain form
+print the measured max |difference| x 255 on random inputs and fail above 0.01.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from adaptsr.convert import check_finite, load_checkpoint, save_checkpoint
+from adaptsr.convert.registry import CONVERTERS, ConversionError, build_target, keep_modules
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='adaptsr-convert', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--method', required=True, choices=sorted(CONVERTERS))
+    parser.add_argument('--input', required=True, help='official checkpoint')
+    parser.add_argument('--output', required=True, help='converted BasicSR checkpoint (.pth)')
+    parser.add_argument('--scale', type=int, default=4)
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --output')
+    parser.add_argument('--param_key', default='auto',
+                        help="weights of a BasicSR checkpoint: params, params_ema, or auto (params_ema if present)")
+    parser.add_argument('--et', action='store_true', help='ecbsr: also apply the equivalent transformation')
+    parser.add_argument('--keep', default=None,
+                        help='keep only these modules (comma-separated prefixes), e.g. encoder,heavy_sampler: the '
+                             'phase-0 part of a PCSR file, to train the rest again with train.start_phase')
+    args = parser.parse_args(argv)
+    if osp.exists(args.output) and not args.overwrite:  # fail before any work, never after it
+        parser.error(f'{args.output} exists; choose another --output or pass --overwrite')
+    kwargs = {}
+    if args.method in ('etds', 'ecbsr', 'abpn', 'smsr', 'pcsr'):
+        kwargs['param_key'] = args.param_key
+    if args.method in ('etds', 'ecbsr', 'abpn', 'smsr'):
+        kwargs['et'] = args.et
+    try:
+        source = load_checkpoint(args.input)
+        check_finite(source, args.input)  # a diverged training's file is refused, not converted
+        ckpt = CONVERTERS[args.method](source, scale=args.scale, source=args.input, **kwargs)
+        net = build_target(ckpt)
+        net.load_state_dict(ckpt['params'], strict=True)
+        if args.keep:
+            ckpt = keep_modules(ckpt, [p.strip() for p in args.keep.split(',') if p.strip()])
+            dropped = sorted(set(net.state_dict()) - set(ckpt['params']))
+            print(f'--keep {args.keep}: {len(ckpt["params"])} tensors kept, {len(dropped)} left out '
+                  f'({sorted({k.split(".")[0] for k in dropped})})')
+    except (ConversionError, KeyError, ValueError) as err:
+        sys.exit(f'convert_official: {err}')
+    os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
+    save_checkpoint(ckpt, args.output, overwrite=args.overwrite)
+    diff = ckpt['meta'].get('max_diff_255')
+    print(f"{args.input} -> {args.output}: {ckpt['meta']['arch']} x{ckpt['meta']['scale']}, "
+          f"{len(ckpt['params'])} tensors, {'partial' if args.keep else 'strict'} load OK" +
+          (f"; equivalent to the source {ckpt['meta']['source_arch']}: max |difference| x 255 = {diff:.3g}"
+           if diff else ''))
+
+
+if __name__ == '__main__':
+    main()

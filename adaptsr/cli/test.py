@@ -1,0 +1,20 @@
+"""``adaptsr-test -opt options/test/X.yml [--force_yml k=v]``: BasicSR's test pipeline with adaptsr's registrations
+and pipeline patches; ``results/`` is created in the working directory."""
+import os
+
+
+def main(root=None):
+    """Run BasicSR's ``test_pipeline`` (its command line).
+
+    Args:
+        root (str | None): where ``results/`` goes (default: the working directory).
+    """
+    import adaptsr  # noqa: F401  (shims + registration)
+    from adaptsr.compat import patch_pipelines
+    patch_pipelines()
+    from basicsr.test import test_pipeline
+    test_pipeline(os.path.abspath(root or os.getcwd()))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,21 @@
+"""``adaptsr-train -opt options/train/X.yml [--auto_resume] [--force_yml k=v]``: BasicSR's training pipeline with
+adaptsr's registrations and pipeline patches (:func:`adaptsr.compat.patch_pipelines`); ``experiments/`` is created
+in the working directory."""
+import os
+
+
+def main(root=None):
+    """Run BasicSR's ``train_pipeline`` (its command line: ``-opt``, ``--auto_resume``, ``--force_yml``, ...).
+
+    Args:
+        root (str | None): where ``experiments/`` and ``tb_logger/`` go (default: the working directory).
+    """
+    import adaptsr  # noqa: F401  (shims + registration)
+    from adaptsr.compat import patch_pipelines
+    patch_pipelines()
+    from basicsr.train import train_pipeline
+    train_pipeline(os.path.abspath(root or os.getcwd()))
+
+
+if __name__ == '__main__':
+    main()
