@@ -1,0 +1,214 @@
+"""``adaptsr-infer`` on the kinds of images users have: every method (and bicubic) from a checkpoint file alone, the
+input's form kept (grey, RGBA, 16-bit, JPEG), the network's own output written, the routing maps, the CSV rows,
+ground-truth PSNR, and the errors a user meets."""
+import csv
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from conftest import BENCHMARK, ROOT, WEIGHTS, require
+
+from adaptsr.infer import finish_image, main, read_image
+
+# method -> (arch options at the scale, scale, the statistic its rows carry, the map it draws, extra flags)
+METHODS = {
+    'pcsr': ({'type': 'PCSRNet', 'encoder': 'carn', 'encoder_opt': {'num_feat': 16}, 'heavy_hidden': [16, 16],
+              'light_hidden': [8], 'cls_hidden': [8], 'upscale': 4}, 4, 'heavy_ratio', 'classes', ['--k', '0']),
+    'ape': ({'type': 'APEECBSR', 'num_block': 4, 'num_feat': 8, 'upscale': 4}, 4, 'mean_exit', 'exits',
+            ['--exit-threshold', '0.5', '--tile', '16', '--tile-overlap', '2']),
+    'cabm': ({'type': 'CABMNet', 'backbone': {'type': 'ECBSRPlain', 'num_block': 3, 'num_feat': 8, 'upscale': 4},
+              'quant_layers': 'body', 'mode': 'cadyq'}, 4, 'fab', 'bits', ['--tile', '24']),
+    'smsr': ({'type': 'SMSRNet', 'num_feat': 16, 'upscale': 2}, 2, 'mask_density', 'masks', []),
+    'etds': ({'type': 'ETDSPlain', 'num_block': 3, 'num_feat': 16, 'upscale': 3}, 3, None, None, []),
+    'bicubic': (None, 4, None, None, ['--scale', '4']),
+}
+
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory):
+    """A folder with one photograph (scikit-image's astronaut, 40x48 LR) as a colour PNG, a grey PNG, an RGBA PNG
+    (alpha: a left-right ramp), a 16-bit PNG and a JPEG."""
+    from skimage import data
+    root = tmp_path_factory.mktemp('photos')
+    bgr = cv2.resize(data.astronaut()[40:240, 150:390, ::-1], (48, 40), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(root / 'color.png'), bgr)
+    cv2.imwrite(str(root / 'grey.png'), cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+    alpha = np.tile(np.linspace(0, 255, 48).round().astype(np.uint8), (40, 1))
+    cv2.imwrite(str(root / 'rgba.png'), np.dstack([bgr, alpha]))
+    cv2.imwrite(str(root / 'deep.png'), bgr.astype(np.uint16) * 257 + 100)
+    cv2.imwrite(str(root / 'photo.jpg'), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return str(root)
+
+
+def _checkpoint(tmp_path, method):
+    """A seeded network of the method saved as a plain BasicSR checkpoint; returns (path or 'bicubic', network)."""
+    net_opt = METHODS[method][0]
+    if net_opt is None:
+        return 'bicubic', ARCH_REGISTRY.get('BicubicSR')(upscale=METHODS[method][1])
+    torch.manual_seed(0)
+    opt = dict(net_opt)
+    net = ARCH_REGISTRY.get(opt.pop('type'))(**opt)
+    if method == 'pcsr':  # a classifier that sends about half of the pixels to each branch
+        with torch.no_grad():
+            net.classifier.imnet.layers[-1].bias.copy_(torch.tensor([0.0, 0.0]))
+    path = str(tmp_path / f'{method}.pth')
+    torch.save({'params': net.state_dict()}, path)
+    return path, net.eval()
+
+
+def _rows(out):
+    with open(osp.join(out, 'adaptsr_infer.csv')) as f:
+        return {r['image']: r for r in csv.DictReader(f)}
+
+
+@pytest.mark.parametrize('method', list(METHODS))
+def test_every_method_keeps_each_kind_of_image(tmp_path, photos, method):
+    path, net = _checkpoint(tmp_path, method)
+    _, scale, stat, map_name, flags = METHODS[method]
+    out = str(tmp_path / 'out')
+    main([photos, '-o', out, '--model', path, '--maps', '--quiet', '--threads', '1'] + flags)
+    rows = _rows(out)
+    assert sorted(rows) == ['color.png', 'deep.png', 'grey.png', 'photo.jpg', 'rgba.png']
+    h, w = 40 * scale, 48 * scale
+    expect = {'color': ((h, w, 3), np.uint8), 'grey': ((h, w), np.uint8), 'rgba': ((h, w, 4), np.uint8),
+              'deep': ((h, w, 3), np.uint16), 'photo': ((h, w, 3), np.uint8)}
+    for stem, (shape, dtype) in expect.items():
+        img = cv2.imread(osp.join(out, stem + '.png'), cv2.IMREAD_UNCHANGED)
+        assert img.shape == shape and img.dtype == dtype, stem
+        row = rows[[k for k in rows if k.startswith(stem)][0]]
+        assert (int(row['sr_h']), int(row['sr_w'])) == (h, w) and float(row['seconds']) > 0
+        assert float(row['gflops']) <= float(row['gflops_full']) + 1e-9
+        if stat:
+            assert row[stat] != '' and np.isfinite(float(row[stat])), (stem, stat)
+        if map_name:
+            assert row['maps'] == f'{stem}_{map_name}.png' and osp.isfile(osp.join(out, row['maps']))
+        else:
+            assert row['maps'] == ''
+    # the colour PNG's output is what the network computes (rounded to 8 bits); the grey PNG's is the luma of what it
+    # makes of the grey image in three channels
+    if method in ('etds', 'bicubic', 'smsr'):
+        for stem, mode in (('color', 'rgb'), ('grey', 'grey')):
+            lq = torch.from_numpy(read_image(osp.join(photos, stem + '.png'))['rgb']).permute(2, 0, 1)[None]
+            with torch.no_grad():
+                ref = net(lq)
+                ref = ref[0] if isinstance(ref, (tuple, list)) else ref
+            ref = finish_image(ref[0].permute(1, 2, 0).numpy(), {'mode': mode, 'bits': 8}, scale)
+            got = cv2.imread(osp.join(out, stem + '.png'), cv2.IMREAD_UNCHANGED)
+            assert got.shape == ref.shape and np.abs(got.astype(int) - ref.astype(int)).max() <= 1, stem
+    # the alpha channel is the input's alpha upscaled by bicubic interpolation, separately from the colours
+    alpha = cv2.imread(osp.join(out, 'rgba.png'), cv2.IMREAD_UNCHANGED)[:, :, 3]
+    ramp = cv2.resize(np.tile(np.linspace(0, 1, 48, dtype=np.float32), (40, 1)), (w, h), interpolation=cv2.INTER_CUBIC)
+    assert np.abs(alpha.astype(float) - np.clip(ramp, 0, 1) * 255).max() <= 1.0
+
+
+def test_sixteen_bit_input_keeps_its_precision(tmp_path, photos):
+    """A 16-bit input's SR is written at 16 bits: bicubic of the 16-bit image, not of an 8-bit copy."""
+    out = str(tmp_path / 'out')
+    main([osp.join(photos, 'deep.png'), '-o', out, '--model', 'bicubic', '--scale', '2', '--quiet'])
+    got = cv2.imread(osp.join(out, 'deep.png'), cv2.IMREAD_UNCHANGED)
+    assert got.dtype == np.uint16
+    assert len(np.unique(got % 257)) > 100  # values between the 8-bit levels (x 257) are used
+
+
+def test_ground_truth_gives_psnr_and_ssim(tmp_path, photos):
+    """``--hr``: PSNR/SSIM on Y against the same stem; bicubic of a bicubic-downscaled image is close to, but not
+    equal to, the original."""
+    from basicsr.utils.matlab_functions import imresize
+    hr_dir, lr_dir = tmp_path / 'hr', tmp_path / 'lr'
+    hr_dir.mkdir()
+    lr_dir.mkdir()
+    hr = cv2.imread(osp.join(photos, 'color.png'))
+    cv2.imwrite(str(hr_dir / 'a.png'), hr)
+    lr = (np.clip(imresize(hr.astype(np.float32) / 255, 0.5), 0, 1) * 255).round().astype(np.uint8)
+    cv2.imwrite(str(lr_dir / 'ax2.png'), lr)
+    out = str(tmp_path / 'out')
+    main([str(lr_dir), '-o', out, '--model', 'bicubic', '--scale', '2', '--hr', str(hr_dir), '--quiet'])
+    row = _rows(out)['ax2.png']
+    assert row['hr'] == 'a.png' and 20 < float(row['psnr_y']) < 40 and 0.5 < float(row['ssim_y']) < 1
+
+
+def test_errors_name_what_is_wrong(tmp_path, photos, capsys):
+    path, _ = _checkpoint(tmp_path, 'etds')
+    out = str(tmp_path / 'out')
+
+    def fails(args, pattern):
+        with pytest.raises(SystemExit) as err:
+            main(args + ['--quiet'])
+        import re
+        assert re.search(pattern, str(err.value)), str(err.value)
+
+    fails([photos, '-o', out, '--model', path, '--k', '0'],
+          r'--k is a knob of PCSRModel, but .*etds.pth is a ETDSPlain')
+    torch.save({'params': {'foo.weight': torch.zeros(2)}}, str(tmp_path / 'foo.pth'))
+    fails([photos, '-o', out, '--model', str(tmp_path / 'foo.pth')], r"foo.pth: not the state_dict of a known arch.*"
+          r"supported archs: \[.*'APEECBSR'.*'CABMNet'")
+    fails([str(tmp_path / 'nothing'), '-o', out, '--model', path], r'nothing: no image')
+    fails([photos, '-o', out, '--model', 'bicubic'], r'--model bicubic needs --scale')
+    fails([photos, '-o', out], r'give the model as -opt')
+    (tmp_path / 'bad').mkdir()
+    (tmp_path / 'bad' / 'x.png').write_bytes(b'not a png')
+    fails([str(tmp_path / 'bad'), '-o', out, '--model', path], r'x.png: cannot be read as an image')
+    (tmp_path / 'twins').mkdir()
+    for ext in ('png', 'jpg'):
+        cv2.imwrite(str(tmp_path / 'twins' / f'a.{ext}'), np.zeros((8, 8, 3), np.uint8))
+    fails([str(tmp_path / 'twins'), '-o', out, '--model', path], r'have the same stem; .* a.png')
+    # outputs are never replaced without --overwrite, and nothing runs before the refusal
+    main([osp.join(photos, 'color.png'), '-o', out, '--model', path, '--quiet'])
+    before = open(osp.join(out, 'color.png'), 'rb').read()
+    fails([osp.join(photos, 'color.png'), '-o', out, '--model', path], r'output file\(s\) exist .*--overwrite')
+    assert open(osp.join(out, 'color.png'), 'rb').read() == before
+    main([osp.join(photos, 'color.png'), '-o', out, '--model', path, '--quiet', '--overwrite'])
+
+
+def test_runs_from_another_working_directory_as_a_module(tmp_path, photos):
+    """``python -m adaptsr.infer`` from a folder that is not the checkout (as the installed ``adaptsr-infer``)."""
+    path, _ = _checkpoint(tmp_path, 'etds')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.run([sys.executable, '-m', 'adaptsr.infer', osp.join(photos, 'grey.png'), '-o', 'sr', '--model',
+                           path, '--quiet'], cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '1 image(s) x3 with ETDSPlain (AdaptiveSRModel)' in proc.stdout
+    assert cv2.imread(str(tmp_path / 'sr' / 'grey.png'), cv2.IMREAD_UNCHANGED).shape == (120, 144)
+
+
+def test_every_console_entry_point_names_a_function():
+    """setup.py's console scripts import from the package (they work after ``pip install``, from any directory)."""
+    import importlib
+    import re
+    text = open(osp.join(ROOT, 'setup.py')).read()
+    entries = re.findall(r"'(adaptsr-[a-z]+)=([a-z_.]+):([a-z_]+)'", text)
+    assert sorted(e[0] for e in entries) == ['adaptsr-bench', 'adaptsr-convert', 'adaptsr-export', 'adaptsr-infer',
+                                             'adaptsr-test', 'adaptsr-train']
+    for _, module, func in entries:
+        assert callable(getattr(importlib.import_module(module), func))
+
+
+@pytest.mark.parametrize('method,rel,knob', [
+    ('pcsr', 'PCSR/carn-pcsr-phase1/iter_last.pth', ['--k', '0']),
+    ('etds', 'ETDS/ETDS_M6C32_x4.pth', []),
+    ('ecbsr', 'ECBSR/ECBSR_M6C40_x4.pth', []),
+])
+def test_official_files_on_set5_match_their_test_options(tmp_path, method, rel, knob):
+    """An official file given alone is recognised and beats bicubic by more than 1 dB on Set5 baby x4 (Y,
+    crop_border 4); the CSV's PSNR is the one the written SR file gives."""
+    from basicsr.metrics import calculate_psnr
+    ckpt = require(osp.join(WEIGHTS, rel))
+    lr = require(osp.join(BENCHMARK, 'Set5', 'LR_bicubic', 'X4', 'babyx4.png'))
+    hr_dir = osp.join(BENCHMARK, 'Set5', 'HR')
+    out = str(tmp_path / 'out')
+    main([lr, '-o', out, '--model', ckpt, '--hr', hr_dir, '--quiet'] + knob)
+    row = _rows(out)['babyx4.png']
+    assert row['hr'] == 'baby.png'
+    bic = str(tmp_path / 'bic')
+    main([lr, '-o', bic, '--model', 'bicubic', '--scale', '4', '--hr', hr_dir, '--quiet'])
+    assert float(row['psnr_y']) > float(_rows(bic)['babyx4.png']['psnr_y']) + 1.0
+    sr = cv2.imread(osp.join(out, 'babyx4.png'))
+    hr = cv2.imread(osp.join(hr_dir, 'baby.png'))
+    assert abs(calculate_psnr(sr, hr, 4, test_y_channel=True) - float(row['psnr_y'])) < 1e-9
