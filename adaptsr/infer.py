@@ -19,7 +19,9 @@ Per input it writes ``<out>/<stem>.png`` (the SR image), with ``--maps`` the met
 ``<out>/adaptsr_infer.csv`` / ``.json``: sizes, seconds (the model's test, without reading and writing), GFLOPs
 spent and of the full model (FLOPs = 2 x multiply-adds, each method's paper convention), the method's statistics
 (PCSR ``heavy_ratio``, APE ``mean_exit``, CABM ``fab`` = average bits, SMSR ``mask_density``/``eta``) and, with
-``--hr``, PSNR/SSIM on Y (crop_border = scale) against the ground truth of the same stem.
+``--hr``, PSNR/SSIM on Y (crop_border = scale) against the ground truth of the same stem; ``peak_rss_mib`` is the
+process's peak resident memory (MiB, Linux ``VmHWM``, reset before each image) while the image was read, super-resolved
+and written.
 
 Images: 8- and 16-bit PNG/TIFF, JPEG, WebP, BMP. Grey in, grey out (the network sees the grey image in three
 channels; its output's luma is written). An alpha channel is upscaled separately by bicubic interpolation and
@@ -109,27 +111,34 @@ def read_image(path):
     return {'rgb': np.ascontiguousarray(bgr[:, :, ::-1]), 'alpha': alpha, 'mode': mode, 'bits': bits}
 
 
-def finish_image(sr_rgb, image, scale):
-    """The SR image in the input's form: grey -> its luma, RGBA -> the bicubic-upscaled alpha appended, 16-bit kept.
+def quantize(output, bits):
+    """The network's output as an image: (3, H, W) float RGB tensor -> (H, W, 3) uint8/uint16 BGR array, clipped to
+    [0, 1] and rounded (one float temporary, so that an 8K output is not held several times over)."""
+    peak = 65535.0 if bits == 16 else 255.0
+    q = output.detach().clamp(0, 1).mul_(peak).round_()
+    out = q.permute(1, 2, 0).cpu().numpy().astype(np.uint16 if bits == 16 else np.uint8)
+    del q
+    return np.ascontiguousarray(out[:, :, ::-1])
+
+
+def finish_image(sr_bgr, image, scale):
+    """The SR image in the input's form: grey -> its luma, RGBA -> the bicubic-upscaled alpha appended.
 
     Args:
-        sr_rgb (ndarray): (H, W, 3) float32 RGB (clipped here to [0, 1]). image (dict): :func:`read_image`'s.
+        sr_bgr (ndarray): (H, W, 3) BGR of the input's depth (:func:`quantize`). image (dict): :func:`read_image`'s.
         scale (int): the scale (for the alpha).
 
     Returns:
         ndarray: (H, W) or (H, W, 3|4) uint8/uint16 in OpenCV's channel order, ready for ``cv2.imwrite``.
     """
-    bgr = np.clip(sr_rgb[:, :, ::-1], 0, 1)
     if image['mode'] == 'grey':
-        out = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2GRAY)
-    elif image['mode'] == 'rgba':
-        h, w = bgr.shape[:2]
-        alpha = cv2.resize(image['alpha'], (w, h), interpolation=cv2.INTER_CUBIC)
-        out = np.concatenate([bgr, np.clip(alpha, 0, 1)[:, :, None]], axis=2)
-    else:
-        out = bgr
-    peak = 65535.0 if image['bits'] == 16 else 255.0
-    return (out * peak).round().astype(np.uint16 if image['bits'] == 16 else np.uint8)
+        return cv2.cvtColor(sr_bgr, cv2.COLOR_BGR2GRAY)
+    if image['mode'] == 'rgba':
+        h, w = sr_bgr.shape[:2]
+        peak = np.iinfo(sr_bgr.dtype).max
+        alpha = np.clip(cv2.resize(image['alpha'], (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
+        return np.concatenate([sr_bgr, (alpha * peak).round().astype(sr_bgr.dtype)[:, :, None]], axis=2)
+    return sr_bgr
 
 
 def find_hr(hr_dir, stem, scale):
@@ -307,8 +316,13 @@ def run(args):
         InferError: bad inputs/options; FileExistsError: outputs exist and not ``--overwrite``.
     """
     from tqdm import tqdm
-    from basicsr.utils import img2tensor, tensor2img
+    from basicsr.utils import img2tensor
     from adaptsr.utils.report import write_table
+    try:
+        from adaptsr.utils.benchmark import peak_rss_bytes, reset_peak_rss
+        reset_peak_rss()
+    except OSError:  # not Linux: no peak memory in the rows
+        peak_rss_bytes = None
     files = list_inputs(args.inputs)
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise InferError('--device cuda, but torch sees no CUDA device')
@@ -325,6 +339,8 @@ def run(args):
     warm_up(model, read_image(files[0])['rgb'])
     rows = []
     for path in tqdm(files, unit='image', disable=args.quiet, desc='adaptsr-infer'):
+        if peak_rss_bytes:
+            reset_peak_rss()
         image = read_image(path)
         stem = osp.splitext(osp.basename(path))[0]
         lq = img2tensor(image['rgb'], bgr2rgb=False, float32=True).unsqueeze(0).to(model.device)
@@ -336,14 +352,17 @@ def run(args):
         if args.device == 'cuda':
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-        sr = model.output[0].detach().float().cpu().permute(1, 2, 0).numpy()
+        bgr = quantize(model.output[0], image['bits'])
+        sr_h, sr_w = bgr.shape[:2]
+        del model.output
         out_path = osp.join(args.output, stem + '.png')
-        if not cv2.imwrite(out_path, finish_image(sr, image, scale)):
+        if not cv2.imwrite(out_path, finish_image(bgr, image, scale)):
             raise InferError(f'{out_path}: could not be written')
-        sr_u8 = tensor2img([model.output.detach().cpu()])  # BGR uint8, as BasicSR's test computes metrics
+        sr_u8 = bgr if image['bits'] == 8 else (bgr.astype(np.float32) / 257).round().astype(np.uint8)
+        del bgr
         values = model.cost_metric_values() if model.val_opt.get('cost', True) else {}
         row = {'image': osp.basename(path), 'lr_h': image['rgb'].shape[0], 'lr_w': image['rgb'].shape[1],
-               'sr_h': sr.shape[0], 'sr_w': sr.shape[1], 'mode': image['mode'], 'bits': image['bits'],
+               'sr_h': sr_h, 'sr_w': sr_w, 'mode': image['mode'], 'bits': image['bits'],
                'seconds': seconds, 'gflops': values.get('gflops'), 'gflops_full': values.get('gflops_full')}
         row.update({k: values[k] for k in STAT_KEYS if k in values})
         if args.hr:
@@ -354,8 +373,9 @@ def run(args):
             maps = model.save_extra_images(out_path, sr_u8)
             row['maps'] = ';'.join(osp.basename(m) for m in maps)
         row['output'] = osp.basename(out_path)
+        row['peak_rss_mib'] = peak_rss_bytes() / 2**20 if peak_rss_bytes else None
         rows.append(row)
-        del model.lq, model.output
+        del model.lq, sr_u8
     write_table(rows, osp.join(args.output, 'adaptsr_infer'))
     return rows, opt
 

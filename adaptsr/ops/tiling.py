@@ -77,7 +77,7 @@ def tiled_forward(fn, lq, scale, tile_size, overlap=0, tile_batch=1, boxes_out=N
             for i, (t, l, b, r) in enumerate(chunk):
                 out[:, :, t * scale:b * scale, l * scale:r * scale] += sr[i * n:(i + 1) * n]
                 weight[:, :, t * scale:b * scale, l * scale:r * scale] += 1
-    return out / weight
+    return out.div_(weight)  # in place: a 2K-8K output is not held twice
 
 
 def patch_grid_crop_size(n, patch=32, step=28):
