@@ -46,6 +46,9 @@ KNOBS = {'k': ('PCSRModel', 'k'), 'adaptive': ('PCSRModel', 'adaptive'), 'no_ref
          'exit_threshold': ('APEModel', 'exit_threshold'), 'calibration': ('CABMModel', 'calibration')}
 #: the statistics a row keeps of each model's cost metrics (the others are in the JSON)
 STAT_KEYS = ('heavy_ratio', 'mean_exit', 'fab', 'mask_density', 'eta')
+#: ``--tile`` without ``--tile-overlap``: LR pixels of overlap for a model whose tiles only bound memory (APE and
+#: CABM decide per tile and keep their own default overlap)
+DEFAULT_TILE_OVERLAP = 16
 
 
 class InferError(ValueError):
@@ -235,6 +238,12 @@ def model_options(args):
         val['tile_size'] = args.tile or None
     if args.tile_overlap is not None:
         val['tile_overlap'] = args.tile_overlap
+    elif args.tile and _declared_val(opt['model_type']).get('tile_size') is None:
+        val['tile_overlap'] = DEFAULT_TILE_OVERLAP  # a model that tiles only to bound memory: hide the seams
+    if args.tile_merge is not None:
+        val['tile_merge'] = args.tile_merge
+    elif args.tile and _declared_val(opt['model_type']).get('tile_size') is None:
+        val['tile_merge'] = 'crop'
     for flag, (model_type, key) in KNOBS.items():
         value = getattr(args, flag)
         if value is None or value is False:
@@ -245,6 +254,13 @@ def model_options(args):
         val[key] = (not value) if flag == 'no_refine' else value
     check_options(opt)
     return opt
+
+
+def _declared_val(model_type):
+    from basicsr.utils.registry import MODEL_REGISTRY
+    import adaptsr.models  # noqa: F401
+    from adaptsr.options import declared
+    return declared(MODEL_REGISTRY.get(model_type), 'val_options')
 
 
 def build(opt):
@@ -288,8 +304,15 @@ def parse_args(argv=None):
     parser.add_argument('--cabm-lut', dest='cabm_lut', default=None,
                         help='CABM: edge-to-bit table (default: cabm_lut.json beside the checkpoint; without one the '
                              'trained CADyQ selectors choose the bits)')
-    parser.add_argument('--tile', type=int, default=None, help='tile size in LR pixels (0: whole image)')
-    parser.add_argument('--tile-overlap', dest='tile_overlap', type=int, default=None, help='tile overlap (LR px)')
+    parser.add_argument('--tile', type=int, default=None,
+                        help="tile size in LR pixels, to bound memory (0: whole image; default: the model's own, "
+                             'i.e. whole images except APE 48 and CABM 96, their decision units)')
+    parser.add_argument('--tile-overlap', dest='tile_overlap', type=int, default=None,
+                        help=f'tile overlap in LR pixels (default with --tile: {DEFAULT_TILE_OVERLAP}, or APE/CABM\'s '
+                             'own)')
+    parser.add_argument('--tile-merge', dest='tile_merge', choices=('average', 'crop'), default=None,
+                        help="how overlapping tiles combine (default with --tile: crop, each tile's core, for a "
+                             "model that tiles only to bound memory; APE/CABM: average, their protocol)")
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--maps', action='store_true', help="write the method's routing pictures next to each image")

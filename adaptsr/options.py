@@ -171,6 +171,8 @@ def check_val_ranges(val_opt, model_cls):
             hint = ' (tile_size: ~ tests whole images)' if key == 'tile_size' else ''
             raise OptionError(f'{where}: must be in [{low if low is not None else "-inf"}, '
                               f'{high if high is not None else "inf"}]{hint}')
+    if val_opt.get('tile_merge', 'average') not in ('average', 'crop'):
+        raise OptionError(f"val.tile_merge = {val_opt['tile_merge']!r}: must be 'average' or 'crop'")
     tile, overlap = val_opt.get('tile_size'), val_opt.get('tile_overlap') or 0
     if isinstance(tile, (int, float)) and tile and overlap * 2 >= tile:
         raise OptionError(f'val.tile_overlap = {overlap} must be less than half of val.tile_size = {tile}')

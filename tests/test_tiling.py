@@ -56,3 +56,35 @@ def test_batched_tiles_equal_single_tiles_for_k_rule(pcsr_official):
     assert (one - many).abs().max() < 1e-5
     adm = tiled_forward(lambda x: fn(x, adaptive=True), lq, 4, 32, 4, tile_batch=96)
     assert adm.shape == one.shape and torch.isfinite(adm).all()
+
+
+@pytest.mark.parametrize('size', [(61, 47), (64, 64), (100, 37)])
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_crop_merge_gives_the_whole_image_result_when_the_overlap_covers_the_receptive_field(size, scale):
+    """A plain conv net (8 convs 3x3: receptive radius 8 LR pixels) tiled with overlap 16 and the ``crop`` merge
+    equals its whole-image output; the ``average`` merge does not (its tile borders miss context)."""
+    from adaptsr.archs.etds_arch import ETDSPlain
+    from adaptsr.ops.tiling import tile_core
+    torch.manual_seed(0)
+    net = ETDSPlain(num_block=6, num_feat=16, upscale=scale).eval()
+    lq = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        whole = net(lq)
+        crop = tiled_forward(net, lq, scale, 40, overlap=16, merge='crop')
+        average = tiled_forward(net, lq, scale, 40, overlap=16, merge='average')
+    assert crop.shape == whole.shape and (crop - whole).abs().max() < 1e-5
+    assert (average - whole).abs().max() > 1e-3
+    # the cores cover every pixel
+    boxes = tile_boxes(*size, 40, 16)
+    covered = torch.zeros(size, dtype=torch.bool)
+    for box in boxes:
+        t, l, b, r = tile_core(box, *size, 16)
+        covered[t:b, l:r] = True
+    assert bool(covered.all())
+
+
+def test_an_unknown_tile_merge_is_refused_when_the_options_are_read():
+    from adaptsr.models.adaptive_model import AdaptiveSRModel
+    from adaptsr.options import OptionError, check_val_ranges
+    with pytest.raises(OptionError, match=r"val.tile_merge = 'mean': must be 'average' or 'crop'"):
+        check_val_ranges({'tile_merge': 'mean'}, AdaptiveSRModel)

@@ -163,7 +163,9 @@ def main(argv=None, root=None):
     reported from (default: the working directory; ``scripts/benchmark.py`` passes the checkout)."""
     parser = argparse.ArgumentParser(prog='adaptsr-bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', required=True, help='test options YAML')
+    parser.add_argument('-opt', default=None, help='test options YAML')
+    parser.add_argument('--sizes', default=None,
+                        help='large-input mode: a spec YAML (e.g. options/bench/large_x4.yml; adaptsr.cli.bench_sizes)')
     parser.add_argument('--force_yml', nargs='+', default=[], help='override options: key:sub=value')
     parser.add_argument('--budgets', default=None, help='comma-separated knob values (e.g. 0,1,adaptive)')
     parser.add_argument('--base', choices=('reference', 'budget'), default='reference',
@@ -182,6 +184,8 @@ def main(argv=None, root=None):
     parser.add_argument('--root', default=None, help=argparse.SUPPRESS)  # internal: the probe's root
     args = parser.parse_args(argv)
     args.root = osp.abspath(args.root or root or os.getcwd())
+    if bool(args.opt) == bool(args.sizes):
+        parser.error('give -opt <test options> or --sizes <large-input spec>')
 
     if not args.probe_memory:  # before the run: a long bench must not end by replacing a user's results
         if not args.json.lower().endswith('.json'):
@@ -192,6 +196,10 @@ def main(argv=None, root=None):
         except FileExistsError as err:
             if not args.overwrite:
                 parser.error(str(err))
+    if args.sizes:
+        from adaptsr.cli.bench_sizes import main as sizes_main
+        sizes_main(args)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     from basicsr.models import build_model

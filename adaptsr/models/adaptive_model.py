@@ -26,7 +26,9 @@ class AdaptiveSRModel(PhasedSRModel):
     ``val`` options added to BasicSR's (declared in ``val_options``; a method adds its knob):
 
     * ``tile_size`` / ``tile_overlap`` (LR pixels): tiled test (bounded memory on large images); ``tile_batch``:
-      equal-size tiles per call (PCSR's patch mode: 32 / 4 / 96).
+      equal-size tiles per call (PCSR's patch mode: 32 / 4 / 96); ``tile_merge``: ``average`` (default; the
+      methods' patch protocols) or ``crop`` (each tile's core only: the whole-image result when the overlap is at least
+      twice the network's receptive radius; :func:`adaptsr.ops.tiling.tiled_forward`).
     * ``crop_mode``: ``none`` (default), ``even`` (LR cropped to even height/width, SMSR's official protocol) or a
       method's patch-grid protocol (``pcsr``: 32/28, ``ape``: 48/46; :func:`adaptsr.ops.tiling.register_crop_mode`).
     * ``budget_sweep`` (list): knob values; the test reports each value and writes
@@ -40,8 +42,8 @@ class AdaptiveSRModel(PhasedSRModel):
     computes or writes a cost itself.
     """
 
-    val_options = {'tile_size': None, 'tile_overlap': 0, 'tile_batch': 1, 'crop_mode': 'none', 'budget_sweep': None,
-                   'cost': True}
+    val_options = {'tile_size': None, 'tile_overlap': 0, 'tile_batch': 1, 'tile_merge': 'average', 'crop_mode': 'none',
+                   'budget_sweep': None, 'cost': True}
     #: ``val.<key>`` -> (low, high, integer): the knob's valid closed range (None for no bound), checked when the
     #: model is built and when a sweep sets it; NaN is never valid. A method adds its knob's range.
     val_ranges = {'tile_size': (1, None, True), 'tile_overlap': (0, None, True), 'tile_batch': (1, None, True)}
@@ -118,7 +120,7 @@ class AdaptiveSRModel(PhasedSRModel):
             if tile:
                 self.output = tiled_forward(forward, self.lq, self.opt['scale'], int(tile),
                                             int(self.val_opt['tile_overlap']), int(self.val_opt['tile_batch']),
-                                            boxes_out=self.tile_boxes)
+                                            boxes_out=self.tile_boxes, merge=self.val_opt['tile_merge'])
             else:
                 self.output = forward(self.lq)
         s = self.opt['scale']

@@ -37,7 +37,7 @@ def tile_boxes(height, width, tile_size, overlap=0):
     return [(t, l, b, r) for (t, b) in starts(height) for (l, r) in starts(width)]
 
 
-def tiled_forward(fn, lq, scale, tile_size, overlap=0, tile_batch=1, boxes_out=None):
+def tiled_forward(fn, lq, scale, tile_size, overlap=0, tile_batch=1, boxes_out=None, merge='average'):
     """Run ``fn`` tile by tile on ``lq`` and merge the outputs by overlap averaging.
 
     Args:
@@ -49,13 +49,20 @@ def tiled_forward(fn, lq, scale, tile_size, overlap=0, tile_batch=1, boxes_out=N
             96 per batch, so that its ADM clusters the batch jointly).
         boxes_out (list, optional): receives each call's tile boxes (a list of (top, left, bottom, right) in LR
             pixels per call of ``fn``, in call order), e.g. to map per-tile decisions back onto the image.
+        merge (str): ``'average'``: every tile counts over its whole area (the methods' own protocols, e.g. APE's
+            48-pixel patches); ``'crop'``: each tile counts only in its core, the box less half the overlap on every
+            side inside the image (:func:`tile_cores`), so that the pixels near a tile's border, which miss context,
+            are taken from the neighbour; a network whose receptive radius is at most half the overlap then gives the
+            whole-image result.
 
     Returns:
         Tensor: SR image (N, C_out, H*scale, W*scale).
 
     Raises:
-        ValueError: ``tile_batch > 1`` with more than one image.
+        ValueError: ``tile_batch > 1`` with more than one image, or an unknown ``merge``.
     """
+    if merge not in ('average', 'crop'):
+        raise ValueError(f"tile merge must be 'average' or 'crop', got {merge!r}")
     n, _, h, w = lq.shape
     if tile_batch > 1 and n != 1:
         raise ValueError(f'tile_batch > 1 needs a single image per call, got a batch of {n}')
@@ -74,10 +81,23 @@ def tiled_forward(fn, lq, scale, tile_size, overlap=0, tile_batch=1, boxes_out=N
             if out is None:
                 out = sr.new_zeros(n, sr.shape[1], h * scale, w * scale)
                 weight = sr.new_zeros(1, 1, h * scale, w * scale)
-            for i, (t, l, b, r) in enumerate(chunk):
-                out[:, :, t * scale:b * scale, l * scale:r * scale] += sr[i * n:(i + 1) * n]
-                weight[:, :, t * scale:b * scale, l * scale:r * scale] += 1
+            for i, box in enumerate(chunk):
+                t, l, b, r = box
+                ct, cl, cb, cr = tile_core(box, h, w, overlap) if merge == 'crop' else box
+                part = sr[i * n:(i + 1) * n, :, (ct - t) * scale:(cb - t) * scale, (cl - l) * scale:(cr - l) * scale]
+                out[:, :, ct * scale:cb * scale, cl * scale:cr * scale] += part
+                weight[:, :, ct * scale:cb * scale, cl * scale:cr * scale] += 1
     return out.div_(weight)  # in place: a 2K-8K output is not held twice
+
+
+def tile_core(box, height, width, overlap):
+    """The part of a tile box that a ``'crop'`` merge keeps: the box less ``overlap // 2`` on each side that is not
+    the image's border. The cores of :func:`tile_boxes`' tiles cover the image (where the last tile is shifted, its
+    core overlaps its neighbour's and the two are averaged)."""
+    t, l, b, r = box
+    m = overlap // 2
+    return (t + m if t > 0 else t, l + m if l > 0 else l, b - (overlap - m) if b < height else b,
+            r - (overlap - m) if r < width else r)
 
 
 def patch_grid_crop_size(n, patch=32, step=28):
@@ -110,4 +130,4 @@ def crop_size(mode, height, width):
     return CROP_MODES[mode](height, width)
 
 
-__all__ = ['tile_boxes', 'tiled_forward', 'patch_grid_crop_size', 'register_crop_mode', 'crop_size']
+__all__ = ['tile_boxes', 'tile_core', 'tiled_forward', 'patch_grid_crop_size', 'register_crop_mode', 'crop_size']
