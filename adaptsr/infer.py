@@ -46,8 +46,8 @@ KNOBS = {'k': ('PCSRModel', 'k'), 'adaptive': ('PCSRModel', 'adaptive'), 'no_ref
          'exit_threshold': ('APEModel', 'exit_threshold'), 'calibration': ('CABMModel', 'calibration')}
 #: the statistics a row keeps of each model's cost metrics (the others are in the JSON)
 STAT_KEYS = ('heavy_ratio', 'mean_exit', 'fab', 'mask_density', 'eta')
-#: ``--tile`` without ``--tile-overlap``: LR pixels of overlap for a model whose tiles only bound memory (APE and
-#: CABM decide per tile and keep their own default overlap)
+#: ``--tile`` without ``--tile-overlap``: LR pixels of overlap (at most a quarter of the tile) for a model whose tiles
+#: only bound memory (APE and CABM decide per tile and keep their own default overlap)
 DEFAULT_TILE_OVERLAP = 16
 
 
@@ -239,7 +239,7 @@ def model_options(args):
     if args.tile_overlap is not None:
         val['tile_overlap'] = args.tile_overlap
     elif args.tile and _declared_val(opt['model_type']).get('tile_size') is None:
-        val['tile_overlap'] = DEFAULT_TILE_OVERLAP  # a model that tiles only to bound memory: hide the seams
+        val['tile_overlap'] = min(DEFAULT_TILE_OVERLAP, args.tile // 4)  # a model that tiles only to bound memory
     if args.tile_merge is not None:
         val['tile_merge'] = args.tile_merge
     elif args.tile and _declared_val(opt['model_type']).get('tile_size') is None:
@@ -308,8 +308,8 @@ def parse_args(argv=None):
                         help="tile size in LR pixels, to bound memory (0: whole image; default: the model's own, "
                              'i.e. whole images except APE 48 and CABM 96, their decision units)')
     parser.add_argument('--tile-overlap', dest='tile_overlap', type=int, default=None,
-                        help=f'tile overlap in LR pixels (default with --tile: {DEFAULT_TILE_OVERLAP}, or APE/CABM\'s '
-                             'own)')
+                        help=f'tile overlap in LR pixels (default with --tile: {DEFAULT_TILE_OVERLAP}, at most a '
+                             "quarter of the tile; APE/CABM: their own)")
     parser.add_argument('--tile-merge', dest='tile_merge', choices=('average', 'crop'), default=None,
                         help="how overlapping tiles combine (default with --tile: crop, each tile's core, for a "
                              "model that tiles only to bound memory; APE/CABM: average, their protocol)")

@@ -212,3 +212,45 @@ def test_official_files_on_set5_match_their_test_options(tmp_path, method, rel, 
     sr = cv2.imread(osp.join(out, 'babyx4.png'))
     hr = cv2.imread(osp.join(hr_dir, 'baby.png'))
     assert abs(calculate_psnr(sr, hr, 4, test_y_channel=True) - float(row['psnr_y'])) < 1e-9
+
+
+def test_large_input_bench_runs_each_model_whole_and_tiled_and_measures_tiling_psnr(tmp_path):
+    """``adaptsr-bench --sizes`` on a small spec: a 2x2 mosaic of four photographs, bicubic and a seeded ETDS net
+    whole and in tiles (fresh processes: seconds, peak RSS), and the tiling PSNR (crop merge: exactly 0 dB)."""
+    import json
+    import yaml
+    from skimage import data
+    from basicsr.utils.matlab_functions import imresize
+    from adaptsr.cli.bench import main as bench_main
+    src, lr, hr = tmp_path / 'src', tmp_path / 'lr', tmp_path / 'hr'
+    for d in (src, lr, hr):
+        d.mkdir()
+    for i, name in enumerate(('astronaut', 'chelsea', 'coffee', 'rocket')):
+        img = getattr(data, name)()[:, :, ::-1]
+        img = np.ascontiguousarray(img[:120, :150])
+        cv2.imwrite(str(src / f'{i}.png'), img)
+        if i < 2:
+            cv2.imwrite(str(hr / f'{i}.png'), img)
+            small = (np.clip(imresize(img.astype(np.float32) / 255, 1 / 3), 0, 1) * 255).round().astype(np.uint8)
+            cv2.imwrite(str(lr / f'{i}x3.png'), small)
+    path, _ = _checkpoint(tmp_path, 'etds')
+    spec = {'threads': 1, 'mosaic': {'source': str(src), 'size': [160, 120]},
+            'tiling_psnr': {'lr': str(lr), 'hr': str(hr)},
+            'models': {'bicubic': {'args': ['--model', 'bicubic', '--scale', '3'], 'tile': 64},
+                       'etds': {'args': ['--model', path], 'tile': 64, 'tiling_psnr': True}}}
+    with open(tmp_path / 'spec.yml', 'w') as f:
+        yaml.safe_dump(spec, f)
+    out = str(tmp_path / 'large.json')
+    bench_main(['--sizes', str(tmp_path / 'spec.yml'), '--json', out])
+    result = json.load(open(out))
+    assert result['info']['mosaic']['sources'] == ['0.png', '1.png', '2.png', '3.png']
+    rows = {(r['model'], r['tiling']): r for r in result['rows']}
+    assert sorted(rows) == [('bicubic', 'tiles 64'), ('bicubic', 'whole image'), ('etds', 'tiles 64'),
+                            ('etds', 'whole image')]
+    for row in rows.values():
+        assert row['sr'] == '480x360' and row['seconds'] > 0 and row['peak_rss_mib'] > 100 and 'failure' not in row
+    assert rows[('etds', 'tiles 64')]['gflops'] > rows[('etds', 'whole image')]['gflops'] > 0  # overlaps recomputed
+    (psnr, ) = result['tiling_psnr']
+    assert psnr['model'] == 'etds' and psnr['images'] == 2 and psnr['delta_db'] == 0.0
+    with pytest.raises(SystemExit):  # the results are never replaced without --overwrite
+        bench_main(['--sizes', str(tmp_path / 'spec.yml'), '--json', out])

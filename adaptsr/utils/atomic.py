@@ -10,7 +10,8 @@ def atomic_write(path):
     """Write ``path`` through a temporary file beside it, renamed over ``path`` when the block ends without error.
 
     The temporary name keeps the extension (``.<stem>.<random>.tmp<ext>``), so writers that infer the format from it
-    (matplotlib) work. On an exception the temporary file is removed and ``path`` is left as it was.
+    (matplotlib) work. The file gets the permissions a plain ``open(path, 'w')`` would give (umask applied). On an
+    exception the temporary file is removed and ``path`` is left as it was.
 
     Args:
         path (str): the final file; its directory is created if needed.
@@ -25,11 +26,18 @@ def atomic_write(path):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # the permissions of a plainly created file (mkstemp's are 0600)
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def refuse_existing(paths, flag='--overwrite'):

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The routing pictures of the README ("Your own images"), made by adaptsr-infer itself: a 128x96 crop of Urban100
+# img_012 (LR x4; sky between buildings) super-resolved by each method with --maps; the maps and the CSV rows are
+# copied to docs/maps/. Needs ADAPTSR_BENCHMARK, ADAPTSR_WEIGHTS and the 291-set APE/CABM models (README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d .venv ] && source .venv/bin/activate
+: "${ADAPTSR_BENCHMARK:=datasets/benchmark}"
+: "${ADAPTSR_WEIGHTS:=weights/official}"
+APE=${APE_MODEL:-experiments/ape_ecbsr_m6c40_x4_291/models/net_g_latest.pth}
+CABM=${CABM_MODEL:-experiments/cabm_ecbsr_m6c40_x4_291/models/net_g_latest.pth}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+python - "$ADAPTSR_BENCHMARK/Urban100/LR_bicubic/X4/img_012x4.png" "$tmp/urban012_crop.png" <<'PY'
+import sys
+import cv2
+img = cv2.imread(sys.argv[1])
+if img is None:
+    sys.exit(f'{sys.argv[1]}: not found (set ADAPTSR_BENCHMARK)')
+cv2.imwrite(sys.argv[2], img[0:96, 64:192])
+PY
+infer() { python -m adaptsr.infer "$tmp/urban012_crop.png" -o "$tmp/$1" --maps --quiet "${@:2}"; }
+infer pcsr --model "$ADAPTSR_WEIGHTS/PCSR/carn-pcsr-phase1/iter_last.pth" --k 0
+infer ape --model "$APE" --exit-threshold 0.4
+infer cabm --model "$CABM" --calibration 7.4 --tile 48  # 48-pixel decision tiles (default 96)
+infer smsr --model "$ADAPTSR_WEIGHTS/SMSR/SMSR_x2_model_1000.pt"
+mkdir -p docs/maps
+for m in pcsr ape cabm smsr; do
+  for f in "$tmp/$m"/urban012_crop_*.png; do cp "$f" "docs/maps/${m}_${f##*_}"; done
+  cp "$tmp/$m/adaptsr_infer.csv" "docs/maps/${m}.csv"
+done
+ls -la docs/maps
