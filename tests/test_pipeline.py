@@ -39,7 +39,10 @@ def test_budget_sweep_writes_table_images_and_plot(tmp_path):
         assert osp.getsize(osp.join(res, 'Set5_sweep.png')) > 1000
         assert osp.exists(osp.join(res, 'Set5_sweep.csv'))
         saved = os.listdir(osp.join(res, 'visualization', 'Set5'))
-        assert len(saved) == 10 and any(n.endswith('_adaptive.png') for n in saved)
+        # one SR image per image and budget, and beside each its classification map (heavy pixels in red)
+        maps = [n for n in saved if n.endswith('_classes.png')]
+        assert len(saved) == 20 and len(maps) == 10 and any(n.endswith('_adaptive.png') for n in saved)
+        assert all(n.replace('_classes.png', '.png') in saved for n in maps)
         assert 'Budget sweep on Set5' in proc.stdout + proc.stderr
     finally:
         import shutil

@@ -102,9 +102,11 @@ class APEModel(AdaptiveSRModel):
         first exit, yellow = the last, i.e. the whole network)."""
         if not self.traces or not self.tile_boxes:
             return {}
-        from adaptsr.utils.maps import overlay_values
+        from adaptsr.utils.maps import overlay_values, upscale_nearest
         n_exits = self.get_bare_model(self.net_g).num_exits
+        s = self.opt['scale']
         depth = self.exit_map()
+        depth = upscale_nearest(depth, (depth.shape[0] * s, depth.shape[1] * s))  # SR size, also without sr_img
         return {'exits': overlay_values(sr_img, depth, 0, n_exits - 1,
                                         f'APE exit per tile: dark = exit 0, yellow = exit {n_exits - 1} (last); '
                                         f'mean {depth.mean():.2f}')}
