@@ -170,7 +170,7 @@ def test_ecbsr_and_abpn_conversions_are_exact(s):
     assert info['max_diff_255'] < 0.01 and info['num_feat'] == 36
     abpn = ARCH_REGISTRY.get('ABPNNet')(upscale=s)
     _, info = et_convert(abpn)
-    assert info['max_diff_255'] < 0.01 and info['num_feat'] == 32
+    assert info['max_diff_255'] < 0.01 and info['num_feat'] == 32 and info['tail_feat'] == 3 * s * s + 3 + (s != 3)
 
 
 def test_init_is_nearest_upsampling_and_odd_sizes_work():
@@ -367,3 +367,46 @@ def test_training_pairs_whose_hr_is_not_a_multiple_of_the_scale(tmp_path):
         ETDSPairedDataset(opt)[0]
     with pytest.raises(ValueError, match="'mean' is not supported; ETDS needs RGB in \\[0, 1\\]"):
         ETDSPairedDataset(dict(opt, mean=[0.5, 0.5, 0.5]))
+
+
+# ------------------------------------------------------------------------------------------- ABPN as released
+# Set5 / Set14 Y PSNR of the released ABPN_M4C28 files in the authors' test logs (github.com/ECNUSR/ETDS), mod-12
+ABPN_LOGS = {2: (37.3635, 32.9569), 3: (33.5293, 29.7812), 4: (31.3223, 28.0995)}
+
+
+@pytest.mark.parametrize('s', SCALES, ids=lambda s: f'x{s}')
+def test_released_abpn_loads_strictly_and_reproduces_the_authors_logs(s):
+    sd = load_checkpoint(require(osp.join(WEIGHTS, f'ABPN/ABPN_M4C28_x{s}.pth')))
+    assert infer_arch(sd, s) == ('ABPNNet', {'num_block': 4, 'num_feat': 28, 'upscale': s})
+    net = ARCH_REGISTRY.get('ABPNNet')(upscale=s, num_block=4, num_feat=28)
+    net.load_state_dict(sd, strict=True)
+    for name, logged in zip(('Set5', 'Set14'), ABPN_LOGS[s]):
+        psnr, _ = evaluate(net.eval(), name, s, regenerate=True)
+        assert abs(psnr - logged) <= 0.01, (s, name, psnr, logged)
+
+
+@pytest.mark.parametrize('s', SCALES, ids=lambda s: f'x{s}')
+def test_abpn_et_is_exact_and_equals_the_official_et_file(s):
+    """Our ET of the released ABPN has the official ``ABPN_ET_M4C28`` file's sizes and computes what it computes
+    (the official file loads into ETDSPlain under its own names)."""
+    from adaptsr.convert.etds import abpn_et_to_plain_sd
+    net = build_from_state_dict(load_checkpoint(require(osp.join(WEIGHTS, f'ABPN/ABPN_M4C28_x{s}.pth'))), s).eval()
+    plain, info = et_convert(net)
+    assert info['max_diff_255'] < 0.01 and info['num_block'] == 5 and info['num_feat'] == 32
+    official_sd = load_checkpoint(require(osp.join(WEIGHTS, f'ABPN/ABPN_ET_M4C28_x{s}.pth')))
+    official = build_from_state_dict(official_sd, s).eval()  # recognised as ETDSPlain, loaded strictly
+    assert type(official).__name__ == 'ETDSPlain'
+    assert {k: v.shape for k, v in official.state_dict().items()} == {k: v.shape for k, v in plain.state_dict().items()}
+    img = read_rgb(require(osp.join(BENCHMARK, f'Set5/LR_bicubic/X{s}/birdx{s}.png')))
+    with torch.no_grad():
+        ours, theirs, source = plain(img), official(img), net(img)
+    assert (ours - theirs).abs().max() * 255 < 1e-3
+    assert (source - theirs).abs().max() * 255 < 0.01
+    assert set(abpn_et_to_plain_sd(official_sd)) == set(plain.state_dict())
+
+
+def test_an_abpn_file_of_another_scale_is_refused_naming_the_file():
+    path = require(osp.join(WEIGHTS, 'ABPN/ABPN_M4C28_x2.pth'))
+    with pytest.raises(ConversionError, match=r'ABPN_M4C28_x2.pth: ABPNNet output conv has 12 channels, but x4 '
+                                              r'needs 48; is this a checkpoint of another scale'):
+        infer_arch(load_checkpoint(path), 4, path)

@@ -222,6 +222,9 @@ class ETDSPlain(nn.Module):
         num_block (int): M. num_feat (int): C.
         act_type (str): ``'relu'`` (ETDS, ABPN) or ``'prelu'`` (ECBSR converted by ET: per-channel PReLU after the
             first and backbone convs, modules ``act_first`` and ``backbone_acts.{i}``).
+        tail_feat (int | None): output channels of the last backbone conv when they differ from C (ABPN's ET: its
+            conv to 3 s^2 channels before the output conv, plus the pass-through channels; the official
+            ``ABPN_ET_M4C28`` files); None: C.
 
     Shapes:
         (N, 3, h, w) in [0, 1] -> (N, 3, h * upscale, w * upscale) in [0, 1].
@@ -230,7 +233,8 @@ class ETDSPlain(nn.Module):
         ValueError: non-RGB input or options, unsupported scale or ``act_type``.
     """
 
-    def __init__(self, num_in_ch=3, num_out_ch=3, upscale=4, num_block=6, num_feat=32, act_type='relu'):
+    def __init__(self, num_in_ch=3, num_out_ch=3, upscale=4, num_block=6, num_feat=32, act_type='relu',
+                 tail_feat=None):
         super().__init__()
         _check_common(num_in_ch, num_out_ch, upscale, num_block)
         if act_type not in ('relu', 'prelu'):
@@ -238,13 +242,15 @@ class ETDSPlain(nn.Module):
         self.upscale, self.act_type = upscale, act_type
         self.out_keep = num_out_ch * upscale * upscale
         k = plain_out_channels(upscale, num_out_ch)
+        tail = num_feat if tail_feat is None else int(tail_feat)
+        widths = [num_feat] * num_block + [tail]
         self.conv_first = _conv(num_in_ch, num_feat)
-        self.backbone_convs = nn.ModuleList(_conv(num_feat, num_feat) for _ in range(num_block))
-        self.conv_last = _conv(num_feat, k)
+        self.backbone_convs = nn.ModuleList(_conv(widths[i], widths[i + 1]) for i in range(num_block))
+        self.conv_last = _conv(tail, k)
         self.conv_clip = _conv(k, k, 1)
         if act_type == 'prelu':
             self.act_first = nn.PReLU(num_feat)
-            self.backbone_acts = nn.ModuleList(nn.PReLU(num_feat) for _ in range(num_block))
+            self.backbone_acts = nn.ModuleList(nn.PReLU(widths[i + 1]) for i in range(num_block))
 
     def adapt_state_dict(self, sd, source='?'):
         """A training-form state_dict (dual stream, only-ET, ECBSR, ABPN) -> this network's, by the equivalent
@@ -256,6 +262,9 @@ class ETDSPlain(nn.Module):
         """
         if 'conv_clip.weight' in sd:
             return sd
+        from adaptsr.convert.etds import abpn_et_layout, abpn_et_to_plain_sd
+        if abpn_et_layout(sd):  # an official ABPN_ET file: the same layers under ABPN's names
+            return abpn_et_to_plain_sd(sd)
         from basicsr.utils import get_root_logger
         from adaptsr.convert.etds import convert_etds
         plain_sd, info = convert_etds(sd, scale=self.upscale, source=source)

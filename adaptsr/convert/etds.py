@@ -31,7 +31,7 @@ from adaptsr.ops.reparam import (DTYPE, ConversionError, block_conv, check_equiv
                                  plain_out_channels, probe_inputs, repeat_kernel, to_float32)
 
 DUAL_STREAM_ARCHS = (ETDSNet, ETDSAblationResidual)
-ANCHOR_ARCHS = (ECBSRPlain, ABPNNet, ETDSOnlyET)
+ANCHOR_ARCHS = (ECBSRPlain, ETDSOnlyET)
 
 
 def _conv(module):
@@ -101,6 +101,40 @@ def _anchor_sd(net, multiple=4):
     return sd, {'num_block': len(convs) - 2, 'num_feat': c + extra, 'act_type': act}
 
 
+def _abpn_sd(net):
+    """ABPN as released -> ETDSPlain: the anchor-net ET for the first and middle convs (3 pass-through channels, zero
+    channels up to a multiple of 4), the conv to 3 s^2 channels as the last backbone conv (pass-through channels
+    kept, width rounded up to an even number, as the official ``ABPN_ET_M4C28`` files), and the output conv with
+    the anchor and the clamp embedded (``conv_last``/``conv_clip``)."""
+    convs = [_conv(m) for m in net.convs()]
+    scale, cin = net.upscale, 3
+    zeros = torch.zeros
+    c = convs[0][0].shape[0]
+    extra = cin + (-(c + cin)) % 4
+    pad = extra - cin
+    w0, b0 = convs[0]
+    sd = {'conv_first.weight': torch.cat([w0, identity_kernel(cin), zeros(pad, cin, 3, 3, dtype=DTYPE)]),
+          'conv_first.bias': torch.cat([b0, zeros(extra, dtype=DTYPE)])}
+    ident = zeros(extra, extra, 3, 3, dtype=DTYPE)
+    ident[:cin, :cin] = identity_kernel(cin)
+    mids = convs[1:-2]
+    for i, (w, b) in enumerate(mids):
+        sd[f'backbone_convs.{i}.weight'], sd[f'backbone_convs.{i}.bias'] = block_conv([[w, None], [None, ident]],
+                                                                                      [b, zeros(extra, dtype=DTYPE)])
+    wt, bt = convs[-2]
+    t = wt.shape[0]
+    t_extra = cin + (-(t + cin)) % 2
+    carry = zeros(t_extra, extra, 3, 3, dtype=DTYPE)
+    carry[:cin, :cin] = identity_kernel(cin)
+    n = len(mids)
+    sd[f'backbone_convs.{n}.weight'], sd[f'backbone_convs.{n}.bias'] = block_conv(
+        [[wt, None], [None, carry]], [bt, zeros(t_extra, dtype=DTYPE)])
+    wl, bl = convs[-1]
+    rep = torch.cat([repeat_kernel(cin, scale * scale), zeros(wl.shape[0], t_extra - cin, 3, 3, dtype=DTYPE)], dim=1)
+    sd.update(clip_head(torch.cat([wl, rep], dim=1), bl, plain_out_channels(scale)))
+    return sd, {'num_block': n + 1, 'num_feat': c + extra, 'tail_feat': t + t_extra, 'act_type': 'relu'}
+
+
 def ecbsr_train_to_plain(net):
     """BasicSR's training-form ``ECBSR`` -> ``ECBSRPlain`` (each ECB collapsed by its ``rep_params()``).
 
@@ -154,6 +188,8 @@ def et_convert(net, tol=0.01, inputs=None):
         sd, cfg = _dual_stream_sd(net)
     elif isinstance(net, ANCHOR_ARCHS):
         sd, cfg = _anchor_sd(net)
+    elif isinstance(net, ABPNNet):
+        sd, cfg = _abpn_sd(net)
     elif isinstance(net, ETDSAblationAdvancedResidual):
         raise ConversionError('ETDSAblationAdvancedResidual is not convertible: its advanced_residual_convs feed the '
                               'backbone into the residual stream, which no plain conv+ReLU net reproduces '
@@ -161,11 +197,11 @@ def et_convert(net, tol=0.01, inputs=None):
     elif isinstance(net, (ETDSPlain, ETDSAblationPlain)):
         raise ConversionError(f'{name} is already a plain network; there is nothing to convert')
     else:
-        raise ConversionError(f'no equivalent transformation for {name}; convertible: ECBSR, '
+        raise ConversionError(f'no equivalent transformation for {name}; convertible: ECBSR, ABPNNet, '
                               f'{", ".join(c.__name__ for c in DUAL_STREAM_ARCHS + ANCHOR_ARCHS)}')
     scale = net.upscale
     plain = ARCH_REGISTRY.get('ETDSPlain')(upscale=scale, num_block=cfg['num_block'], num_feat=cfg['num_feat'],
-                                           act_type=cfg['act_type'])
+                                           act_type=cfg['act_type'], tail_feat=cfg.get('tail_feat'))
     plain.load_state_dict(to_float32(sd), strict=True)
     plain.eval()
     was_training = source.training
@@ -224,6 +260,9 @@ def _single_stream_kwargs(arch, plain=False):
             expected = plain_out_channels(scale)
             if 'act_first.weight' in sd:
                 kwargs['act_type'] = 'prelu'
+            tail = sd['conv_last.weight'].shape[1]
+            if tail != kwargs['num_feat']:
+                kwargs['tail_feat'] = tail
         _check_out(arch, sd['conv_last.weight'].shape[0], expected, scale, source)
         return kwargs
 
@@ -235,6 +274,39 @@ def _adaptive(sd):
     return any(k.startswith('regressor.') or '.bitsel.' in k for k in sd)
 
 
+def abpn_et_layout(sd):
+    """The official ET form of ABPN (``ABPN_ET_*`` files: ABPN's ``backbone.{i}`` indices, a 1x1 clip conv last)."""
+    last = max((int(m.group(1)) for k in sd for m in [re.match(r'backbone\.(\d+)\.weight$', k)] if m), default=-1)
+    return last > 0 and tuple(sd[f'backbone.{last}.weight'].shape[-2:]) == (1, 1)
+
+
+def abpn_kwargs(sd, scale, source='?'):
+    """ABPNNet kwargs (the released layout: ``backbone.0`` conv, ``backbone.{2..M+1}.0`` middle convs,
+    ``backbone.{M+2}`` conv to 3 s^2, ``backbone.{M+4}`` output conv) read off a state_dict, any size.
+
+    Raises:
+        WrongScaleError: the output convs are for another scale than ``scale``.
+    """
+    mids = sorted({int(m.group(1)) for k in sd for m in [re.match(r'backbone\.(\d+)\.0\.weight$', k)] if m})
+    last = f'backbone.{len(mids) + 4}.weight'
+    if last not in sd:
+        raise ConversionError(f'{source}: ABPN layout without its output conv {last}')
+    _check_out('ABPNNet', sd[last].shape[0], 3 * scale * scale, scale, source)
+    return {'num_block': len(mids), 'num_feat': sd['backbone.0.weight'].shape[0], 'upscale': scale}
+
+
+def abpn_et_to_plain_sd(sd):
+    """An official ``ABPN_ET`` state_dict renamed into :class:`ETDSPlain` (``tail_feat`` = the width of its conv to
+    3 s^2 channels): ``backbone.0`` -> ``conv_first``, the middle convs and the conv to 3 s^2 -> ``backbone_convs``,
+    then ``conv_last`` and the 1x1 ``conv_clip``."""
+    mids = sorted({int(m.group(1)) for k in sd for m in [re.match(r'backbone\.(\d+)\.0\.weight$', k)] if m})
+    n = len(mids)
+    names = {'backbone.0': 'conv_first', **{f'backbone.{i}.0': f'backbone_convs.{j}' for j, i in enumerate(mids)},
+             f'backbone.{n + 2}': f'backbone_convs.{n}', f'backbone.{n + 4}': 'conv_last',
+             f'backbone.{n + 6}': 'conv_clip'}
+    return {names[k.rsplit('.', 1)[0]] + '.' + k.rsplit('.', 1)[1]: v for k, v in sd.items()}
+
+
 def _has(*keys, without=()):
     return lambda sd: all(k in sd for k in keys) and not any(k in sd for k in without) and not _adaptive(sd)
 
@@ -244,10 +316,13 @@ def _has(*keys, without=()):
 _RESIDUALS = ('conv_residual_first.weight', 'add_residual_convs.0.weight', 'advanced_residual_convs.0.weight')
 register_format('ECBSR', 'etds', _has('backbone.0.conv3x3.weight'), ecbsr_train_kwargs)
 register_format('ECBSRPlain', 'etds', _has('backbone.0.0.weight', 'backbone.0.1.weight'), _anchor_kwargs('ECBSRPlain'))
-register_format('ABPNNet', 'etds', _has('backbone.0.0.weight', without=('backbone.0.1.weight', )),
-                _anchor_kwargs('ABPNNet'))
+register_format('ABPNNet', 'etds', lambda sd: _has('backbone.0.weight', 'backbone.2.0.weight')(sd) and
+                not abpn_et_layout(sd), abpn_kwargs)
 register_format('ETDSPlain', 'etds', _has('conv_first.weight', 'conv_clip.weight'),
                 _single_stream_kwargs('ETDSPlain', plain=True))
+register_format('ETDSPlain', 'etds', abpn_et_layout,
+                lambda sd, scale, source='?': _single_stream_kwargs('ETDSPlain', plain=True)(abpn_et_to_plain_sd(sd),
+                                                                                             scale, source))
 register_format('ETDSAblationAdvancedResidual', 'etds', _has('advanced_residual_convs.0.weight'),
                 _single_stream_kwargs('ETDSAblationAdvancedResidual'))
 register_format('ETDSNet', 'etds', _has('add_residual_convs.0.weight', without=('advanced_residual_convs.0.weight', )),

@@ -142,7 +142,8 @@ def recognise_checkpoint(path, scale=None, param_key='auto'):
 
 
 def build_detected(sd, scale=None, source='?', family=None):
-    """Instantiate the arch :func:`detect_arch` finds and load ``sd`` strictly.
+    """Instantiate the arch :func:`detect_arch` finds and load ``sd`` strictly (through the arch's
+    ``adapt_state_dict`` when it has one, e.g. an official ``ABPN_ET`` file's names into ``ETDSPlain``).
 
     Raises:
         ConversionError: not recognised, or not loading strictly into the detected arch.
@@ -150,6 +151,8 @@ def build_detected(sd, scale=None, source='?', family=None):
     from basicsr.utils.registry import ARCH_REGISTRY
     arch, kwargs = detect_arch(sd, scale, source, family)
     net = ARCH_REGISTRY.get(arch)(**kwargs)
+    if hasattr(net, 'adapt_state_dict'):
+        sd = net.adapt_state_dict(sd, source)
     try:
         net.load_state_dict(sd, strict=True)
     except RuntimeError as err:
