@@ -26,6 +26,8 @@ ARCHS = {
     'ETDSAblationPlain': ({'num_block': 2, 'num_feat': 16}, (2, 3, 4)),
     'ECBSRPlain': ({'num_block': 2, 'num_feat': 8}, (2, 3, 4)),
     'ABPNNet': ({'num_block': 2, 'num_feat': 8}, (2, 3, 4)),
+    'ESPCN': ({'num_feat': 16, 'num_feat2': 8}, (2, 3, 4)),
+    'FSRCNN': ({'d': 16, 's': 6, 'm': 2}, (2, 3, 4)),
     'SMSRNet': ({'num_feat': 16, 'num_module': 2}, (2, 3, 4)),
     'APEEDSR': ({'num_feat': 16, 'num_block': 4, 'exit_interval': 2}, (2, 3, 4)),
     'APERCAN': ({'num_feat': 16, 'num_group': 2, 'num_block': 2, 'reduction': 4}, (2, 3, 4)),

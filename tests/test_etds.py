@@ -410,3 +410,31 @@ def test_an_abpn_file_of_another_scale_is_refused_naming_the_file():
     with pytest.raises(ConversionError, match=r'ABPN_M4C28_x2.pth: ABPNNet output conv has 12 channels, but x4 '
                                               r'needs 48; is this a checkpoint of another scale'):
         infer_arch(load_checkpoint(path), 4, path)
+
+
+# the ETDS repository's other baselines: Set5 / Set14 Y PSNR in the authors' test logs (mod-12 protocol)
+BASELINE_LOGS = {('ESPCN', 2): (36.8565, 32.6197), ('ESPCN', 3): (32.8478, 29.4126),
+                 ('ESPCN', 4): (30.6581, 27.6598), ('FSRCNN', 2): (36.9971, 32.6791),
+                 ('FSRCNN', 3): (33.0111, 29.5160), ('FSRCNN', 4): (30.7606, 27.7356),
+                 ('Plain_M6C32', 4): (31.3246, 28.0912)}
+
+
+@pytest.mark.parametrize('name,s', sorted(BASELINE_LOGS), ids=lambda v: str(v))
+def test_released_baselines_load_strictly_and_reproduce_the_authors_logs(name, s):
+    path = require(osp.join(WEIGHTS, f'ETDS/baselines/{name}_x{s}.pth'))
+    sd = load_checkpoint(path)
+    arch = {'ESPCN': 'ESPCN', 'FSRCNN': 'FSRCNN', 'Plain_M6C32': 'ETDSAblationPlain'}[name]
+    found, kwargs = infer_arch(sd, s, path)
+    assert found == arch
+    net = ARCH_REGISTRY.get(arch)(**kwargs)
+    net.load_state_dict(sd, strict=True)
+    for dataset, logged in zip(('Set5', 'Set14'), BASELINE_LOGS[(name, s)]):
+        psnr, _ = evaluate(net.eval(), dataset, s, regenerate=True)
+        assert abs(psnr - logged) <= 0.01, (name, s, dataset, psnr, logged)
+
+
+def test_a_baseline_of_another_scale_is_refused_naming_the_file():
+    path = require(osp.join(WEIGHTS, 'ETDS/baselines/ESPCN_x2.pth'))
+    with pytest.raises(ConversionError, match=r'ESPCN_x2.pth: ESPCN output conv has 12 channels \(x2\), but the '
+                                              r'scale is 4'):
+        infer_arch(load_checkpoint(path), 4, path)

@@ -29,7 +29,13 @@ SAMPLES = [
      (4, )),
     ('CABMNet', {'backbone': {'type': 'ECBSRPlain', 'num_block': 3, 'num_feat': 8},
                  'quant_layers': ['backbone.1.0', 'backbone.2.0', 'backbone.3.0'], 'mode': 'cadyq'}, (2, 4)),
+    ('ETDSPlain', {'num_block': 3, 'num_feat': 16, 'tail_feat': 20}, (2, 3, 4)),  # ABPN's ET form
+    ('ETDSAblationPlain', {'num_block': 3, 'num_feat': 16}, (2, 3, 4)),
+    ('ESPCN', {'num_feat': 16, 'num_feat2': 8}, (2, 3, 4)),
+    ('FSRCNN', {'d': 16, 's': 6, 'm': 2}, (2, 3, 4)),
 ]
+#: archs whose weights do not fix the scale (FSRCNN: the stride of its transposed convolution)
+SCALE_GIVEN = {'FSRCNN'}
 CASES = [(arch, kwargs, s) for arch, kwargs, scales in SAMPLES for s in scales]
 
 
@@ -60,8 +66,8 @@ def test_format_recognises_its_arch_and_reads_its_hyperparameters(arch, kwargs, 
     assert type(net).__name__ == arch and all(torch.equal(net.state_dict()[k], v) for k, v in sd.items())
 
 
-@pytest.mark.parametrize('arch,kwargs', [(a, k) for a, k, scales in SAMPLES
-                                         if len(scales) > 1 and a not in ('SMSRNet', 'APEECBSR', 'CABMNet')])
+@pytest.mark.parametrize('arch,kwargs', [(a, k) for a, k, scales in SAMPLES if len(scales) > 1 and
+                                         a not in ('SMSRNet', 'APEECBSR', 'CABMNet', 'ESPCN', 'FSRCNN')])
 def test_etds_family_names_the_other_scale(arch, kwargs):
     sd = _build(arch, kwargs, 2).state_dict()
     with pytest.raises(ConversionError, match=r'but x4 needs \d+; is this a checkpoint of another scale'):
@@ -93,7 +99,11 @@ def test_a_checkpoint_file_alone_gives_arch_scale_and_model(tmp_path, arch, kwar
     torch.manual_seed(0)
     path = str(tmp_path / f'{arch}.pth')
     torch.save({'params': _build(arch, kwargs, scale).state_dict()}, path)
-    found = recognise_checkpoint(path)
+    if arch in SCALE_GIVEN:
+        with pytest.raises(ConversionError, match=r'cannot tell the scale from the weights \(the weights do not fix '
+                                                  r'it.*give it \(--scale\)'):
+            recognise_checkpoint(path)
+    found = recognise_checkpoint(path, scale if arch in SCALE_GIVEN else None)
     assert found['arch'] == arch and found['scale'] == scale
     assert found['model_type'] == find_format(arch).model_type
     assert found['model_type'] == {'PCSRNet': 'PCSRModel', 'SMSRNet': 'SMSRModel', 'APEECBSR': 'APEModel',

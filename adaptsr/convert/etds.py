@@ -329,8 +329,21 @@ register_format('ETDSNet', 'etds', _has('add_residual_convs.0.weight', without=(
                 _single_stream_kwargs('ETDSNet'))
 register_format('ETDSAblationResidual', 'etds', _has('conv_residual_first.weight', without=_RESIDUALS[1:]),
                 _single_stream_kwargs('ETDSAblationResidual'))
-register_format('ETDSOnlyET', 'etds', _has('conv_first.weight', without=('conv_clip.weight', ) + _RESIDUALS),
+# one conv stream, with (only-ET ablation) or without (the released Plain baseline) the nearest-upsampling shortcut:
+# the keys are the same, so the width tells them apart, as released: the only-ET stream is C - 3 wide with C a
+# multiple of 4 (13, 29, 45), the Plain stream C itself (32). A stream of another width is refused as ambiguous.
+_ONE_STREAM = _has('conv_first.weight', without=('conv_clip.weight', ) + _RESIDUALS)
+
+
+def _plain_kwargs(sd, scale, source='?'):
+    kwargs = _single_stream_kwargs('ETDSAblationPlain')(sd, scale, source)
+    return dict(kwargs, num_feat=kwargs['num_feat'] - 3)
+
+
+register_format('ETDSOnlyET', 'etds', lambda sd: _ONE_STREAM(sd) and (sd['conv_first.weight'].shape[0] + 3) % 4 == 0,
                 _single_stream_kwargs('ETDSOnlyET'))
+register_format('ETDSAblationPlain', 'etds', lambda sd: _ONE_STREAM(sd) and sd['conv_first.weight'].shape[0] % 4 == 0,
+                _plain_kwargs)
 
 
 def infer_arch(sd, scale, source='?'):

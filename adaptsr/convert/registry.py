@@ -133,7 +133,8 @@ def recognise_checkpoint(path, scale=None, param_key='auto'):
             except WrongScaleError:
                 continue
         if len(fits) != 1:
-            raise ConversionError(f'{path}: cannot tell the scale from the weights (fits {fits or "none"} of '
+            why = 'the weights do not fix it' if fits else 'no scale fits the output convs'
+            raise ConversionError(f'{path}: cannot tell the scale from the weights ({why}: fits {fits} of '
                                   f'{list(CANDIDATE_SCALES)}); give it (--scale)')
         scale = fits[0]
     arch, kwargs = detect_arch(sd, scale, path)
