@@ -256,6 +256,47 @@ def model_options(args):
     return opt
 
 
+class OnnxModel:
+    """An exported ONNX model (fp32 or INT8, :mod:`adaptsr.cli.export`) behind the few model methods
+    ``adaptsr-infer`` uses; onnxruntime on the CPU, ``threads`` intra-op threads. No cost is counted (``gflops``
+    empty) and there are no maps.
+
+    Raises:
+        InferError: not a single-input model, or a scale that is not an integer.
+    """
+
+    def __init__(self, path, threads=None, scale=None):
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise InferError(f'{path}: expected a model with one input, found {[i.name for i in inputs]}')
+        self.input_name = inputs[0].name
+        self.device = torch.device('cpu')
+        self.val_opt = {'cost': False}
+        probe = self.session.run(None, {self.input_name: np.zeros((1, 3, 8, 8), np.float32)})[0]
+        found = probe.shape[-1] / 8
+        if found != int(found) or (scale is not None and int(found) != scale):
+            raise InferError(f'{path}: upscales x{found:g}' + (f', not x{scale} (--scale)' if scale else ''))
+        self.scale = int(found)
+
+    def feed_data(self, data):
+        self.lq = data['lq']
+
+    def test(self):
+        out = self.session.run(None, {self.input_name: self.lq.cpu().numpy().astype(np.float32)})[0]
+        self.output = torch.from_numpy(out)
+
+    def cost_metric_values(self):
+        return {}
+
+    def save_extra_images(self, sr_path, sr_img=None):
+        return []
+
+
 def _declared_val(model_type):
     from basicsr.utils.registry import MODEL_REGISTRY
     import adaptsr.models  # noqa: F401
@@ -290,7 +331,8 @@ def parse_args(argv=None):
     parser.add_argument('-o', '--output', required=True, help='output folder (created)')
     parser.add_argument('-opt', '--opt', default=None, help='test options YAML (network_g, path, val)')
     parser.add_argument('--model', default=None,
-                        help='checkpoint (adaptsr or official; recognised from its weights) or "bicubic"')
+                        help='checkpoint (adaptsr or official; recognised from its weights), "bicubic", or an ONNX '
+                             'model (fp32 or INT8, adaptsr-export; run by onnxruntime)')
     parser.add_argument('--scale', type=int, default=None, help='the scale, where the checkpoint does not say it')
     parser.add_argument('--force_yml', nargs='+', default=[], help='with -opt: override options, key:sub=value')
     parser.add_argument('--k', type=float, default=None, help='PCSR: classifier threshold offset (0 = argmax)')
@@ -355,8 +397,14 @@ def run(args):
     if existing and not args.overwrite:
         raise FileExistsError(f'{len(existing)} output file(s) exist ({", ".join(existing[:3])}'
                               f'{", ..." if len(existing) > 3 else ""}); choose another -o or pass --overwrite')
-    opt = model_options(args)
-    model = build(opt)
+    if args.model and args.model.lower().endswith('.onnx'):
+        if args.opt or any(getattr(args, k) not in (None, False) for k in KNOBS) or args.tile or args.maps:
+            raise InferError('an ONNX model takes no -opt, knobs, --tile or --maps')
+        model = OnnxModel(args.model, args.threads, args.scale)
+        opt = {'scale': model.scale, 'network_g': {'type': 'ONNX'}, 'model_type': osp.basename(args.model)}
+    else:
+        opt = model_options(args)
+        model = build(opt)
     scale = opt['scale']
     os.makedirs(args.output, exist_ok=True)
     warm_up(model, read_image(files[0])['rgb'])

@@ -254,3 +254,27 @@ def test_large_input_bench_runs_each_model_whole_and_tiled_and_measures_tiling_p
     assert psnr['model'] == 'etds' and psnr['images'] == 2 and psnr['delta_db'] == 0.0
     with pytest.raises(SystemExit):  # the results are never replaced without --overwrite
         bench_main(['--sizes', str(tmp_path / 'spec.yml'), '--json', out])
+
+
+def test_int8_onnx_export_runs_and_stays_close_to_fp32(tmp_path, photos):
+    """``adaptsr-export --int8``: a QDQ model (QuantizeLinear/DequantizeLinear around every conv, int8 weights) that
+    onnxruntime runs through ``adaptsr-infer --model x.onnx``, within a few grey levels of the fp32 export on a
+    real photo; an existing INT8 file is refused."""
+    import onnx
+    from adaptsr.cli.export import main as export_main
+    path, _ = _checkpoint(tmp_path, 'etds')
+    fp32, int8 = str(tmp_path / 'm.onnx'), str(tmp_path / 'm8.onnx')
+    export_main(['--input', path, '--scale', '3', '--output', fp32, '--int8', int8, '--calib', photos, '--calib-lr',
+                 '--calib-patch', '32'])
+    ops = [n.op_type for n in onnx.load(int8).graph.node]
+    assert ops.count('QuantizeLinear') >= 5 and ops.count('DequantizeLinear') >= 10 and 'Conv' in ops
+    outs = {}
+    for label, model in (('fp32', fp32), ('int8', int8)):
+        out = str(tmp_path / label)
+        main([osp.join(photos, 'color.png'), '-o', out, '--model', model, '--quiet', '--threads', '1'])
+        assert _rows(out)['color.png']['sr_w'] == '144'  # the scale is read off the model
+        outs[label] = cv2.imread(osp.join(out, 'color.png')).astype(float)
+    mse = ((outs['fp32'] - outs['int8'])**2).mean()
+    assert 0 < mse and 10 * np.log10(255**2 / mse) > 30  # quantised, and close
+    with pytest.raises(SystemExit):
+        export_main(['--input', path, '--scale', '3', '--output', str(tmp_path / 'other.onnx'), '--int8', int8])
