@@ -1,4 +1,5 @@
 """Options are declared once and checked when they are parsed: a misspelt key is an error that names it."""
+import glob
 import os
 import os.path as osp
 import shutil
@@ -82,3 +83,28 @@ def test_train_py_refuses_a_typo_before_making_an_experiment_folder(tmp_path):
     with pytest.raises(AssertionError, match=r"val \(PCSRModel\): unknown key\(s\) 'refien' \(did you mean 'refine'"):
         run_script([str(tmp_path / 'train.py'), '-opt', path], cwd=str(tmp_path), env={'PYTHONPATH': ROOT})
     assert not os.path.exists(tmp_path / 'experiments') and not os.path.exists(tmp_path / 'tb_logger')
+
+
+SHIPPED = sorted(glob.glob(osp.join(ROOT, 'options', 'train', '*.yml')) +
+                 glob.glob(osp.join(ROOT, 'options', 'test', '*.yml')))
+
+
+@pytest.mark.parametrize('path', SHIPPED, ids=lambda p: osp.relpath(p, osp.join(ROOT, 'options')))
+def test_every_shipped_options_file_passes_the_checks_and_builds_its_networks(path):
+    """Each options file of the repository: known keys and knob ranges (the parse-time checks), and every
+    ``network_*`` (and ``network_refs`` entry) builds with its options."""
+    import yaml
+    from basicsr.utils.options import ordered_yaml
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from adaptsr.options import check_options, default_env
+    default_env(ROOT)
+    with open(path) as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    opt['is_train'] = '/options/train/' in path
+    check_options(opt)
+    nets = [v for k, v in opt.items() if k.startswith('network_') and k != 'network_refs' and isinstance(v, dict)]
+    nets += [entry['network'] for entry in (opt.get('network_refs') or {}).values()]
+    assert nets, path
+    for net in nets:
+        kwargs = dict(net)
+        ARCH_REGISTRY.get(kwargs.pop('type'))(**kwargs)
