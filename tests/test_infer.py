@@ -132,6 +132,14 @@ def test_ground_truth_gives_psnr_and_ssim(tmp_path, photos):
     main([str(lr_dir), '-o', out, '--model', 'bicubic', '--scale', '2', '--hr', str(hr_dir), '--quiet'])
     row = _rows(out)['ax2.png']
     assert row['hr'] == 'a.png' and 20 < float(row['psnr_y']) < 40 and 0.5 < float(row['ssim_y']) < 1
+    # an HR one pixel wider than x2 the LR (no mod-crop) is cropped, as BasicSR's paired datasets; more is an error
+    cv2.imwrite(str(hr_dir / 'a.png'), np.concatenate([hr, hr[:, :1]], axis=1))
+    main([str(lr_dir), '-o', out, '--model', 'bicubic', '--scale', '2', '--hr', str(hr_dir), '--quiet', '--overwrite'])
+    assert _rows(out)['ax2.png']['psnr_y'] == row['psnr_y']
+    cv2.imwrite(str(hr_dir / 'a.png'), np.concatenate([hr, hr[:, :2]], axis=1))
+    with pytest.raises(SystemExit, match=r'a.png: 50x40 is not x2 of the 24x20 input'):
+        main([str(lr_dir), '-o', out, '--model', 'bicubic', '--scale', '2', '--hr', str(hr_dir), '--quiet',
+              '--overwrite'])
 
 
 def test_errors_name_what_is_wrong(tmp_path, photos, capsys):
