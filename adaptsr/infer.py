@@ -40,7 +40,8 @@ import cv2
 import numpy as np
 import torch
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff')
+from adaptsr.data.data_util import IMG_EXTENSIONS as IMAGE_EXTENSIONS
+
 #: the knobs of the command line: flag -> (model_type that reads it, val option)
 KNOBS = {'k': ('PCSRModel', 'k'), 'adaptive': ('PCSRModel', 'adaptive'), 'no_refine': ('PCSRModel', 'refine'),
          'exit_threshold': ('APEModel', 'exit_threshold'), 'calibration': ('CABMModel', 'calibration')}
@@ -239,13 +240,15 @@ def model_options(args):
     val.update(crop_mode='none', budget_sweep=None, save_img=False, metrics=None)
     if args.tile is not None:
         val['tile_size'] = args.tile or None
+    # a model that tiles only to bound memory (not APE/CABM, whose tiles are their decision units): hide the seams
+    memory_tiles = bool(args.tile) and _declared_val(opt['model_type']).get('tile_size') is None
     if args.tile_overlap is not None:
         val['tile_overlap'] = args.tile_overlap
-    elif args.tile and _declared_val(opt['model_type']).get('tile_size') is None:
-        val['tile_overlap'] = min(DEFAULT_TILE_OVERLAP, args.tile // 4)  # a model that tiles only to bound memory
+    elif memory_tiles:
+        val['tile_overlap'] = min(DEFAULT_TILE_OVERLAP, args.tile // 4)
     if args.tile_merge is not None:
         val['tile_merge'] = args.tile_merge
-    elif args.tile and _declared_val(opt['model_type']).get('tile_size') is None:
+    elif memory_tiles:
         val['tile_merge'] = 'crop'
     for flag, (model_type, key) in KNOBS.items():
         value = getattr(args, flag)

@@ -28,14 +28,12 @@ import sys
 
 import torch
 
-import adaptsr
-from adaptsr.utils.benchmark import (cuda_peak_mib, fresh_process_peak_mib, load_test_options, model_quality,
-                                     reference_options, summarise, timed)
+import adaptsr  # noqa: F401  (registrations)
+from adaptsr.utils.benchmark import (cuda_peak_mib, fresh_process_env, fresh_process_peak_mib, load_test_options,
+                                     model_quality, reference_options, summarise, timed)
 from adaptsr.utils.report import format_table, matched_cost_difference, plot_tradeoff, write_table
 from adaptsr.utils.atomic import atomic_write, refuse_existing
 
-#: the folder above the adaptsr package, put on the memory probe's PYTHONPATH (a checkout that is not installed)
-PACKAGE_PARENT = osp.dirname(osp.dirname(osp.abspath(adaptsr.__file__)))
 
 
 def parse_budget(text):
@@ -77,9 +75,7 @@ def probe_memory(args, budget, reference):
         cmd += ['--max_images', str(args.max_images)]
     if args.threads:
         cmd += ['--threads', str(args.threads)]
-    # a fixed mmap threshold: glibc's dynamic one makes freed large tensors stay in the heap at random
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072',
-               PYTHONPATH=os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get('PYTHONPATH')) if p))
+    env = fresh_process_env()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f'memory probe {spec} failed:\n{proc.stderr[-2000:]}')

@@ -29,8 +29,10 @@ import cv2
 import numpy as np
 import yaml
 
+from adaptsr.data.data_util import IMG_EXTENSIONS
 from adaptsr.options import expand_env
 from adaptsr.utils.atomic import atomic_write
+from adaptsr.utils.benchmark import fresh_process_env
 from adaptsr.utils.report import format_table, write_table
 
 SPEC_KEYS = {'mosaic', 'tiling_psnr', 'models', 'threads'}
@@ -90,10 +92,7 @@ def run_infer(inputs, args, threads, extra=()):
     out = tempfile.mkdtemp(prefix='adaptsr_sizes_')
     cmd = [sys.executable, '-m', 'adaptsr.infer'] + list(inputs) + ['-o', out, '--quiet', '--threads', str(threads)]
     cmd += list(args) + list(extra)
-    parent = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072',
-               PYTHONPATH=os.pathsep.join(p for p in (parent, os.environ.get('PYTHONPATH')) if p))
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=fresh_process_env(), capture_output=True, text=True)
     try:
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ['(no message)'])[-1]
@@ -142,7 +141,7 @@ def main(args):
     psnr_rows = []
     if spec.get('tiling_psnr'):
         tp = spec['tiling_psnr']
-        names = sorted(f for f in os.listdir(tp['lr']) if f.lower().endswith(('.png', '.jpg', '.bmp', '.webp')))
+        names = sorted(f for f in os.listdir(tp['lr']) if f.lower().endswith(IMG_EXTENSIONS))
         names = names[:tp.get('max_images') or len(names)]
         inputs = [osp.join(tp['lr'], n) for n in names]
         for label, entry in spec['models'].items():

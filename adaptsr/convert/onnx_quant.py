@@ -9,7 +9,8 @@ import os.path as osp
 
 import numpy as np
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff')
+from adaptsr.data.data_util import IMG_EXTENSIONS
+
 #: onnxruntime calibration methods by name
 CALIBRATION_METHODS = ('minmax', 'percentile', 'entropy')
 
@@ -24,7 +25,7 @@ def _photos(paths):
         return
     files = []
     for p in paths:
-        files += sorted(osp.join(p, f) for f in os.listdir(p) if f.lower().endswith(IMAGE_EXTENSIONS)) \
+        files += sorted(osp.join(p, f) for f in os.listdir(p) if f.lower().endswith(IMG_EXTENSIONS)) \
             if osp.isdir(p) else [p]
     if not files:
         raise ValueError(f'calibration images {list(paths)}: no image found')

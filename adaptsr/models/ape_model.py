@@ -89,13 +89,9 @@ class APEModel(AdaptiveSRModel):
 
     def exit_map(self):
         """Mean exit id per LR pixel over the tiles covering it, (H, W) float, from the last :meth:`test`."""
-        h, w = self.lq.shape[-2:]
-        total, count = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
-        for boxes, trace in zip(self.tile_boxes, self.traces):
-            for (t, l, b, r), e in zip(boxes, trace['exit_ids'].tolist()):
-                total[t:b, l:r] += e
-                count[t:b, l:r] += 1
-        return total / np.maximum(count, 1)
+        from adaptsr.utils.maps import box_values
+        values = box_values(self.lq.shape[-2:], self.tile_boxes, [t['exit_ids'].tolist() for t in self.traces])
+        return np.nan_to_num(values, nan=0.0)  # the tiles cover the image; 0 where none lies, as before
 
     def routing_maps(self, sr_img=None):
         """``exits``: the mean exit of the tiles covering each pixel, drawn over the SR image (viridis: dark = the

@@ -135,6 +135,16 @@ def reset_peak_rss():
         f.write('5')
 
 
+def fresh_process_env():
+    """Environment of a fresh measuring process (the bench's memory probe, the large-input runs): a fixed
+    ``MALLOC_MMAP_THRESHOLD_`` (glibc's dynamic one makes freed large tensors stay in the heap at random) and the
+    folder above the adaptsr package on ``PYTHONPATH`` (a checkout that is not installed)."""
+    import adaptsr
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(adaptsr.__file__)))
+    return dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072',
+                PYTHONPATH=os.pathsep.join(p for p in (parent, os.environ.get('PYTHONPATH')) if p))
+
+
 def fresh_process_peak_mib(fn):
     """Peak memory of ``fn()`` in MiB: ``VmHWM`` after the call minus RSS before it, the high-water mark being reset
     just before the call.
