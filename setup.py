@@ -16,7 +16,7 @@ setup(
         'scipy', 'scikit-image', 'tensorboard', 'tqdm', 'matplotlib', 'ninja', 'setuptools', 'addict', 'future', 'yapf',
         'requests', 'Pillow'
     ],
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest'], 'deploy': ['onnx', 'onnxruntime', 'litert-torch']},
     entry_points={'console_scripts': [
         'adaptsr-infer=adaptsr.infer:main', 'adaptsr-train=adaptsr.cli.train:main',
         'adaptsr-test=adaptsr.cli.test:main', 'adaptsr-bench=adaptsr.cli.bench:main',

@@ -262,13 +262,34 @@ def model_options(args):
     return opt
 
 
-class OnnxModel:
-    """An exported ONNX model (fp32 or INT8, :mod:`adaptsr.cli.export`) behind the few model methods
-    ``adaptsr-infer`` uses; onnxruntime on the CPU, ``threads`` intra-op threads. No cost is counted (``gflops``
-    empty) and there are no maps.
+class _ExportedModel:
+    """The few model methods ``adaptsr-infer`` uses, for an exported model: no cost is counted (``gflops`` empty)
+    and there are no maps."""
+    device = torch.device('cpu')
+    val_opt = {'cost': False}
+
+    def feed_data(self, data):
+        self.lq = data['lq']
+
+    def cost_metric_values(self):
+        return {}
+
+    def save_extra_images(self, sr_path, sr_img=None):
+        return []
+
+    @staticmethod
+    def _check_scale(path, found, scale):
+        if found != int(found) or (scale is not None and int(found) != scale):
+            raise InferError(f'{path}: upscales x{found:g}' + (f', not x{scale} (--scale)' if scale else ''))
+        return int(found)
+
+
+class OnnxModel(_ExportedModel):
+    """An exported ONNX model (fp32 or INT8, :mod:`adaptsr.cli.export`) run by onnxruntime on the CPU, ``threads``
+    intra-op threads.
 
     Raises:
-        InferError: not a single-input model, or a scale that is not an integer.
+        InferError: not a single-input model, or a scale that is not an integer or not ``scale``.
     """
 
     def __init__(self, path, threads=None, scale=None):
@@ -281,26 +302,32 @@ class OnnxModel:
         if len(inputs) != 1:
             raise InferError(f'{path}: expected a model with one input, found {[i.name for i in inputs]}')
         self.input_name = inputs[0].name
-        self.device = torch.device('cpu')
-        self.val_opt = {'cost': False}
         probe = self.session.run(None, {self.input_name: np.zeros((1, 3, 8, 8), np.float32)})[0]
-        found = probe.shape[-1] / 8
-        if found != int(found) or (scale is not None and int(found) != scale):
-            raise InferError(f'{path}: upscales x{found:g}' + (f', not x{scale} (--scale)' if scale else ''))
-        self.scale = int(found)
-
-    def feed_data(self, data):
-        self.lq = data['lq']
+        self.scale = self._check_scale(path, probe.shape[-1] / 8, scale)
 
     def test(self):
         out = self.session.run(None, {self.input_name: self.lq.cpu().numpy().astype(np.float32)})[0]
         self.output = torch.from_numpy(out)
 
-    def cost_metric_values(self):
-        return {}
 
-    def save_extra_images(self, sr_path, sr_img=None):
-        return []
+class TFLiteModel(_ExportedModel):
+    """An exported TFLite model (fp32 or full-integer INT8, :mod:`adaptsr.cli.export`) run by the LiteRT interpreter,
+    any image size by tiles of the model's fixed input (:class:`adaptsr.convert.tflite_export.TFLiteRunner`).
+
+    Raises:
+        InferError: not a fixed-shape RGB SR model, the LiteRT runtime missing, or a scale other than ``scale``.
+    """
+
+    def __init__(self, path, threads=None, scale=None):
+        from adaptsr.convert.tflite_export import TFLiteRunner
+        try:
+            self.runner = TFLiteRunner(path, threads)
+        except (ImportError, ValueError) as err:
+            raise InferError(str(err)) from err
+        self.scale = self._check_scale(path, float(self.runner.scale), scale)
+
+    def test(self):
+        self.output = self.runner(self.lq.cpu().float())
 
 
 def _declared_val(model_type):
@@ -338,7 +365,7 @@ def parse_args(argv=None):
     parser.add_argument('-opt', '--opt', default=None, help='test options YAML (network_g, path, val)')
     parser.add_argument('--model', default=None,
                         help='checkpoint (adaptsr or official; recognised from its weights), "bicubic", or an ONNX '
-                             'model (fp32 or INT8, adaptsr-export; run by onnxruntime)')
+                             'or TFLite model (fp32 or INT8, adaptsr-export; run by onnxruntime or LiteRT)')
     parser.add_argument('--scale', type=int, default=None, help='the scale, where the checkpoint does not say it')
     parser.add_argument('--force_yml', nargs='+', default=[], help='with -opt: override options, key:sub=value')
     parser.add_argument('--k', type=float, default=None, help='PCSR: classifier threshold offset (0 = argmax)')
@@ -403,11 +430,13 @@ def run(args):
     if existing and not args.overwrite:
         raise FileExistsError(f'{len(existing)} output file(s) exist ({", ".join(existing[:3])}'
                               f'{", ..." if len(existing) > 3 else ""}); choose another -o or pass --overwrite')
-    if args.model and args.model.lower().endswith('.onnx'):
+    exported = {'.onnx': (OnnxModel, 'ONNX'), '.tflite': (TFLiteModel, 'TFLite')}
+    if args.model and osp.splitext(args.model)[1].lower() in exported:
+        cls, kind = exported[osp.splitext(args.model)[1].lower()]
         if args.opt or any(getattr(args, k) not in (None, False) for k in KNOBS) or args.tile or args.maps:
-            raise InferError('an ONNX model takes no -opt, knobs, --tile or --maps')
-        model = OnnxModel(args.model, args.threads, args.scale)
-        opt = {'scale': model.scale, 'network_g': {'type': 'ONNX'}, 'model_type': osp.basename(args.model)}
+            raise InferError(f'an {kind} model takes no -opt, knobs, --tile or --maps')
+        model = cls(args.model, args.threads, args.scale)
+        opt = {'scale': model.scale, 'network_g': {'type': kind}, 'model_type': osp.basename(args.model)}
     else:
         opt = model_options(args)
         model = build(opt)

@@ -1,19 +1,26 @@
-"""Export a plain SR model to ONNX (dynamic N/H/W) and check it against onnxruntime.
+"""Export a plain SR model for deployment: ONNX (dynamic N/H/W) or TFLite, fp32 and INT8, each checked.
 
-    adaptsr-export --input experiments/etds_m4c32_x4_demo/models/net_g_plain_latest.pth \
-        --scale 4 --output deploy/etds_m4c32_x4.onnx [--opset 13]
     adaptsr-export --input $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 --output etds_m.onnx
     # and an INT8 model (static QDQ by onnxruntime's quantisation tools), calibrated on your photos
     adaptsr-export --input $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 --output etds_m.onnx \
         --int8 etds_m_int8.onnx [--calib photos/ [--calib-lr]] [--calib-method percentile|minmax|entropy]
+    # TFLite fp32 and full-integer INT8 (litert-torch; fixed input of --input-size LR pixels, run by tiles)
+    adaptsr-export --input $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 --output etds_m.tflite \
+        --int8 etds_m_int8.tflite [--input-size 128] [--calib photos/]
+    # a PAMS w8a8 model trained by adaptsr (CABMNet checkpoint), with its learned clips, as QDQ ONNX
+    adaptsr-export --input experiments/<cabm run>/models/net_t_pams.pth --scale 4 --output pams_fp32.onnx \
+        --int8 pams_w8a8.onnx [--pams-int8-outputs]
 
-``--input`` may be any checkpoint the ETDS converter reads: a plain ETDSPlain file (released or converted), or
-anything with an equivalent plain form (ETDSNet, ETDS ablations, ECBSR in either form, ABPN; our own net_g_*.pth),
-which is first converted to ETDSPlain by the equivalent transformation and verified. The export fails when
-onnxruntime differs from PyTorch by 1e-5 (or twice PyTorch's own float32 error against float64, where larger) or
-more on inputs of other sizes than the traced one (64x64 and an odd 37x53, batch 2). The released baselines without
-an equivalent transformation (ESPCN, FSRCNN, Plain) are exported as they are. ``adaptsr-infer --model x.onnx`` runs
-either model on images (seconds, PSNR with ``--hr``).
+The format follows ``--output``'s extension (``.onnx`` or ``.tflite``); ``--int8`` writes the INT8 model of the same
+format. ``--input`` may be any checkpoint the ETDS converter reads: a plain ETDSPlain file (released or converted),
+or anything with an equivalent plain form (ETDSNet, ETDS ablations, ECBSR in either form, ABPN; our own
+net_g_*.pth), which is first converted to ETDSPlain by the equivalent transformation and verified. The released
+baselines without an equivalent transformation (ESPCN, FSRCNN, Plain) are exported as they are. A PAMS / CADyQ /
+CABM checkpoint (``<conv>.bitsel.*`` keys) exports its full-precision backbone as the fp32 model and, with
+``--int8``, its 8-bit form with the clips it learned (ONNX only). The ONNX export fails when onnxruntime differs
+from PyTorch by 1e-5 (or twice PyTorch's own float32 error against float64, where larger) or more on inputs of other
+sizes than the traced one (64x64 and an odd 37x53, batch 2); the TFLite export fails at 1e-4. ``adaptsr-infer
+--model x.onnx|x.tflite`` runs any of these models on images (seconds, PSNR with ``--hr``).
 """
 import argparse
 import os
@@ -37,13 +44,14 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--input', required=True, help='checkpoint (.pth)')
     parser.add_argument('--scale', type=int, required=True)
-    parser.add_argument('--output', required=True, help='.onnx file to write')
+    parser.add_argument('--output', required=True, help='.onnx or .tflite file to write (the format)')
     parser.add_argument('--opset', type=int, default=13)
     parser.add_argument('--param_key', default='auto', help='params, params_ema or auto (params_ema if present)')
     parser.add_argument('--overwrite', action='store_true')
     parser.add_argument('--int8', default=None,
-                        help='also write an INT8 ONNX model here (static QDQ: int8 per-channel weights, uint8 '
-                             'activations calibrated on --calib; onnxruntime quantisation tools)')
+                        help='also write an INT8 model of the same format here (ONNX: static QDQ, int8 per-channel '
+                             'weights, uint8 activations calibrated on --calib, onnxruntime quantisation tools; PAMS '
+                             'checkpoints: the learned clips; TFLite: full-integer int8, PT2E static quantisation)')
     parser.add_argument('--calib', nargs='+', default=None,
                         help='calibration photos (files or folders of HR images, downscaled x1/scale here; default: '
                              "scikit-image's photographs, the quick start's demo photos)")
@@ -52,7 +60,18 @@ def main(argv=None):
                         choices=('minmax', 'percentile', 'entropy'))
     parser.add_argument('--calib-patch', dest='calib_patch', type=int, default=64,
                         help='calibration patch side in LR pixels (equal shapes: the histogram calibrators need them)')
+    parser.add_argument('--input-size', dest='input_size', type=int, default=128,
+                        help='TFLite: the fixed LR input side in pixels (adaptsr-infer runs larger images by tiles)')
+    parser.add_argument('--pams-int8-outputs', dest='pams_int8_outputs', action='store_true',
+                        help="PAMS: quantise the quantised convs' outputs too (calibrated by --calib-method on "
+                             '--calib), so that they run as integer convolutions: faster, but no longer exactly '
+                             "PAMS' function (by default the outputs stay float, as PAMS trains them)")
     args = parser.parse_args(argv)
+    fmt = osp.splitext(args.output)[1].lower()
+    if fmt not in ('.onnx', '.tflite'):
+        parser.error(f'--output {args.output}: the extension must be .onnx or .tflite')
+    if args.int8 and osp.splitext(args.int8)[1].lower() != fmt:
+        parser.error(f'--int8 {args.int8}: must be a {fmt} file, as --output')
     for out in (args.output, args.int8):
         if out and osp.exists(out) and not args.overwrite:
             parser.error(f'{out} exists; choose another name or pass --overwrite')
@@ -61,20 +80,21 @@ def main(argv=None):
         check_finite(sd, args.input)  # a diverged training's weights are refused, not exported
     except ValueError as err:
         sys.exit(f'export_onnx: {err}')
+    if any('.bitsel.' in k for k in sd):
+        return _export_pams(args, sd, fmt)
     net = build_from_state_dict(sd, args.scale, args.input)
     if not isinstance(net, PLAIN_ARCHS):  # deploy the ET form: plain conv + activation, clamp embedded
         net, info = et_convert(net)
         print(f'converted {info["source_arch"]} -> ETDSPlain: max |difference| x 255 = {info["max_diff_255"]:.3g}')
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
+    if fmt == '.tflite':
+        return _export_tflite(args, net)
     res = export_onnx(net, args.output, opset=args.opset, overwrite=args.overwrite)
-    print(f'{args.input} -> {res["path"]} ({type(net).__name__}, opset {res["opset"]}, dynamic N/H/W): '
-          f'onnxruntime vs PyTorch max |difference| = {res["max_abs_diff"]:.3g} (limit {res["tol"]:.3g}; PyTorch fp32 '
-          f'vs fp64 {res["fp32_error"]:.3g}) on inputs {res["shapes"]}')
+    _print_onnx(args, net, res)
     if args.int8:
-        from adaptsr.convert.onnx_quant import calibration_inputs, quantize_onnx_int8
+        from adaptsr.convert.onnx_quant import quantize_onnx_int8
+        inputs = _calibration(args, args.calib_patch)
         try:
-            inputs = calibration_inputs(args.calib, args.scale, patch=args.calib_patch,
-                                        stride=max(1, args.calib_patch * 3 // 4), downscale=not args.calib_lr)
             q = quantize_onnx_int8(args.output, args.int8, inputs, args.calib_method, overwrite=args.overwrite)
         except (ValueError, FileExistsError) as err:
             sys.exit(f'export_onnx: {err}')
@@ -82,6 +102,68 @@ def main(argv=None):
               f'activations uint8, {q["method"]} calibration on {q["calibration_inputs"]} LR patches of '
               f'{args.calib or "scikit-image photographs"})')
 
+
+def _print_onnx(args, net, res):
+    print(f'{args.input} -> {res["path"]} ({type(net).__name__}, opset {res["opset"]}, dynamic N/H/W): '
+          f'onnxruntime vs PyTorch max |difference| = {res["max_abs_diff"]:.3g} (limit {res["tol"]:.3g}; PyTorch fp32 '
+          f'vs fp64 {res["fp32_error"]:.3g}) on inputs {res["shapes"]}')
+
+
+def _calibration(args, patch):
+    from adaptsr.convert.onnx_quant import calibration_inputs
+    try:
+        return calibration_inputs(args.calib, args.scale, patch=patch, stride=max(1, patch * 3 // 4),
+                                  downscale=not args.calib_lr)
+    except ValueError as err:
+        sys.exit(f'export: {err}')
+
+
+def _export_tflite(args, net):
+    from adaptsr.convert.tflite_export import export_tflite, quantize_tflite_int8
+    try:
+        res = export_tflite(net, args.output, args.input_size, overwrite=args.overwrite)
+    except (FileExistsError, RuntimeError, ImportError) as err:
+        sys.exit(f'export: {err}')
+    print(f'{args.input} -> {res["path"]} ({type(net).__name__}, TFLite fp32, input 1x3x{res["input_size"]}x'
+          f'{res["input_size"]}, x{res["scale"]}): TFLite vs PyTorch max |difference| = {res["max_abs_diff"]:.3g} '
+          '(limit 1e-4)')
+    if args.int8:
+        inputs = _calibration(args, args.calib_patch)
+        try:
+            q = quantize_tflite_int8(net, args.int8, inputs, args.input_size, overwrite=args.overwrite)
+        except (FileExistsError, ValueError) as err:
+            sys.exit(f'export: {err}')
+        print(f'{res["path"]} -> {q["path"]}: TFLite full-integer INT8 (weights int8 per channel, activations int8, '
+              f'input/output int8 at scale {q["input_quantization"][0]:.6g} zero point {q["input_quantization"][1]}; '
+              f'calibrated on {q["calibration_inputs"]} LR patches of {args.calib or "scikit-image photographs"})')
+
+
+def _export_pams(args, sd, fmt):
+    from adaptsr.convert.onnx_quant import pams_backbone, quantize_pams_qdq
+    if fmt != '.onnx':
+        sys.exit(f'export: {args.input} is a PAMS/CADyQ/CABM checkpoint; it exports to ONNX only (--output x.onnx)')
+    try:
+        net, clips = pams_backbone(sd, args.scale, args.input)
+    except ValueError as err:
+        sys.exit(f'export: {err}')
+    found = getattr(net, 'upscale', None) or getattr(net, 'scale', None)
+    if found and int(found) != args.scale:
+        sys.exit(f'export: {args.input} upscales x{found}, not x{args.scale} (--scale)')
+    os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
+    res = export_onnx(net, args.output, opset=args.opset, overwrite=args.overwrite)
+    _print_onnx(args, net, res)
+    if args.int8:
+        inputs = _calibration(args, args.calib_patch)
+        try:
+            q = quantize_pams_qdq(args.output, args.int8, clips, inputs, int8_outputs=args.pams_int8_outputs,
+                                  method=args.calib_method, overwrite=args.overwrite)
+        except (ValueError, FileExistsError) as err:
+            sys.exit(f'export: {err}')
+        alphas = ', '.join(f'{k} {a:.4g}' for k, (_, a) in clips.items())
+        print(f'{res["path"]} -> {q["path"]}: PAMS w8a8 QDQ ({q["quantized_convs"]} convs; weights int8 per tensor '
+              f'(max-abs), inputs uint8 on the learned clips [{alphas}]; outputs '
+              + (f'uint8, {q["method"]} calibration on {len(inputs)} LR patches: integer convolutions)'
+                 if q['int8_outputs'] else "float, as PAMS'; not faster than fp32)"))
 
 if __name__ == '__main__':
     main()

@@ -15,6 +15,16 @@ from adaptsr.data.data_util import IMG_EXTENSIONS
 CALIBRATION_METHODS = ('minmax', 'percentile', 'entropy')
 
 
+class _Calibrators(dict):
+    def __missing__(self, name):
+        from onnxruntime.quantization import CalibrationMethod
+        return {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
+                'entropy': CalibrationMethod.Entropy}[name]
+
+
+_CALIBRATORS = _Calibrators()
+
+
 def _photos(paths):
     import cv2
     if not paths:
@@ -85,8 +95,7 @@ def quantize_onnx_int8(fp32_path, out_path, inputs, method='percentile', overwri
     """
     import onnx
     import onnxruntime as ort
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from adaptsr.utils.atomic import atomic_write
     if method not in CALIBRATION_METHODS:
         raise ValueError(f'calibration method must be one of {CALIBRATION_METHODS}, got {method!r}')
@@ -101,8 +110,7 @@ def quantize_onnx_int8(fp32_path, out_path, inputs, method='percentile', overwri
         def get_next(self):
             return next(self.items, None)
 
-    calib = {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
-             'entropy': CalibrationMethod.Entropy}[method]
+    calib = _CALIBRATORS[method]
     extra = {'CalibPercentile': 99.999} if method == 'percentile' else {}
     with atomic_write(out_path) as tmp:
         quantize_static(fp32_path, tmp, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
@@ -113,4 +121,109 @@ def quantize_onnx_int8(fp32_path, out_path, inputs, method='percentile', overwri
             'quantized_convs': sum(1 for n in graph.node if n.op_type == 'Conv')}
 
 
-__all__ = ['calibration_inputs', 'quantize_onnx_int8', 'CALIBRATION_METHODS']
+def pams_backbone(sd, scale=None, source='?'):
+    """The full-precision backbone of a PAMS / CADyQ / CABM checkpoint (a :class:`~adaptsr.archs.cabm_arch.CABMNet`
+    state_dict) and the 8-bit clip of each quantised convolution's input.
+
+    Args:
+        sd (dict): the checkpoint's state_dict (``<conv>.bitsel.*`` keys beside the backbone's own).
+        scale (int, optional): the scale, where the backbone's keys do not tell it.
+        source (str): the file, for messages.
+
+    Returns:
+        tuple: ``(backbone, clips)``: the backbone network (eval mode, strict load of the non-selector weights) and
+        ``{conv name: (bits, alpha)}`` for the quantised convs in order (``alpha`` in the network's activation units).
+
+    Raises:
+        ValueError: not a CABMNet state_dict. ConversionError: the backbone is not recognised.
+    """
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from adaptsr.archs.cabm_arch import CABMNet, cabm_net_kwargs
+    if not any('.bitsel.' in k for k in sd):
+        raise ValueError(f'{source}: not a PAMS/CADyQ/CABM checkpoint (no <conv>.bitsel.* keys)')
+    kwargs = cabm_net_kwargs(sd, scale, source)
+    quant = CABMNet(**kwargs)
+    quant.load_state_dict(sd, strict=True)
+    clips = {}
+    for name, sel in zip(quant.quant_names, quant.selectors()):
+        q = sel.quantizers()[sel.bits.index(8)] if 8 in sel.bits else sel.quantizers()[-1]
+        clips[name] = (q.bits, float(q.alpha.detach()))
+    opt = dict(kwargs['backbone'])
+    net = ARCH_REGISTRY.get(opt.pop('type'))(**opt)
+    net.load_state_dict({k: v for k, v in sd.items() if '.bitsel.' not in k}, strict=True)
+    return net.eval(), clips
+
+
+def quantize_pams_qdq(fp32_path, out_path, clips, inputs, int8_outputs=False, method='percentile', overwrite=False):
+    """The PAMS w8a8 network as a QDQ ONNX model: the quantisation adaptsr trained, run by onnxruntime.
+
+    Each quantised convolution (PAMS: Li et al., ECCV 2020, Sec. 3.2; github.com/colorjam/PAMS) gets its input
+    quantised with its learned clip: ``scale = alpha / 127`` on PAMS' grid (uint8, zero point 128: the signed
+    levels -127..127 shifted), and its weight int8 per tensor with ``scale = max|W| / 127`` (PAMS' max-abs weight
+    quantiser); bias int32. The other convolutions (PAMS keeps the first and last in full precision) stay fp32.
+
+    By default the convs' outputs stay float, as in PAMS: the model computes adaptsr's PAMS simulation (a rounding
+    tie may flip one level), but onnxruntime then dequantises and runs float convolutions, no faster than fp32. With
+    ``int8_outputs`` the outputs are quantised too (uint8, calibrated on ``inputs`` by ``method``), so that
+    onnxruntime fuses each conv into an integer convolution (QLinearConv): faster, at a small PSNR cost that PAMS'
+    training did not see.
+
+    Args:
+        fp32_path (str): the backbone's fp32 ONNX model (:func:`adaptsr.convert.onnx_export.export_onnx` of
+            :func:`pams_backbone`'s network), whose Conv weights keep the backbone's parameter names.
+        out_path (str): the QDQ model to write (atomically).
+        clips (dict): :func:`pams_backbone`'s ``{conv name: (bits, alpha)}``; only 8 bits are exported.
+        inputs (list[ndarray]): calibration inputs for the output ranges (:func:`calibration_inputs`).
+        int8_outputs (bool): quantise the convs' outputs too (see above).
+        method (str): the outputs' calibration, as :func:`quantize_onnx_int8`'s.
+        overwrite (bool): replace an existing ``out_path``.
+
+    Returns:
+        dict: ``{'path', 'quantized_convs', 'int8_outputs', 'clips'}``.
+
+    Raises:
+        FileExistsError: ``out_path`` exists and not ``overwrite``. ValueError: a clip is not 8-bit, or a quantised
+            conv has no Conv node in the ONNX model, or an unknown method.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, \
+        quantize_static
+    from adaptsr.utils.atomic import atomic_write
+    if osp.exists(out_path) and not overwrite:
+        raise FileExistsError(f'{out_path!r} exists; choose another name or pass --overwrite')
+    graph = onnx.load(fp32_path).graph
+    name = graph.input[0].name
+    nodes, overrides = [], {}
+    for conv, (bits, alpha) in clips.items():
+        if bits != 8:
+            raise ValueError(f'{conv}: only 8-bit activations export as QDQ, got {bits} bits')
+        weights = (f'{conv}.weight', f'inner.{conv}.weight')  # export_onnx wraps the network as ``inner``
+        node = next((n for n in graph.node if n.op_type == 'Conv' and n.input[1] in weights), None)
+        if node is None:
+            raise ValueError(f'{fp32_path}: no Conv with weight {conv}.weight')
+        nodes.append(node.name)
+        overrides[node.input[0]] = [{'scale': np.array(alpha / 127, np.float32), 'zero_point': np.array(128, np.uint8)}]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{name: x} for x in inputs])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f'calibration method must be one of {CALIBRATION_METHODS}, got {method!r}')
+    extra = {'TensorQuantOverrides': overrides, 'WeightSymmetric': True, 'ActivationSymmetric': False}
+    if method == 'percentile':
+        extra['CalibPercentile'] = 99.999
+    if not int8_outputs:
+        extra['OpTypesToExcludeOutputQuantization'] = ['Conv']
+    with atomic_write(out_path) as tmp:
+        quantize_static(fp32_path, tmp, Reader(), quant_format=QuantFormat.QDQ, per_channel=False,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
+                        calibrate_method=_CALIBRATORS[method], extra_options=extra)
+    return {'path': out_path, 'quantized_convs': len(nodes), 'int8_outputs': int8_outputs, 'method': method,
+            'clips': dict(clips)}
+
+
+__all__ = ['calibration_inputs', 'quantize_onnx_int8', 'pams_backbone', 'quantize_pams_qdq', 'CALIBRATION_METHODS']
