@@ -99,8 +99,13 @@ def test_tflite_export_command_and_infer(tmp_path, etds_ckpt, capsys):
         export_main(['--input', path, '--scale', '3', '--output', str(tmp_path / 'a.tflite'), '--int8',
                      str(tmp_path / 'a.onnx')])
     assert 'a.onnx: must be a .tflite file' in capsys.readouterr().err
-    with pytest.raises((SystemExit, ValueError, RuntimeError), match='etds_x3.pth'):
+    with pytest.raises(SystemExit, match=r'etds_x3.pth: .*x2'):  # another scale
         export_main(['--input', path, '--scale', '2', '--output', str(tmp_path / 'b.tflite')])
+    other = str(tmp_path / 'pcsr.pth')  # another arch
+    torch.save({'params': {'classifier.imnet.layers.0.weight': torch.zeros(2, 2)}}, other)
+    with pytest.raises(SystemExit, match=r'pcsr.pth: not an ETDS/ECBSR/ABPN state_dict'):
+        export_main(['--input', other, '--scale', '3', '--output', str(tmp_path / 'c.tflite')])
+    assert not any(osp.exists(tmp_path / f) for f in ('b.tflite', 'c.tflite'))
 
 
 def _photo_file(tmp_path):

@@ -82,7 +82,10 @@ def main(argv=None):
         sys.exit(f'export_onnx: {err}')
     if any('.bitsel.' in k for k in sd):
         return _export_pams(args, sd, fmt)
-    net = build_from_state_dict(sd, args.scale, args.input)
+    try:  # not an exportable arch, or another scale: the message names the file
+        net = build_from_state_dict(sd, args.scale, args.input)
+    except ValueError as err:
+        sys.exit(f'export: {err}')
     if not isinstance(net, PLAIN_ARCHS):  # deploy the ET form: plain conv + activation, clamp embedded
         net, info = et_convert(net)
         print(f'converted {info["source_arch"]} -> ETDSPlain: max |difference| x 255 = {info["max_diff_255"]:.3g}')
