@@ -17,7 +17,9 @@ Examples::
 Per input it writes ``<out>/<stem>.png`` (the SR image), with ``--maps`` the method's routing pictures
 (``<stem>_classes.png`` PCSR, ``_exits.png`` APE, ``_bits.png`` CABM, ``_masks.png`` SMSR), and one row per image in
 ``<out>/adaptsr_infer.csv`` / ``.json``: sizes, seconds (the model's test, without reading and writing), GFLOPs
-spent and of the full model (FLOPs = 2 x multiply-adds, each method's paper convention), the method's statistics
+spent and of the full model (FLOPs = 2 x multiply-adds, each method's paper convention), ``gflops_real`` (2 x the
+multiply-adds that actually ran: counted in a second, untimed run for an adaptive model; ``--no-real-flops`` skips
+it), the method's statistics
 (PCSR ``heavy_ratio``, APE ``mean_exit``, CABM ``fab`` = average bits, SMSR ``mask_density``/``eta``) and, with
 ``--hr``, PSNR/SSIM on Y (crop_border = scale) against the ground truth of the same stem; ``peak_rss_mib`` is the
 process's peak resident memory (MiB, Linux ``VmHWM``, reset before each image) while the image was read, super-resolved
@@ -41,6 +43,7 @@ import numpy as np
 import torch
 
 from adaptsr.data.data_util import IMG_EXTENSIONS as IMAGE_EXTENSIONS
+from adaptsr.ops.cost import real_flops_counting
 
 #: the knobs of the command line: flag -> (model_type that reads it, val option)
 KNOBS = {'k': ('PCSRModel', 'k'), 'adaptive': ('PCSRModel', 'adaptive'), 'no_refine': ('PCSRModel', 'refine'),
@@ -393,6 +396,9 @@ def parse_args(argv=None):
     parser.add_argument('--maps', action='store_true', help="write the method's routing pictures next to each image")
     parser.add_argument('--hr', default=None, help='folder of ground-truth HR images (same stems): PSNR/SSIM')
     parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (refused otherwise)')
+    parser.add_argument('--no-real-flops', dest='real_flops', action='store_false',
+                        help='skip gflops_real (the multiply-adds that actually ran, x 2), which an adaptive model '
+                             'counts in a second, untimed run of each image')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser.parse_args(argv)
 
@@ -454,10 +460,14 @@ def run(args):
         if args.device == 'cuda':
             torch.cuda.synchronize()
         start = time.perf_counter()
-        model.test()
+        with real_flops_counting(False):  # the real-cost counter slows a forward down: never timed
+            model.test()
         if args.device == 'cuda':
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
+        if args.real_flops and model.val_opt.get('cost', True) and model.cost.get('flops_real') is None:
+            del model.output
+            model.test()  # counted, untimed (a plain network's count is cached per input size)
         bgr = quantize(model.output[0], image['bits'])
         sr_h, sr_w = bgr.shape[:2]
         del model.output
@@ -469,7 +479,8 @@ def run(args):
         values = model.cost_metric_values() if model.val_opt.get('cost', True) else {}
         row = {'image': osp.basename(path), 'lr_h': image['rgb'].shape[0], 'lr_w': image['rgb'].shape[1],
                'sr_h': sr_h, 'sr_w': sr_w, 'mode': image['mode'], 'bits': image['bits'],
-               'seconds': seconds, 'gflops': values.get('gflops'), 'gflops_full': values.get('gflops_full')}
+               'seconds': seconds, 'gflops': values.get('gflops'), 'gflops_real': values.get('gflops_real'),
+               'gflops_full': values.get('gflops_full')}
         row.update({k: values[k] for k in STAT_KEYS if k in values})
         if args.hr:
             hr_path = find_hr(args.hr, stem, scale)
@@ -495,7 +506,8 @@ def main(argv=None):
     except (InferError, OptionError, ConversionError, FileExistsError, FileNotFoundError) as err:
         sys.exit(f'adaptsr-infer: {err}')
     from adaptsr.utils.report import format_table
-    cols = ['image', 'mode', 'bits', 'lr_w', 'lr_h', 'seconds', 'gflops', 'gflops_full'] + list(STAT_KEYS) + \
+    cols = ['image', 'mode', 'bits', 'lr_w', 'lr_h', 'seconds', 'gflops', 'gflops_real', 'gflops_full'] + \
+        list(STAT_KEYS) + \
         ['psnr_y', 'ssim_y', 'maps']
     print(format_table(rows, cols))
     net = opt['network_g']['type']

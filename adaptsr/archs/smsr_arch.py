@@ -397,12 +397,16 @@ class SMSRNet(nn.Module):
             tuple: SR (N, 3, h s, w s) and the cost: ``flops`` (2 x exact MACs under the hard masks), ``flops_full``
             (dense), ``flops_eta`` (the paper's ``nonSMB + eta * SMB``), ``pixels`` (LR), ``eta_px`` (``eta``, the
             kept fraction of the block computation, times ``pixels``), ``mask_px_m{k}`` (active spatial-mask pixels
-            of module k) and ``trace['masks']`` (num_module hard masks (h, w) of image 0, bool).
+            of module k), ``flops_custom`` (2 x the multiply-adds run inside the compiled sparse kernel, which
+            :func:`adaptsr.ops.cost.run_inference`'s real-cost counter cannot see) and ``trace['masks']``
+            (num_module hard masks (h, w) of image 0, bool).
         """
         if self.training:
             raise RuntimeError('SMSRNet.infer needs eval mode (hard masks)')
+        self._kernel_macs = 0.0
         out, (stats, masks) = self._forward(x)
         cost = self._cost(stats, x.shape)
+        cost['flops_custom'] = 2 * self._kernel_macs
         cost['trace'] = {'masks': masks}
         return out, cost
 
@@ -448,6 +452,9 @@ class SMSRNet(nn.Module):
                     pixels = PixelSet(spa[0, 0] > 0)
                     if kernel is not None:
                         y = module.body.forward_kernel(cur, pixels, cd, cs, kernel)
+                        # the kernel's work: inactive pixels dense -> dense, active ones all -> all = exact_macs
+                        self._kernel_macs = getattr(self, '_kernel_macs', 0.0) + module.body.exact_macs(
+                            float(cur.shape[-2] * cur.shape[-1]), density, cd, cs)
                     else:
                         y = module.body.forward_sparse(cur, pixels, cd, cs)
                 elif sparse:

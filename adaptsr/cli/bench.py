@@ -31,6 +31,7 @@ import torch
 import adaptsr  # noqa: F401  (registrations)
 from adaptsr.utils.benchmark import (cuda_peak_mib, fresh_process_env, fresh_process_peak_mib, load_test_options,
                                      model_quality, reference_options, summarise, timed)
+from adaptsr.ops.cost import real_flops_counting
 from adaptsr.utils.report import format_table, matched_cost_difference, plot_tradeoff, write_table
 from adaptsr.utils.atomic import atomic_write, refuse_existing
 
@@ -100,6 +101,8 @@ def report(row):
 def run_configs(configs, images, device, warmup=1, repeats=1):
     """Per-image quality, cost and time of ``model.test()`` for every configuration, interleaved: each image runs
     through all configurations in turn, so a drift of the machine's speed during the run weighs on all of them alike.
+    The timed runs do not count the real multiply-adds (``gflops_real``); an untimed run does, where the count is not
+    known already (a plain network's is cached per input shape).
 
     Args:
         configs (list): ``(model, budget)`` pairs; ``budget`` (None: unchanged) is applied before each of its runs.
@@ -121,7 +124,10 @@ def run_configs(configs, images, device, warmup=1, repeats=1):
     for item in images:
         for (model, budget), rows in zip(configs, per_config):
             prepare(model, budget, item)
-            seconds = min(timed(model.test, device) for _ in range(max(1, repeats)))
+            with real_flops_counting(False):  # the real-cost counter slows a forward down: never timed
+                seconds = min(timed(model.test, device) for _ in range(max(1, repeats)))
+            if getattr(model, 'cost', {}).get('flops_real') is None:
+                model.test()  # counted (untimed): the multiply-adds that ran on this image
             row = {'name': item['name'], 'seconds': seconds}
             row.update(model_quality(model))
             row.update({k: v for k, v in model.cost_metric_values().items()})
@@ -162,6 +168,8 @@ def main(argv=None, root=None):
     parser.add_argument('-opt', default=None, help='test options YAML')
     parser.add_argument('--sizes', default=None,
                         help='large-input mode: a spec YAML (e.g. options/bench/large_x4.yml; adaptsr.cli.bench_sizes)')
+    parser.add_argument('--compare', default=None,
+                        help='cross-method mode: a spec YAML (e.g. options/compare/x4.yml; adaptsr.cli.bench_compare)')
     parser.add_argument('--force_yml', nargs='+', default=[], help='override options: key:sub=value')
     parser.add_argument('--budgets', default=None, help='comma-separated knob values (e.g. 0,1,adaptive)')
     parser.add_argument('--base', choices=('reference', 'budget'), default='reference',
@@ -180,8 +188,8 @@ def main(argv=None, root=None):
     parser.add_argument('--root', default=None, help=argparse.SUPPRESS)  # internal: the probe's root
     args = parser.parse_args(argv)
     args.root = osp.abspath(args.root or root or os.getcwd())
-    if bool(args.opt) == bool(args.sizes):
-        parser.error('give -opt <test options> or --sizes <large-input spec>')
+    if sum(bool(a) for a in (args.opt, args.sizes, args.compare)) != 1:
+        parser.error('give one of -opt <test options>, --sizes <large-input spec>, --compare <comparison spec>')
 
     if not args.probe_memory:  # before the run: a long bench must not end by replacing a user's results
         if not args.json.lower().endswith('.json'):
@@ -195,6 +203,10 @@ def main(argv=None, root=None):
     if args.sizes:
         from adaptsr.cli.bench_sizes import main as sizes_main
         sizes_main(args)
+        return
+    if args.compare:
+        from adaptsr.cli.bench_compare import main as compare_main
+        compare_main(args)
         return
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -263,8 +275,8 @@ def main(argv=None, root=None):
                   refs=[dict(r, budget='original model' if r['config'] == 'reference' else r['config'])
                         for r in rows if r['budget'] == '-'],
                   title=f"{opt['name']}: PSNR-Y vs GFLOPs per image")
-    cols = ['dataset', 'config', 'budget', 'psnr_y', 'ssim_y', 'psnr_rgb', 'gflops', 'gflops_full', 'heavy_ratio',
-            'sec_median', 'peak_mem_mib', 'flops_speedup', 'time_speedup', 'realized']
+    cols = ['dataset', 'config', 'budget', 'psnr_y', 'ssim_y', 'psnr_rgb', 'gflops', 'gflops_real', 'gflops_full',
+            'heavy_ratio', 'sec_median', 'peak_mem_mib', 'flops_speedup', 'time_speedup', 'realized']
     print(format_table(rows, cols))
     y_key = next((k for k in ('psnr_rgb', 'psnr_y', 'psnr') if k in rows[0]), None) if rows else None
     for dataset in dict.fromkeys(r['dataset'] for r in rows):

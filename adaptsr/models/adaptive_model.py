@@ -33,8 +33,9 @@ class AdaptiveSRModel(PhasedSRModel):
       method's patch-grid protocol (``pcsr``: 32/28, ``ape``: 48/46; :func:`adaptsr.ops.tiling.register_crop_mode`).
     * ``budget_sweep`` (list): knob values; the test reports each value and writes
       ``<results>/<dataset>_sweep.{csv,json,png}``. Needs a model that implements :meth:`apply_budget`.
-    * ``cost`` (bool, default true): add ``gflops`` (spent), ``gflops_full`` (full model on the same input) and
-      ``flops_ratio`` to the metrics; FLOPs = 2 x multiply-adds (:mod:`adaptsr.ops.cost`).
+    * ``cost`` (bool, default true): add ``gflops`` (spent, the method paper's convention), ``gflops_full`` (full
+      model on the same input), ``flops_ratio`` and ``gflops_real`` (the multiply-adds that actually ran, x 2) to the
+      metrics; FLOPs = 2 x multiply-adds (:mod:`adaptsr.ops.cost`).
 
     A method plugs in by declaring its knob (``val_options``), :meth:`inference_kwargs` (what its arch's ``infer``
     takes), how a sweep sets the knob (``budget_knob``, or :meth:`apply_budget` / :meth:`budget_label`) and the
@@ -302,10 +303,11 @@ class AdaptiveSRModel(PhasedSRModel):
     # ------------------------------------------------------------------------------------------------ cost metrics
     def cost_metric_names(self):
         """Cost metrics this model reports: name -> 'higher' | 'lower' is better."""
-        return {'gflops': 'lower', 'gflops_full': 'lower', 'flops_ratio': 'lower'}
+        return {'gflops': 'lower', 'gflops_full': 'lower', 'flops_ratio': 'lower', 'gflops_real': 'lower'}
 
     def cost_metric_values(self):
         """Per-image cost metrics, derived from ``self.cost`` (the image's summed cost, see :meth:`test`)."""
         flops = self.cost.get('flops', math.nan)
         full = self.cost.get('flops_full', flops)
-        return {'gflops': flops / 1e9, 'gflops_full': full / 1e9, 'flops_ratio': flops / full if full else math.nan}
+        return {'gflops': flops / 1e9, 'gflops_full': full / 1e9, 'flops_ratio': flops / full if full else math.nan,
+                'gflops_real': self.cost.get('flops_real', math.nan) / 1e9}

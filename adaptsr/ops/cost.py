@@ -27,6 +27,16 @@ modules with parameters, on the actual inputs of a forward pass:
 ``count_flops(..., norm_layers=False, transposed='input')`` gives the plain 2 x MAC count of convolutions and
 matrix products, which is what :class:`torch.utils.flop_counter.FlopCounterMode` reports; the tests use it to
 cross-check this counter.
+
+Real cost (``flops_real``). The papers' conventions differ (PCSR counts a transposed convolution at every output
+pixel, APE counts GMACs per patch without its regressor, SMSR an eta-weighted dense cost, CABM BitOPs), so every
+cost also carries ``flops_real``: 2 x the multiply-adds that actually ran in that call, counted by one counter,
+:class:`torch.utils.flop_counter.FlopCounterMode`, around the call itself (every convolution, transposed ones per
+input pixel, and every matrix product with the rows it really had: PCSR's MLPs on their own pixels, APE's exits and
+regressor, CADyQ's selectors), plus ``flops_custom`` that an arch reports for work done in its own compiled kernels,
+which that counter cannot see (SMSR's sparse convolution). Element-wise work (activations, additions, sampling) is
+not counted. Counting slows a forward down (PyTorch dispatch per op, about 20% on PCSR), so timed runs switch it off
+with :func:`real_flops_counting` and count in a separate run.
 """
 import weakref
 from contextlib import contextmanager
@@ -114,10 +124,22 @@ def count_flops(model, *inputs, norm_layers=True, transposed='output', **kwargs)
     return counter.total
 
 
+def _register_inplace_products():
+    """torch's counter knows ``addmm`` and ``baddbmm`` but not their in-place forms (``out.addmm_(a, b)``, which
+    SMSR's sparse path uses per 3x3 tap); give them the same formula, once."""
+    from torch.utils import flop_counter
+    for inplace, base in ((torch.ops.aten.addmm_, torch.ops.aten.addmm),
+                          (torch.ops.aten.baddbmm_, torch.ops.aten.baddbmm)):
+        if inplace not in flop_counter.flop_registry:
+            flop_counter.register_flop_formula(inplace, get_raw=True)(flop_counter.flop_registry[base])
+
+
 @contextmanager
 def torch_flop_counter():
-    """:class:`torch.utils.flop_counter.FlopCounterMode` without its printed table; yields the mode."""
+    """:class:`torch.utils.flop_counter.FlopCounterMode` without its printed table (and with the in-place matrix
+    products counted); yields the mode."""
     from torch.utils.flop_counter import FlopCounterMode
+    _register_inplace_products()
     mode = FlopCounterMode(display=False)
     with mode:
         yield mode
@@ -157,6 +179,21 @@ def register_dense_cost(arch_cls):
     return deco
 
 
+_COUNT_REAL = [True]
+
+
+@contextmanager
+def real_flops_counting(enabled=True):
+    """Within the block, :func:`run_inference` counts ``flops_real`` (``enabled``) or not (timed runs); a plain
+    network's count is cached per input shape and reported either way once known."""
+    previous = _COUNT_REAL[0]
+    _COUNT_REAL[0] = bool(enabled)
+    try:
+        yield
+    finally:
+        _COUNT_REAL[0] = previous
+
+
 def plain_cost(flops, lq):
     """The cost dict of a non-adaptive forward on ``lq`` (N, C, h, w): spent = full = ``flops``."""
     return {'flops': flops, 'flops_full': flops, 'pixels': lq.shape[0] * lq.shape[2] * lq.shape[3]}
@@ -177,24 +214,40 @@ def run_inference(net, lq, **knobs):
     Raises:
         TypeError: knobs given to a network without ``infer``.
     """
+    count = _COUNT_REAL[0]
     if hasattr(net, 'infer'):
-        return net.infer(lq, **knobs)
+        if not count:
+            out, cost = net.infer(lq, **knobs)
+            cost.pop('flops_custom', None)
+            return out, cost
+        with torch_flop_counter() as mode:
+            out, cost = net.infer(lq, **knobs)
+        cost['flops_real'] = mode.get_total_flops() + cost.pop('flops_custom', 0)
+        return out, cost
     if knobs:
         raise TypeError(f'{type(net).__name__} has no adaptive inference; it takes no {sorted(knobs)}')
     cache = _DENSE_CACHE.setdefault(net, {})
     key = tuple(lq.shape)
-    fn = None if key in cache else next((f for cls, f in _DENSE_COST.items() if isinstance(net, cls)), None)
-    if key in cache:
+    flops, real = cache.get(key, (None, None))
+    if flops is not None and (real is not None or not count):
         out = net(lq)
-    elif fn is not None:
-        out = net(lq)
-        cache[key] = fn(net, lq)
     else:
-        with FlopCounter(net) as counter:
+        fn = next((f for cls, f in _DENSE_COST.items() if isinstance(net, cls)), None)
+        with FlopCounter(net) as counter, (torch_flop_counter() if count else _no_counter()) as mode:
             out = net(lq)
-        cache[key] = counter.total
+        flops = fn(net, lq) if fn is not None else counter.total
+        real = mode.get_total_flops() if count else None
+        cache[key] = (flops, real)
     out = out[0] if isinstance(out, (tuple, list)) else out
-    return out, plain_cost(cache[key], lq)
+    cost = plain_cost(flops, lq)
+    if real is not None:
+        cost['flops_real'] = real
+    return out, cost
+
+
+@contextmanager
+def _no_counter():
+    yield None
 
 
 def sum_costs(costs):
