@@ -230,7 +230,10 @@ def main(args):
     for name, dspec in spec['datasets'].items():
         if args.max_images:
             dspec = dict(dspec, max_images=args.max_images)
-        pairs = load_pairs(dspec, scale)
+        try:
+            pairs = load_pairs(dspec, scale)
+        except (InferError, ValueError) as err:
+            raise SystemExit(f'{args.compare}: datasets.{name}: {err}') from err
         print(f'{name}: {len(pairs)} images, {len(configs)} configurations, {threads} threads', flush=True)
         per_model = run_interleaved(models, pairs, scale, repeats)
         for (label, budget, model_args), per in zip(configs, per_model):
