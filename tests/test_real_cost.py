@@ -180,3 +180,15 @@ def test_compare_spec_errors_name_the_key(compare_setup, tmp_path):
     path.write_text(yaml.safe_dump({'scale': 4, 'datasets': {}, 'models': {}, 'thread': 2}))
     with pytest.raises(ValueError, match="unknown keys \\['thread'\\]"):
         load_spec(str(path))
+
+
+@pytest.mark.parametrize('spec', sorted(f for f in os.listdir(osp.join(osp.dirname(__file__), '..', 'options',
+                                                                         'compare')) if f.endswith('.yml')))
+def test_shipped_compare_specs_parse(spec, monkeypatch):
+    """Every shipped compare spec passes the key checks and names at least two configurations per dataset."""
+    from adaptsr.cli.bench_compare import configurations, load_spec
+    monkeypatch.setenv('ADAPTSR_BENCHMARK', '/bench')
+    monkeypatch.setenv('ADAPTSR_WEIGHTS', '/weights')
+    loaded = load_spec(osp.join(osp.dirname(__file__), '..', 'options', 'compare', spec))
+    assert len(configurations(loaded)) >= 2 and loaded['datasets']
+    assert all(d['lr'].startswith('/bench/') for d in loaded['datasets'].values())
