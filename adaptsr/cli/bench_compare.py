@@ -24,6 +24,7 @@ differs from the real count by more than 1%, its point is drawn hollow beside th
 """
 import json
 import os.path as osp
+import shutil
 import tempfile
 
 import numpy as np
@@ -77,14 +78,14 @@ def configurations(spec):
     return out
 
 
-def build_model(model_args, scale, threads):
-    """A model as ``adaptsr-infer`` builds it from its model arguments (checkpoint, knobs).
+def build_model(model_args, scale, threads, out):
+    """A model as ``adaptsr-infer`` builds it from its model arguments (checkpoint, knobs); ``out``: a scratch folder
+    for its results paths (nothing is written there by the bench).
 
     Raises:
         adaptsr.infer.InferError: bad arguments (named).
     """
     from adaptsr import infer
-    out = tempfile.mkdtemp(prefix='adaptsr_compare_')
     scale_args = [] if '--scale' in model_args else ['--scale', str(scale)]
     args = infer.parse_args(['unused.png', '-o', out] + scale_args + list(model_args))
     suffix = osp.splitext(args.model or '')[1].lower()
@@ -220,9 +221,10 @@ def main(args):
     configs = configurations(spec)
     from adaptsr.infer import InferError
     models = []
+    scratch = tempfile.mkdtemp(prefix='adaptsr_compare_')
     for label, budget, model_args in configs:
         try:
-            models.append(build_model(model_args, scale, threads))
+            models.append(build_model(model_args, scale, threads, scratch))
         except (InferError, ValueError, FileNotFoundError) as err:  # e.g. an unrecognised checkpoint, named
             raise SystemExit(f'{args.compare}: models.{label} ({budget}): {err}') from err
     rows, details = [], {}
@@ -260,6 +262,7 @@ def main(args):
             on = set(pareto_front(drows, x))
             for i, r in enumerate(drows):
                 r['front_' + ('seconds' if x == 'sec_median' else x)] = i in on
+    shutil.rmtree(scratch, ignore_errors=True)
     stem = osp.splitext(args.json)[0]
     info = {'spec': osp.relpath(osp.abspath(args.compare), args.root), 'threads': threads, 'repeats': repeats,
             'torch': torch.__version__, 'configurations': [{'model': m, 'budget': b, 'args': a}
