@@ -403,10 +403,8 @@ class SMSRNet(nn.Module):
         """
         if self.training:
             raise RuntimeError('SMSRNet.infer needs eval mode (hard masks)')
-        self._kernel_macs = 0.0
         out, (stats, masks) = self._forward(x)
         cost = self._cost(stats, x.shape)
-        cost['flops_custom'] = 2 * self._kernel_macs
         cost['trace'] = {'masks': masks}
         return out, cost
 
@@ -434,7 +432,7 @@ class SMSRNet(nn.Module):
             if not self.training and not self.use_masks:
                 ones = torch.ones(self.body[0].body.num_layer, self.num_feat, device=cur.device)
                 y = module.body.forward_dense(cur)
-                stats.append((1.0, ones, torch.zeros_like(ones)))
+                stats.append((1.0, ones, torch.zeros_like(ones), 0))
                 masks.append(torch.ones_like(cur[0, 0, :h, :w], dtype=torch.bool))
                 cur = module.ca.residual(y, cur)
                 outs.append(cur)
@@ -448,20 +446,19 @@ class SMSRNet(nn.Module):
                 spa = (logits[:, 1:] > logits[:, :1]).to(cur.dtype)
                 cd, cs = module.body.hard_channel_masks()
                 density = float(spa.mean())
+                kernel_px = 0
                 if sparse and density <= max_density:
                     pixels = PixelSet(spa[0, 0] > 0)
                     if kernel is not None:
                         y = module.body.forward_kernel(cur, pixels, cd, cs, kernel)
-                        # the kernel's work: inactive pixels dense -> dense, active ones all -> all = exact_macs
-                        self._kernel_macs = getattr(self, '_kernel_macs', 0.0) + module.body.exact_macs(
-                            float(cur.shape[-2] * cur.shape[-1]), density, cd, cs)
+                        kernel_px = cur.shape[-2] * cur.shape[-1]
                     else:
                         y = module.body.forward_sparse(cur, pixels, cd, cs)
                 elif sparse:
                     y = module.body.forward_split(cur, spa, cd, cs)
                 else:
                     y = module.body.forward_masked(cur, spa, cd, cs)
-                stats.append((density, cd, cs))
+                stats.append((density, cd, cs, kernel_px))
                 masks.append(spa[0, 0, :h, :w] > 0)
             cur = module.ca.residual(y, cur)
             outs.append(cur)
@@ -478,21 +475,25 @@ class SMSRNet(nn.Module):
     # ------------------------------------------------------------------------------------------- cost
     def _cost(self, stats, shape):
         """Cost of an eval forward from its hard masks (see :meth:`infer`); ``stats`` holds, per module, the spatial
-        density and the dense/sparse channel masks of each layer."""
+        density, the dense/sparse channel masks of each layer and the pixels the compiled sparse kernel ran the
+        module on (0 when it did not: its work, ``exact_macs`` there, is ``flops_custom``)."""
         n, _, h, w = shape
         hw = float(n * h * w)
         block = self.body[0].body
         smb_dense = block.macs_per_pixel_dense() * hw * self.num_module
-        smb_exact, eta = 0.0, []
-        for rho, cd, cs in stats:
+        smb_exact, kernel, eta = 0.0, 0.0, []
+        for rho, cd, cs, kernel_px in stats:
             smb_exact += block.exact_macs(hw, rho, cd, cs)
+            if kernel_px:  # inactive pixels dense -> dense, active ones all -> all: exact_macs on the kernel's map
+                kernel += block.exact_macs(float(kernel_px), rho, cd, cs)
             kept = [(float(d.mean()) + rho * float(s.mean())) for d, s in zip(cd, cs)]
             eta.append(sum(kept) / len(kept))
         eta = sum(eta) / len(eta)
         non_smb = self.non_smb_macs_per_pixel(with_masks=self.use_masks) * hw
         cost = {'flops': 2 * (non_smb + smb_exact), 'flops_full': 2 * (non_smb + smb_dense),
-                'flops_eta': 2 * (non_smb + eta * smb_dense), 'pixels': hw, 'eta_px': eta * hw}
-        cost.update({f'mask_px_m{k}': rho * hw for k, (rho, _, _) in enumerate(stats)})
+                'flops_eta': 2 * (non_smb + eta * smb_dense), 'pixels': hw, 'eta_px': eta * hw,
+                'flops_custom': 2 * kernel}
+        cost.update({f'mask_px_m{k}': rho * hw for k, (rho, *_) in enumerate(stats)})
         return cost
 
     def non_smb_macs_per_pixel(self, with_masks=True):

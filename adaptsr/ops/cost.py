@@ -39,7 +39,7 @@ not counted. Counting slows a forward down (PyTorch dispatch per op, about 20% o
 with :func:`real_flops_counting` and count in a separate run.
 """
 import weakref
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -233,7 +233,7 @@ def run_inference(net, lq, **knobs):
         out = net(lq)
     else:
         fn = next((f for cls, f in _DENSE_COST.items() if isinstance(net, cls)), None)
-        with FlopCounter(net) as counter, (torch_flop_counter() if count else _no_counter()) as mode:
+        with FlopCounter(net) as counter, (torch_flop_counter() if count else nullcontext()) as mode:
             out = net(lq)
         flops = fn(net, lq) if fn is not None else counter.total
         real = mode.get_total_flops() if count else None
@@ -243,11 +243,6 @@ def run_inference(net, lq, **knobs):
     if real is not None:
         cost['flops_real'] = real
     return out, cost
-
-
-@contextmanager
-def _no_counter():
-    yield None
 
 
 def sum_costs(costs):
