@@ -36,14 +36,12 @@ import math
 import os
 import os.path as osp
 import sys
-import time
 
 import cv2
 import numpy as np
 import torch
 
 from adaptsr.data.data_util import IMG_EXTENSIONS as IMAGE_EXTENSIONS
-from adaptsr.ops.cost import real_flops_counting
 
 #: the knobs of the command line: flag -> (model_type that reads it, val option)
 KNOBS = {'k': ('PCSRModel', 'k'), 'adaptive': ('PCSRModel', 'adaptive'), 'no_refine': ('PCSRModel', 'refine'),
@@ -421,6 +419,7 @@ def run(args):
     """
     from tqdm import tqdm
     from basicsr.utils import img2tensor
+    from adaptsr.utils.benchmark import timed_test
     from adaptsr.utils.report import write_table
     try:
         from adaptsr.utils.benchmark import peak_rss_bytes, reset_peak_rss
@@ -457,17 +456,7 @@ def run(args):
         stem = osp.splitext(osp.basename(path))[0]
         lq = img2tensor(image['rgb'], bgr2rgb=False, float32=True).unsqueeze(0).to(model.device)
         model.feed_data({'lq': lq})
-        if args.device == 'cuda':
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        with real_flops_counting(False):  # the real-cost counter slows a forward down: never timed
-            model.test()
-        if args.device == 'cuda':
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-        if args.real_flops and model.val_opt.get('cost', True) and model.cost.get('flops_real') is None:
-            del model.output
-            model.test()  # counted, untimed (a plain network's count is cached per input size)
+        seconds = timed_test(model, args.device, count_real=args.real_flops)
         bgr = quantize(model.output[0], image['bits'])
         sr_h, sr_w = bgr.shape[:2]
         del model.output

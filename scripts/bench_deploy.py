@@ -37,16 +37,14 @@ def load_runner(label, path, scale, threads):
     """``fn(x)``: (1, 3, h, w) float32 array in [0, 1] -> (1, 3, h s, w s) float32 array, and a description.
 
     Raises:
-        ValueError: an unknown extension.
+        ValueError: an unknown extension, or an ONNX model of another scale.
     """
     ext = osp.splitext(path)[1].lower()
-    if ext == '.onnx':
+    if ext == '.onnx':  # the session as adaptsr-infer opens it (one input, the scale checked)
         import onnxruntime as ort
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        sess = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-        name = sess.get_inputs()[0].name
-        return (lambda x: sess.run(None, {name: x})[0]), f'onnxruntime {ort.__version__}'
+        from adaptsr.infer import OnnxModel
+        model = OnnxModel(path, threads, scale)
+        return (lambda x: model.session.run(None, {model.input_name: x})[0]), f'onnxruntime {ort.__version__}'
     if ext == '.tflite':
         from adaptsr.convert.tflite_export import TFLiteRunner
         runner = TFLiteRunner(path, threads)

@@ -30,8 +30,7 @@ import torch
 
 import adaptsr  # noqa: F401  (registrations)
 from adaptsr.utils.benchmark import (cuda_peak_mib, fresh_process_env, fresh_process_peak_mib, load_test_options,
-                                     model_quality, reference_options, summarise, timed)
-from adaptsr.ops.cost import real_flops_counting
+                                     model_quality, reference_options, summarise, timed_test)
 from adaptsr.utils.report import format_table, matched_cost_difference, plot_tradeoff, write_table
 from adaptsr.utils.atomic import atomic_write, refuse_existing
 
@@ -98,7 +97,7 @@ def report(row):
           f"RGB {row['psnr_rgb']:.4f} {row['gflops']:.2f} GFLOPs {row['sec_median']:.3f} s", flush=True)
 
 
-def run_configs(configs, images, device, warmup=1, repeats=1):
+def run_configs(configs, images, device, warmup=1, repeats=1, quality=None):
     """Per-image quality, cost and time of ``model.test()`` for every configuration, interleaved: each image runs
     through all configurations in turn, so a drift of the machine's speed during the run weighs on all of them alike.
     The timed runs do not count the real multiply-adds (``gflops_real``); an untimed run does, where the count is not
@@ -107,6 +106,8 @@ def run_configs(configs, images, device, warmup=1, repeats=1):
     Args:
         configs (list): ``(model, budget)`` pairs; ``budget`` (None: unchanged) is applied before each of its runs.
         repeats (int): each image is timed this many times per configuration, the fastest kept.
+        quality (callable, optional): ``fn(model, item) -> dict`` of quality metrics; default the options'
+            ``val.metrics`` (:func:`adaptsr.utils.benchmark.model_quality`).
 
     Returns:
         list[list[dict]]: per configuration, its per-image rows (name, seconds, quality, cost metrics).
@@ -124,12 +125,9 @@ def run_configs(configs, images, device, warmup=1, repeats=1):
     for item in images:
         for (model, budget), rows in zip(configs, per_config):
             prepare(model, budget, item)
-            with real_flops_counting(False):  # the real-cost counter slows a forward down: never timed
-                seconds = min(timed(model.test, device) for _ in range(max(1, repeats)))
-            if getattr(model, 'cost', {}).get('flops_real') is None:
-                model.test()  # counted (untimed): the multiply-adds that ran on this image
+            seconds = timed_test(model, device, repeats)
             row = {'name': item['name'], 'seconds': seconds}
-            row.update(model_quality(model))
+            row.update(quality(model, item) if quality else model_quality(model))
             row.update({k: v for k, v in model.cost_metric_values().items()})
             rows.append(row)
     return per_config

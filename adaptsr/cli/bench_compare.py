@@ -33,7 +33,7 @@ import yaml
 
 from adaptsr.options import expand_env
 from adaptsr.utils.atomic import atomic_write
-from adaptsr.utils.report import format_table, write_table
+from adaptsr.utils.report import format_table, save_figure, write_table
 
 SPEC_KEYS = {'scale', 'threads', 'repeats', 'memory', 'datasets', 'models'}
 DATASET_KEYS = {'lr', 'hr', 'max_images'}
@@ -120,29 +120,11 @@ def load_pairs(dspec, scale):
     return pairs
 
 
-def run_interleaved(models, pairs, scale, repeats=1):
-    """Per-image rows (name, seconds, psnr_y, ssim_y, psnr_rgb, gflops, gflops_real) of every model, the models
-    interleaved image by image; the timed runs do not count the real multiply-adds, an untimed run does."""
-    from adaptsr.ops.cost import real_flops_counting
-    from adaptsr.utils.benchmark import quality, timed
-    for model in models:  # warm-up
-        model.feed_data({'lq': pairs[0]['lq']})
-        model.test()
-    per_model = [[] for _ in models]
-    for item in pairs:
-        for model, rows in zip(models, per_model):
-            model.feed_data({'lq': item['lq']})
-            with real_flops_counting(False):
-                seconds = min(timed(model.test, 'cpu') for _ in range(max(1, repeats)))
-            cost = model.cost_metric_values() if model.val_opt.get('cost', True) else {}
-            if cost and not np.isfinite(cost.get('gflops_real', np.nan)):
-                model.test()  # counted, untimed
-                cost = model.cost_metric_values()
-            row = {'name': item['name'], 'seconds': seconds}
-            row.update(quality(model.output.clamp(0, 1), item['gt'], scale))
-            row.update({k: float(v) for k, v in cost.items()})
-            rows.append(row)
-    return per_model
+def pair_quality(scale):
+    """``fn(model, item)``: PSNR/SSIM on Y and RGB PSNR (crop_border = ``scale``) of the model's last output against
+    the item's HR, the same for every model (their ``val.metrics`` differ)."""
+    from adaptsr.utils.benchmark import quality
+    return lambda model, item: quality(model.output.clamp(0, 1), item['gt'], scale)
 
 
 def pareto_front(rows, x, y='psnr_y'):
@@ -200,15 +182,12 @@ def plot_compare(rows, path, title):
             ax.grid(True, which='both', alpha=0.3)
         axrow[0].legend(fontsize=7, loc='lower right')
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def main(args):
     """Run the comparison of ``args.compare`` and write ``args.json`` (+ ``.csv``, ``.png``)."""
+    from adaptsr.cli.bench import run_configs
     from adaptsr.cli.bench_sizes import run_infer
     from adaptsr.utils.benchmark import summarise
     spec = load_spec(args.compare)
@@ -237,7 +216,8 @@ def main(args):
         except (InferError, ValueError) as err:
             raise SystemExit(f'{args.compare}: datasets.{name}: {err}') from err
         print(f'{name}: {len(pairs)} images, {len(configs)} configurations, {threads} threads', flush=True)
-        per_model = run_interleaved(models, pairs, scale, repeats)
+        per_model = run_configs([(m, None) for m in models], pairs, 'cpu', repeats=repeats,
+                                quality=pair_quality(scale))
         for (label, budget, model_args), per in zip(configs, per_model):
             row = dict(dataset=name, model=label, budget=budget, **summarise(per))
             row.setdefault('gflops', float('nan'))

@@ -15,14 +15,21 @@ from adaptsr.data.data_util import IMG_EXTENSIONS
 CALIBRATION_METHODS = ('minmax', 'percentile', 'entropy')
 
 
-class _Calibrators(dict):
-    def __missing__(self, name):
-        from onnxruntime.quantization import CalibrationMethod
-        return {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
-                'entropy': CalibrationMethod.Entropy}[name]
+def _static_options(method, inputs, input_name):
+    """``quantize_static``'s calibration arguments for a ``method`` of :data:`CALIBRATION_METHODS` (the callers
+    check it): ``(data reader over inputs, CalibrationMethod, extra_options)``."""
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
 
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{input_name: x} for x in inputs])
 
-_CALIBRATORS = _Calibrators()
+        def get_next(self):
+            return next(self.items, None)
+
+    calibrator = {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
+                  'entropy': CalibrationMethod.Entropy}[method]
+    return Reader(), calibrator, ({'CalibPercentile': 99.999} if method == 'percentile' else {})
 
 
 def _photos(paths):
@@ -95,25 +102,16 @@ def quantize_onnx_int8(fp32_path, out_path, inputs, method='percentile', overwri
     """
     import onnx
     import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from adaptsr.utils.atomic import atomic_write
     if method not in CALIBRATION_METHODS:
         raise ValueError(f'calibration method must be one of {CALIBRATION_METHODS}, got {method!r}')
     if osp.exists(out_path) and not overwrite:
         raise FileExistsError(f'{out_path!r} exists; choose another name or pass --overwrite')
     name = ort.InferenceSession(fp32_path, providers=['CPUExecutionProvider']).get_inputs()[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{name: x} for x in inputs])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    calib = _CALIBRATORS[method]
-    extra = {'CalibPercentile': 99.999} if method == 'percentile' else {}
+    reader, calib, extra = _static_options(method, inputs, name)
     with atomic_write(out_path) as tmp:
-        quantize_static(fp32_path, tmp, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        quantize_static(fp32_path, tmp, reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=calib,
                         extra_options=extra)
     graph = onnx.load(out_path).graph
@@ -186,8 +184,7 @@ def quantize_pams_qdq(fp32_path, out_path, clips, inputs, int8_outputs=False, me
             conv has no Conv node in the ONNX model, or an unknown method.
     """
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, \
-        quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from adaptsr.utils.atomic import atomic_write
     if osp.exists(out_path) and not overwrite:
         raise FileExistsError(f'{out_path!r} exists; choose another name or pass --overwrite')
@@ -204,24 +201,16 @@ def quantize_pams_qdq(fp32_path, out_path, clips, inputs, int8_outputs=False, me
         nodes.append(node.name)
         overrides[node.input[0]] = [{'scale': np.array(alpha / 127, np.float32), 'zero_point': np.array(128, np.uint8)}]
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{name: x} for x in inputs])
-
-        def get_next(self):
-            return next(self.items, None)
-
     if method not in CALIBRATION_METHODS:
         raise ValueError(f'calibration method must be one of {CALIBRATION_METHODS}, got {method!r}')
-    extra = {'TensorQuantOverrides': overrides, 'WeightSymmetric': True, 'ActivationSymmetric': False}
-    if method == 'percentile':
-        extra['CalibPercentile'] = 99.999
+    reader, calib, extra = _static_options(method, inputs, name)
+    extra.update(TensorQuantOverrides=overrides, WeightSymmetric=True, ActivationSymmetric=False)
     if not int8_outputs:
         extra['OpTypesToExcludeOutputQuantization'] = ['Conv']
     with atomic_write(out_path) as tmp:
-        quantize_static(fp32_path, tmp, Reader(), quant_format=QuantFormat.QDQ, per_channel=False,
+        quantize_static(fp32_path, tmp, reader, quant_format=QuantFormat.QDQ, per_channel=False,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
-                        calibrate_method=_CALIBRATORS[method], extra_options=extra)
+                        calibrate_method=calib, extra_options=extra)
     return {'path': out_path, 'quantized_convs': len(nodes), 'int8_outputs': int8_outputs, 'method': method,
             'clips': dict(clips)}
 

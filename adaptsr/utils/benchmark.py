@@ -180,6 +180,28 @@ def timed(fn, device):
     return time.perf_counter() - t0
 
 
+def timed_test(model, device, repeats=1, count_real=True):
+    """Seconds of ``model.test()`` (the fastest of ``repeats`` runs) with the real-cost counter off, since counting
+    slows a forward down; then, when the model counts cost and its ``flops_real`` for this input is not known yet (a
+    plain network's is cached per input shape), one untimed run that counts it (:mod:`adaptsr.ops.cost`). The bench,
+    its comparison mode and ``adaptsr-infer`` time every forward through here.
+
+    Args:
+        model: a BasicSR model with data fed (or an exported model without cost). device: its device.
+        repeats (int): timed runs. count_real (bool): False: never the counted run.
+
+    Returns:
+        float: seconds.
+    """
+    from adaptsr.ops.cost import real_flops_counting
+    with real_flops_counting(False):
+        seconds = min(timed(model.test, device) for _ in range(max(1, repeats)))
+    if count_real and model.val_opt.get('cost', True) and getattr(model, 'cost', {}).get('flops_real') is None:
+        del model.output  # an 8K output is not held twice
+        model.test()
+    return seconds
+
+
 def model_quality(model):
     """The options' ``val.metrics`` of the model's last ``test()`` (``model.output`` vs ``model.gt``), computed as
     BasicSR's validation computes them (``calculate_metric`` on 8-bit images): the bench scores as ``test.py`` does.

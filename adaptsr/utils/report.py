@@ -87,9 +87,17 @@ def plot_tradeoff(rows, path, x='gflops', y='psnr', label='budget', group='datas
         ax.axis('off')
     if title:
         fig.suptitle(title)
+    return save_figure(fig, path, dpi=110)
+
+
+def save_figure(fig, path, dpi=110):
+    """Lay out a matplotlib figure, write it as a PNG atomically (the folder created) and close it; returns
+    ``path``."""
+    import matplotlib.pyplot as plt
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
     fig.tight_layout()
     with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     return path
 
