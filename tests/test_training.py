@@ -125,6 +125,45 @@ def test_gradients_reach_only_the_phase_modules(tmp_path, tiny_root):
     assert changed == {'light_sampler', 'classifier'}  # BN running stats of the frozen encoder are unchanged too
 
 
+def test_light_warmup_from_a_phase0_file_trains_only_the_light_sampler(tmp_path, tiny_root):
+    """A ``forward: light`` warm-up phase between phase 0 and phase 1, started with train.start_phase from a file
+    that holds only the encoder and heavy upsampler: the classifier (trained first by the later phase) may be missing
+    too; the warm-up's gradients reach only the light upsampler, its output is the dense light path, and its
+    validation runs every pixel light."""
+    from adaptsr.archs.pcsr_arch import PCSRNet
+    from adaptsr.data.pcsr_dataset import PCSRHRDataset
+    from basicsr.models import build_model
+    net_opt = {k: v for k, v in NET.items() if k != 'type'}
+    phase0 = {k: v for k, v in PCSRNet(**net_opt).state_dict().items() if k.startswith(('encoder', 'heavy_sampler'))}
+    torch.save({'params': phase0}, tmp_path / 'phase0.pth')
+    light = {'name': 'light', 'iters': 2, 'forward': 'light', 'trainable': ['light_sampler'], 'frozen_eval': True,
+             'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
+             'losses': {'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}}}
+    opt = train_options('light_warmup', str(tiny_root / 'hr'), phases=[PHASES[0], light, PHASES[1]])
+    opt.update(dist=False, rank=0, world_size=1, is_train=True, root_path=str(tmp_path))
+    opt['train']['start_phase'] = 'light'
+    opt['path'].update(pretrain_network_g=str(tmp_path / 'phase0.pth'), experiments_root=str(tmp_path),
+                       models=str(tmp_path), training_states=str(tmp_path), log=str(tmp_path),
+                       visualization=str(tmp_path))
+    opt['datasets']['train'].update(phase='train', scale=4)
+    model = build_model(opt)
+    net = model.net_g
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in phase0.items())
+    data = PCSRHRDataset(dict(opt['datasets']['train']))[0]
+    model.update_learning_rate(1)
+    model.feed_data({'lq': data['lq'][None], 'gt': data['gt'][None]})
+    model.optimize_parameters(1)
+    assert model.phase.name == 'light' and not net.encoder.training and not net.heavy_sampler.training
+    for name, p in net.named_parameters():
+        assert (p.grad is not None and p.grad.abs().sum() > 0) == name.startswith('light_sampler'), name
+    with torch.no_grad():
+        dense_light = net(data['lq'][None], mode='light')
+        sr, cost = net.infer(data['lq'][None], **model.inference_kwargs(data['lq'][None]))
+    assert cost['heavy_px'] == 0 and torch.allclose(sr, dense_light, atol=1e-5)
+    with pytest.raises(ValueError, match="'heavy', 'light' or 'mix'"):
+        net(data['lq'][None], mode='lite')
+
+
 def _final_params(root, name):
     return torch.load(root / 'experiments' / name / 'models' / 'net_g_latest.pth', weights_only=True)['params']
 
@@ -310,8 +349,8 @@ def test_a_training_yaml_runs_under_plain_basicsr_train_pipeline(tiny_root, tmp_
 def test_phase1_from_the_phase0_part_of_the_official_file(tmp_path, weights):
     """PCSR phase 1 from any file: --keep encoder,heavy_sampler of the official phase-1 file is a phase-0 checkpoint;
     with train.start_phase: classifier it loads (encoder/heavy equal the file's, light/classifier newly initialised
-    and named in the log), while a full strict load of it, or start_phase at the phase that trains the encoder,
-    fails naming the missing keys."""
+    and named in the log); a full strict load of it, or a file that also lacks a key no phase from start_phase on
+    trains for the first time, fails naming the missing keys."""
     from basicsr.models import build_model
     official = require(osp.join(weights, 'PCSR/carn-pcsr-phase1/iter_last.pth'))
     phase0 = tmp_path / 'phase0.pth'
@@ -353,8 +392,13 @@ def test_phase1_from_the_phase0_part_of_the_official_file(tmp_path, weights):
     assert model.phase.name == 'classifier'
     with pytest.raises(RuntimeError, match=r'missing keys \(14\).*classifier.imnet'):
         build(None)
-    with pytest.raises(RuntimeError, match=r'missing keys \(14\)'):
-        build('heavy')
+    # from phase 0 on, the light upsampler and classifier keep their initialisation until phase 1 trains them
+    assert build('heavy').phase.name == 'heavy'
+    # a key that no phase from start_phase on trains for the first time is still an error
+    first = sorted(sd0)[0]
+    torch.save({'params': {k: v for k, v in sd0.items() if k != first}}, phase0)
+    with pytest.raises(RuntimeError, match=rf'missing keys \(1\).*{re.escape(first)}'):
+        build('classifier')
 
 
 @pytest.mark.slow

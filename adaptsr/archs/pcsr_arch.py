@@ -230,6 +230,7 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         ``forward(lq, mode)`` with lq (N, 3, h, w) in [0, 1]:
         ``'infer'`` -> SR (N, 3, h*s, w*s) (:meth:`infer` also returns its cost);
         ``'heavy'`` -> dense all-heavy SR (phase 0);
+        ``'light'`` -> dense all-light SR (an optional warm-up of the light upsampler before phase 1);
         ``'mix'`` -> (SR, p_heavy (N, 1, h*s, w*s)) soft mixture (phase 1).
     """
 
@@ -319,6 +320,11 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         """Dense all-heavy SR (N, 3, H, W) (phase 0, and the 'full model' of PCSR)."""
         x, rows, nhw = self._prepare(lq)
         return self._finish(self._dense(self.heavy_sampler, rows).reshape(-1, 3), x, nhw)
+
+    def forward_light(self, lq):
+        """Dense all-light SR (N, 3, H, W): the light upsampler on every HR pixel (a warm-up before phase 1)."""
+        x, rows, nhw = self._prepare(lq)
+        return self._finish(self._dense(self.light_sampler, rows).reshape(-1, 3), x, nhw)
 
     def forward_mix(self, lq):
         """Phase-1 soft mixture ``p0 * light + p1 * heavy``; returns (SR (N, 3, H, W), p_heavy (N, 1, H, W))."""
@@ -412,9 +418,11 @@ class PCSRNet(MeanShiftMixin, nn.Module):
             return self.infer(lq)[0]
         if mode == 'heavy':
             return self.forward_heavy(lq)
+        if mode == 'light':
+            return self.forward_light(lq)
         if mode == 'mix':
             return self.forward_mix(lq)
-        raise ValueError(f"PCSRNet.forward: mode must be 'infer', 'heavy' or 'mix', got {mode!r}")
+        raise ValueError(f"PCSRNet.forward: mode must be 'infer', 'heavy', 'light' or 'mix', got {mode!r}")
 
     def forward_reference(self, lq, sampler='heavy'):
         """Literal paper-form query of one sampler on every HR pixel (tests only): SR (N, 3, H, W)."""

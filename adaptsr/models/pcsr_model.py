@@ -4,6 +4,8 @@ Source: Jeong et al., "Accelerating Image Super-Resolution Networks with Pixel-L
 (the method section: two upsamplers, the pixel classifier, the average-cost loss, two-phase training and the k / ADM
 inference rules); official code github.com/3587jjh/PCSR.
 """
+import math
+
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from adaptsr.losses.pcsr_loss import PCSRAverageCostLoss
@@ -18,15 +20,16 @@ register_crop_mode('pcsr', 32, 28)
 class PCSRModel(AdaptiveSRModel):
     """Trains and tests :class:`~adaptsr.archs.pcsr_arch.PCSRNet`.
 
-    Phase options (``train.phases[i]``): ``forward: heavy`` (phase 0: dense heavy path, L1) or ``forward: mix``
-    (phase 1: soft mixture ``p0 * light + p1 * heavy``; losses may include ``PCSRAverageCostLoss``, which gets the
-    heavy probabilities). Phase 1 freezes ``encoder`` and ``heavy_sampler`` and keeps them in eval
+    Phase options (``train.phases[i]``): ``forward: heavy`` (phase 0: dense heavy path, L1), ``forward: light``
+    (dense light path: a warm-up of a freshly initialised light upsampler before phase 1; not in the paper) or
+    ``forward: mix`` (phase 1: soft mixture ``p0 * light + p1 * heavy``; losses may include ``PCSRAverageCostLoss``,
+    which gets the heavy probabilities). Phase 1 freezes ``encoder`` and ``heavy_sampler`` and keeps them in eval
     (``frozen_eval: true``) as the paper does.
 
     Test options (``val``): ``k`` (float, default 0), ``adaptive`` (bool, ADM 2-means instead of k), ``refine``
     (bool, default true) and ``budget_sweep`` (list of k values and/or ``adaptive``). During training, a phase with
-    ``forward: heavy`` validates the dense heavy path. Metrics add ``heavy_ratio`` (fraction of HR pixels that took
-    the heavy upsampler).
+    ``forward: heavy`` validates the dense heavy path, one with ``forward: light`` the dense light path. Metrics add
+    ``heavy_ratio`` (fraction of HR pixels that took the heavy upsampler).
     """
 
     val_options = {'k': 0.0, 'adaptive': False, 'refine': True}
@@ -39,13 +42,13 @@ class PCSRModel(AdaptiveSRModel):
 
     def forward_train(self):
         mode = self.forward_mode()
-        if mode == 'heavy':
-            self.output = self.net_g(self.lq, mode='heavy')
+        if mode in ('heavy', 'light'):
+            self.output = self.net_g(self.lq, mode=mode)
             return {}
         if mode == 'mix':
             self.output, p_heavy = self.net_g(self.lq, mode='mix')
             return {'p_heavy': p_heavy, 'log': {'p_heavy': p_heavy.mean().detach()}}
-        raise ValueError(f"train.phases[{self.phase.index}].forward must be 'heavy' or 'mix', got {mode!r}")
+        raise ValueError(f"train.phases[{self.phase.index}].forward must be 'heavy', 'light' or 'mix', got {mode!r}")
 
     def loss_inputs(self, key, loss_fn, extras):
         if isinstance(loss_fn, PCSRAverageCostLoss):
@@ -69,6 +72,8 @@ class PCSRModel(AdaptiveSRModel):
     def inference_kwargs(self, lq):
         if self.opt['is_train'] and self.forward_mode() == 'heavy':
             return {'heavy_only': True}
+        if self.opt['is_train'] and self.forward_mode() == 'light':
+            return {'k': math.inf, 'adaptive': False, 'refine': False}  # heavy iff l1 - l0 > inf: every pixel light
         return {'k': float(self.val_opt['k']), 'adaptive': bool(self.val_opt['adaptive']),
                 'refine': bool(self.val_opt['refine'])}
 

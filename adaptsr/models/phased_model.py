@@ -87,9 +87,10 @@ class PhasedSRModel(SRModel):
                   may_be_missing=self.keys_new_at_start(net))
 
     def keys_new_at_start(self, net):
-        """State_dict keys that ``train.start_phase`` trains for the first time: the phase trains them and no earlier
-        phase did. A checkpoint of the earlier phases (e.g. PCSR's phase 0: encoder + heavy upsampler) does not hold
-        them, so they may be missing from ``path.pretrain_network_g`` and keep their initialisation."""
+        """State_dict keys that the phases from ``train.start_phase`` on train for the first time: one of them trains
+        them and no earlier phase did. A checkpoint of the earlier phases (e.g. PCSR's phase 0: encoder + heavy
+        upsampler) does not hold them, so they may be missing from ``path.pretrain_network_g`` and keep their
+        initialisation."""
         train_opt = self.opt.get('train') or {}
         if not self.opt.get('is_train') or not train_opt.get('phases') or train_opt.get('start_phase') is None:
             return ()
@@ -97,7 +98,7 @@ class PhasedSRModel(SRModel):
         first = schedule.phases[0]
         earlier = [Phase(i, p, 0) for i, p in enumerate(train_opt['phases'][:first.index])]
         return tuple(k for k in self.get_bare_model(net).state_dict()
-                     if first.is_trainable(k) and not any(p.is_trainable(k) for p in earlier))
+                     if any(p.is_trainable(k) for p in schedule.phases) and not any(p.is_trainable(k) for p in earlier))
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         if optim_type not in _OPTIMIZERS:
