@@ -162,20 +162,30 @@ def find_hr(hr_dir, stem, scale):
     raise InferError(f'--hr {hr_dir}: no ground truth for {stem} (tried {", ".join(n + ".*" for n in names)})')
 
 
-def quality(sr_u8, hr_path, lr_shape, scale):
-    """PSNR/SSIM (Y, crop_border = scale) of an 8-bit SR image against the HR file, as ``test.py`` computes them. An
-    HR image up to ``scale - 1`` pixels larger than ``scale`` x the LR (an LR made from it without a mod-crop) is
-    cropped top-left to ``scale`` x the LR, as BasicSR's paired datasets do.
+def read_hr(hr_path, lr_shape, scale):
+    """The HR image of an LR input: RGB (H, W, 3) float32 in [0, 1] with H, W = ``scale`` x ``lr_shape`` (h, w). An
+    HR image up to ``scale - 1`` pixels larger (an LR made from it without a mod-crop) is cropped top-left, as
+    BasicSR's paired datasets do.
 
     Raises:
-        InferError: the HR size does not match ``scale`` x the LR size so (the files are named).
+        InferError: the HR size does not match ``scale`` x the LR size (the file is named).
+    """
+    rgb = read_image(hr_path)['rgb']
+    h, w = rgb.shape[:2]
+    if (h // scale, w // scale) != tuple(lr_shape):
+        raise InferError(f'HR {hr_path}: {w}x{h} is not x{scale} of the {lr_shape[1]}x{lr_shape[0]} input')
+    return rgb[:lr_shape[0] * scale, :lr_shape[1] * scale]
+
+
+def quality(sr_u8, hr_path, lr_shape, scale):
+    """PSNR/SSIM (Y, crop_border = scale) of an 8-bit SR image against the HR file (:func:`read_hr`), as ``test.py``
+    computes them.
+
+    Raises:
+        InferError: the HR size does not match ``scale`` x the LR size (the file is named).
     """
     from basicsr.metrics import calculate_psnr, calculate_ssim
-    hr = read_image(hr_path)
-    h, w = hr['rgb'].shape[:2]
-    if (h // scale, w // scale) != tuple(lr_shape):
-        raise InferError(f'--hr {hr_path}: {w}x{h} is not x{scale} of the {lr_shape[1]}x{lr_shape[0]} input')
-    rgb = hr['rgb'][:lr_shape[0] * scale, :lr_shape[1] * scale]
+    rgb = read_hr(hr_path, lr_shape, scale)
     hr_u8 = (np.clip(rgb[:, :, ::-1], 0, 1) * 255).round().astype(np.uint8)
     psnr = calculate_psnr(sr_u8, hr_u8, crop_border=scale, test_y_channel=True)
     ssim = calculate_ssim(sr_u8, hr_u8, crop_border=scale, test_y_channel=True) if min(sr_u8.shape[:2]) > \

@@ -100,9 +100,10 @@ def load_pairs(dspec, scale):
     the HR cropped top-left to ``scale`` x the LR (BasicSR's mod-crop).
 
     Raises:
-        ValueError: no LR image, or an HR of another size.
+        ValueError: no LR image.
+        adaptsr.infer.InferError: no HR image of that name, or an HR of another size (the file is named).
     """
-    from adaptsr.infer import find_hr, list_inputs, read_image
+    from adaptsr.infer import find_hr, list_inputs, read_hr, read_image
     files = list_inputs([dspec['lr']])[:dspec.get('max_images')]
     if not files:
         raise ValueError(f'{dspec["lr"]}: no LR image')
@@ -110,11 +111,7 @@ def load_pairs(dspec, scale):
     for path in files:
         stem = osp.splitext(osp.basename(path))[0]
         lr = read_image(path)['rgb']
-        hr = read_image(find_hr(dspec['hr'], stem, scale))['rgb']
-        h, w = lr.shape[:2]
-        if (hr.shape[0] // scale, hr.shape[1] // scale) != (h, w):
-            raise ValueError(f'{dspec["hr"]}: the HR of {stem} is not x{scale} of its {w}x{h} LR')
-        hr = hr[:h * scale, :w * scale]
+        hr = read_hr(find_hr(dspec['hr'], stem, scale), lr.shape[:2], scale)
         to_t = (lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].float())
         pairs.append({'name': stem, 'lr_path': path, 'lq': to_t(lr), 'gt': to_t(hr)})
     return pairs
