@@ -23,6 +23,7 @@ sizes than the traced one (64x64 and an odd 37x53, batch 2); the TFLite export f
 --model x.onnx|x.tflite`` runs any of these models on images (seconds, PSNR with ``--hr``).
 """
 import argparse
+import contextlib
 import os
 import os.path as osp
 import sys
@@ -75,17 +76,13 @@ def main(argv=None):
     for out in (args.output, args.int8):
         if out and osp.exists(out) and not args.overwrite:
             parser.error(f'{out} exists; choose another name or pass --overwrite')
-    try:
+    with _errors_exit():
         sd = checkpoint_state_dict(load_checkpoint(args.input), args.input, args.param_key)
         check_finite(sd, args.input)  # a diverged training's weights are refused, not exported
-    except ValueError as err:
-        sys.exit(f'export_onnx: {err}')
     if any('.bitsel.' in k for k in sd):
         return _export_pams(args, sd, fmt)
-    try:  # not an exportable arch, or another scale: the message names the file
+    with _errors_exit():  # not an exportable arch, or another scale: the message names the file
         net = build_from_state_dict(sd, args.scale, args.input)
-    except ValueError as err:
-        sys.exit(f'export: {err}')
     if not isinstance(net, PLAIN_ARCHS):  # deploy the ET form: plain conv + activation, clamp embedded
         net, info = et_convert(net)
         print(f'converted {info["source_arch"]} -> ETDSPlain: max |difference| x 255 = {info["max_diff_255"]:.3g}')
@@ -97,13 +94,21 @@ def main(argv=None):
     if args.int8:
         from adaptsr.convert.onnx_quant import quantize_onnx_int8
         inputs = _calibration(args, args.calib_patch)
-        try:
+        with _errors_exit():
             q = quantize_onnx_int8(args.output, args.int8, inputs, args.calib_method, overwrite=args.overwrite)
-        except (ValueError, FileExistsError) as err:
-            sys.exit(f'export_onnx: {err}')
         print(f'{res["path"]} -> {q["path"]}: INT8 QDQ ({q["quantized_convs"]} convs; weights int8 per channel, '
               f'activations uint8, {q["method"]} calibration on {q["calibration_inputs"]} LR patches of '
               f'{args.calib or "scikit-image photographs"})')
+
+
+@contextlib.contextmanager
+def _errors_exit(*more):
+    """Bad input (ValueError), an existing output (FileExistsError) and ``more`` end the command with their one-line
+    message (it names the file), not a traceback."""
+    try:
+        yield
+    except (ValueError, FileExistsError) + more as err:
+        sys.exit(f'export: {err}')
 
 
 def _print_onnx(args, net, res):
@@ -114,28 +119,22 @@ def _print_onnx(args, net, res):
 
 def _calibration(args, patch):
     from adaptsr.convert.onnx_quant import calibration_inputs
-    try:
+    with _errors_exit():
         return calibration_inputs(args.calib, args.scale, patch=patch, stride=max(1, patch * 3 // 4),
                                   downscale=not args.calib_lr)
-    except ValueError as err:
-        sys.exit(f'export: {err}')
 
 
 def _export_tflite(args, net):
     from adaptsr.convert.tflite_export import export_tflite, quantize_tflite_int8
-    try:
+    with _errors_exit(RuntimeError, ImportError):  # litert-torch missing, or a conversion it refuses
         res = export_tflite(net, args.output, args.input_size, overwrite=args.overwrite)
-    except (FileExistsError, RuntimeError, ImportError) as err:
-        sys.exit(f'export: {err}')
     print(f'{args.input} -> {res["path"]} ({type(net).__name__}, TFLite fp32, input 1x3x{res["input_size"]}x'
           f'{res["input_size"]}, x{res["scale"]}): TFLite vs PyTorch max |difference| = {res["max_abs_diff"]:.3g} '
           '(limit 1e-4)')
     if args.int8:
         inputs = _calibration(args, args.calib_patch)
-        try:
+        with _errors_exit():
             q = quantize_tflite_int8(net, args.int8, inputs, args.input_size, overwrite=args.overwrite)
-        except (FileExistsError, ValueError) as err:
-            sys.exit(f'export: {err}')
         print(f'{res["path"]} -> {q["path"]}: TFLite full-integer INT8 (weights int8 per channel, activations int8, '
               f'input/output int8 at scale {q["input_quantization"][0]:.6g} zero point {q["input_quantization"][1]}; '
               f'calibrated on {q["calibration_inputs"]} LR patches of {args.calib or "scikit-image photographs"})')
@@ -145,10 +144,8 @@ def _export_pams(args, sd, fmt):
     from adaptsr.convert.onnx_quant import pams_backbone, quantize_pams_qdq
     if fmt != '.onnx':
         sys.exit(f'export: {args.input} is a PAMS/CADyQ/CABM checkpoint; it exports to ONNX only (--output x.onnx)')
-    try:
+    with _errors_exit():
         net, clips = pams_backbone(sd, args.scale, args.input)
-    except ValueError as err:
-        sys.exit(f'export: {err}')
     found = getattr(net, 'upscale', None) or getattr(net, 'scale', None)
     if found and int(found) != args.scale:
         sys.exit(f'export: {args.input} upscales x{found}, not x{args.scale} (--scale)')
@@ -157,11 +154,9 @@ def _export_pams(args, sd, fmt):
     _print_onnx(args, net, res)
     if args.int8:
         inputs = _calibration(args, args.calib_patch)
-        try:
+        with _errors_exit():
             q = quantize_pams_qdq(args.output, args.int8, clips, inputs, int8_outputs=args.pams_int8_outputs,
                                   method=args.calib_method, overwrite=args.overwrite)
-        except (ValueError, FileExistsError) as err:
-            sys.exit(f'export: {err}')
         alphas = ', '.join(f'{k} {a:.4g}' for k, (_, a) in clips.items())
         print(f'{res["path"]} -> {q["path"]}: PAMS w8a8 QDQ ({q["quantized_convs"]} convs; weights int8 per tensor '
               f'(max-abs), inputs uint8 on the learned clips [{alphas}]; outputs '
