@@ -364,3 +364,42 @@ def test_demo_training_then_threshold_sweep_trades_psnr_for_flops(tmp_path, demo
     assert r1 == 1.0 and p1 > b + 0.5, rows
     assert r1 > r99 >= r96 >= r6 and r6 < 0.8, rows  # FLOPs fall with the threshold ...
     assert p1 > p99 > p6, rows                        # ... and PSNR with them
+
+
+def test_exit_oracle_bounds_the_exit_decisions_on_set5(tmp_path):
+    """scripts/ape_exit_oracle.py on the released ECBSR as an APE network (separate tails, all the released tail):
+    its full-depth PSNR is the released network's on the same 48-pixel tiles, the FLOPs saving grows with the
+    multiplier up to every tile at exit 0, and the headline point keeps its PSNR budget."""
+    import json
+    from adaptsr.archs.ecbsr_arch import ECBSRPlain
+    from adaptsr.ops.tiling import tiled_forward
+    from adaptsr.utils.benchmark import quality
+    from conftest import run_script
+    sd = ecbsr_sd()
+    ape = APEECBSR(upscale=4, num_block=6, num_feat=40, exit_tails='separate').eval()
+    ape.load_state_dict(ape.adapt_state_dict(sd), strict=False)
+    torch.save({'params': ape.state_dict()}, tmp_path / 'ape.pth')
+    lr_dir, hr_dir = require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X4')), require(osp.join(BENCHMARK, 'Set5/HR'))
+    report = tmp_path / 'oracle.json'
+    proc = run_script(['scripts/ape_exit_oracle.py', '--model', str(tmp_path / 'ape.pth'), '--lr', lr_dir, '--hr',
+                       hr_dir, '--scale', '4', '--max-images', '2', '--threads', '1', '--json', str(report)])
+    result = json.loads(report.read_text())
+    assert 'oracle: at most' in proc.stdout and result['images'] == 2
+    plain = ECBSRPlain(upscale=4, num_block=6, num_feat=40).eval()
+    plain.load_state_dict(sd, strict=True)
+    psnr = []
+    for name in sorted(n for n in __import__('os').listdir(hr_dir))[:2]:  # load_pairs' order: sorted LR names
+        stem = osp.splitext(name)[0]
+        lq = read_rgb(osp.join(lr_dir, f'{stem}x4.png'))
+        gt = read_rgb(osp.join(hr_dir, name))[..., :lq.shape[-2] * 4, :lq.shape[-1] * 4]
+        with torch.no_grad():
+            sr = tiled_forward(plain, lq, 4, 48, 2, tile_batch=500)
+        psnr.append(quality(sr.clamp(0, 1), gt, 4)['psnr_y'])
+    assert abs(result['full_psnr_y'] - sum(psnr) / 2) < 1e-6
+    savings = [p['saving'] for p in result['points']]
+    assert all(b >= a - 1e-9 for a, b in zip(savings, savings[1:]))
+    last = result['points'][-1]
+    assert last['exit_share'][0] == 1.0 and savings[0] == 0.0
+    table = ape.exit_flops_table(48)
+    assert last['saving'] == pytest.approx(1 - table[0] / table[-1], abs=0.02)  # border tiles are smaller
+    assert result['best']['psnr_y'] >= result['full_psnr_y'] - 0.15
