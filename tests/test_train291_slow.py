@@ -101,24 +101,29 @@ def test_pcsr_phase1_from_the_official_phase0_part(tmp_path, data_root):
 
 
 def test_cabm_recipe_on_a_part_of_the_291_set(tmp_path, data_root):
-    """The CABM ECBSR M6C40 recipe shortened (PAMS 300, CADyQ 200, CABM 100 iterations), then the bench on 3
-    Urban100 images. Direction of the full run: PAMS w8a8 stays near the full-precision network, the table lowers the
-    average bits below 8, lowering the calibration lowers them further, and CABM stays near PAMS."""
-    def edit(opt):
-        for phase, iters in zip(opt['train']['phases'], (300, 200, 100)):
-            phase['iters'] = iters
-        opt['train']['total_iter'] = 600
+    """The CABM ECBSR M6C40 recipe's two steps shortened (PAMS 300 iterations; then from its files CADyQ 200 and CABM
+    100), then the bench on 3 Urban100 images. Direction of the full run: PAMS w8a8 stays near the full-precision
+    network, the table lowers the average bits below 8, lowering the calibration lowers them further, and CABM stays
+    near PAMS."""
+    def edit(opt, iters):
+        for phase in opt['train']['phases']:
+            phase['iters'] = iters.get(phase['name'], phase['iters'])
+        opt['train']['total_iter'] = sum(iters.values())
         opt['train']['cabm']['iters_per_epoch'] = 20
-        opt['val']['val_freq'] = 600
-        opt['logger']['save_checkpoint_freq'] = 600
+        opt['val']['val_freq'] = sum(iters.values())
+        opt['logger']['save_checkpoint_freq'] = sum(iters.values())
         opt['datasets']['train']['batch_size_per_gpu'] = 8
 
-    exp = train_291(tmp_path, data_root, 'cabm_ecbsr_m6c40_x4_291.yml', edit)
+    step1 = train_291(tmp_path, data_root, 'cabm_ecbsr_m6c40_x4_291_pams.yml', lambda opt: edit(opt, {'pams': 300}))
+    assert {'net_g_latest.pth', 'net_t_pams.pth'} <= set(os.listdir(step1 / 'models'))
+    # step 2 reads step 1's files at the shipped relative paths (experiments/..._pams/models/ under the same folder)
+    exp = train_291(tmp_path, data_root, 'cabm_ecbsr_m6c40_x4_291.yml',
+                    lambda opt: edit(opt, {'cadyq': 200, 'cabm': 100}))
     models = exp / 'models'
     rows = bench(tmp_path, 'cabm_ecbsr_m6c40_x4_291_bench.yml', models / 'net_g_latest.pth', '--max_images', '3',
                  '--datasets', 'Urban100', '--budgets', '100,6.6',
                  force=(f'path:cabm_lut={models / "cabm_lut.json"}',
-                        f'network_refs:pams_w8a8:pretrain={models / "net_t_pams.pth"}',
+                        f'network_refs:pams_w8a8:pretrain={step1 / "models" / "net_t_pams.pth"}',
                         f'network_refs:cadyq:pretrain={models / "net_g_cadyq.pth"}'))
     by = {(r['config'], r['budget']): r for r in rows}
     fp, pams, cadyq = by[('fp', '-')], by[('pams_w8a8', '-')], by[('cadyq', '-')]
