@@ -219,6 +219,20 @@ def test_ic_targets_are_detached_and_follow_the_psnr_gains():
     assert abs(float(loss_rem) - float((remaining[0] ** 2).mean() + 1)) < 1e-5
     with pytest.raises(ValueError, match="target must be one of"):
         APEICLoss(target='gain')
+    # remaining_mse: the absolute squared error the last exit still removes; a flat patch whose small error is halved
+    # (3 dB) keeps a higher target (leaves sooner) than a textured one that gains 1 dB on a large error
+    by_mse = ic_targets(outs, hr, shave=10, target='remaining_mse', mse_scale=1000)
+    m0, m1 = [((o.detach() - hr)[..., 10:-10, 10:-10] ** 2).flatten(1).mean(1) for o in outs]
+    assert torch.allclose(by_mse[0], 1 - torch.tanh(1000 * (m0 - m1).clamp_min(0))) and torch.equal(by_mse[1],
+                                                                                                      torch.ones(2))
+    flat = [hr + 0.004 * torch.randn_like(hr), hr + 0.004 / 2 ** 0.5 * torch.randn_like(hr)]
+    textured = [hr + 0.05 * torch.randn_like(hr), hr + 0.05 * 10 ** -0.05 * torch.randn_like(hr)]
+    assert float(ic_targets(flat, hr, 10, target='remaining')[0].mean()) < \
+        float(ic_targets(textured, hr, 10, target='remaining')[0].mean())  # by dB the flat patch has more to gain
+    assert float(ic_targets(flat, hr, 10, target='remaining_mse')[0].mean()) > \
+        float(ic_targets(textured, hr, 10, target='remaining_mse')[0].mean())
+    with pytest.raises(ValueError, match='mse_scale must be > 0'):
+        APEICLoss(target='remaining_mse', mse_scale=0)
     mse = ((outs[0].detach() - hr)[..., 10:-10, 10:-10] ** 2).mean()
     assert abs(float(p0.mean()) - float(-10 * torch.log10(mse))) < 0.05
 

@@ -27,16 +27,19 @@ def per_sample_psnr(sr, hr, shave=0):
 
 
 #: the IC regression targets :func:`ic_targets` knows
-IC_TARGETS = ('incremental', 'remaining')
+IC_TARGETS = ('incremental', 'remaining', 'remaining_mse')
 
 
-def ic_targets(outs, hr, shave, psnr0=None, target='incremental'):
+def ic_targets(outs, hr, shave, psnr0=None, target='incremental', mse_scale=1000.0):
     """Incremental-capacity targets per exit, detached.
 
     ``incremental`` (the paper): ``1 - tanh(PSNR_i - PSNR_{i-1})``, the gain of exit ``i`` over the one before;
     a patch leaves where the last step gained little. ``remaining`` (an adaptsr variant): ``1 - tanh(max(PSNR_last -
     PSNR_i, 0))``, what the deeper exits would still add; a patch leaves where little is left to gain, which stays
     right when the gains along the depth are not decreasing (a small step followed by large ones).
+    ``remaining_mse`` (an adaptsr variant): ``1 - tanh(mse_scale * max(MSE_i - MSE_last, 0))``, the squared error the
+    deeper exits would still remove, in absolute terms: an image's PSNR depends on the sum of its tiles' errors, so
+    a flat tile whose small error the last exit halves (3 dB) matters less than a textured tile that gains 0.5 dB.
 
     Args:
         outs (list[Tensor]): SR per exit, each (N, 3, H, W) in [0, 1].
@@ -44,7 +47,9 @@ def ic_targets(outs, hr, shave, psnr0=None, target='incremental'):
         shave (int): PSNR border.
         psnr0 (Tensor, optional): (N,) PSNR before the first exit (``incremental`` only); ``None`` = 0 dB (the
             paper's code: exit 0's target is then about 0, so nothing exits there).
-        target (str): ``'incremental'`` or ``'remaining'``.
+        target (str): ``'incremental'``, ``'remaining'`` or ``'remaining_mse'``.
+        mse_scale (float): ``remaining_mse`` only: 1 / the MSE (pixels in [0, 1]) at which the target is
+            ``1 - tanh(1) = 0.24``; 1000 puts it at 1e-3 (RMSE 8 grey levels).
 
     Returns:
         list[Tensor]: (N,) targets in [0, 1] (``incremental`` can exceed 1 where an exit is worse than the one
@@ -56,6 +61,10 @@ def ic_targets(outs, hr, shave, psnr0=None, target='incremental'):
     if target not in IC_TARGETS:
         raise ValueError(f'APE IC target must be one of {IC_TARGETS}, got {target!r}')
     with torch.no_grad():
+        if target == 'remaining_mse':
+            crop = (lambda t: t[..., shave:-shave, shave:-shave]) if shave else (lambda t: t)
+            mses = [(crop(out.detach()) - crop(hr)).pow(2).flatten(1).mean(1) for out in outs]
+            return [1 - torch.tanh(mse_scale * (m - mses[-1]).clamp_min(0)) for m in mses]
         psnrs = [per_sample_psnr(out.detach(), hr, shave) for out in outs]
         if target == 'remaining':
             return [1 - torch.tanh((psnrs[-1] - p).clamp_min(0)) for p in psnrs]
@@ -104,7 +113,8 @@ class APEICLoss(nn.Module):
 
     Args:
         loss_weight (float): 1 (the paper's balance against :class:`APEExitL1Loss` with weight 255).
-        target (str): ``'incremental'`` (the paper) or ``'remaining'``, see :func:`ic_targets`.
+        target (str): ``'incremental'`` (the paper), ``'remaining'`` or ``'remaining_mse'``, see :func:`ic_targets`.
+        mse_scale (float): ``remaining_mse``'s scale, see :func:`ic_targets`.
 
     Forward args: ``ics`` (list of (N, 1) in (-1, 1)), ``outs`` (list of SR), ``hr``, ``shave`` (int), ``psnr0``
     ((N,) or None), see :func:`ic_targets`.
@@ -113,15 +123,18 @@ class APEICLoss(nn.Module):
         ValueError: an unknown ``target``; (in forward) as many IC predictions as exit outputs expected.
     """
 
-    def __init__(self, loss_weight=1.0, target='incremental'):
+    def __init__(self, loss_weight=1.0, target='incremental', mse_scale=1000.0):
         super().__init__()
         self.loss_weight = float(loss_weight)
         if target not in IC_TARGETS:
             raise ValueError(f'APEICLoss: target must be one of {IC_TARGETS}, got {target!r}')
+        if not float(mse_scale) > 0:
+            raise ValueError(f'APEICLoss: mse_scale must be > 0, got {mse_scale!r}')
         self.target = target
+        self.mse_scale = float(mse_scale)
 
     def forward(self, ics, outs, hr, shave, psnr0=None):
         if len(ics) != len(outs):
             raise ValueError(f'APEICLoss: {len(ics)} IC predictions for {len(outs)} exit outputs')
-        targets = ic_targets(outs, hr, shave, psnr0, self.target)
+        targets = ic_targets(outs, hr, shave, psnr0, self.target, self.mse_scale)
         return self.loss_weight * sum(((ic.view(-1) - t) ** 2).mean() for ic, t in zip(ics, targets))
