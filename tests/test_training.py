@@ -412,7 +412,7 @@ def test_kill_resume_loop_ends_with_the_uninterrupted_files(demo_data, tmp_path)
     try:
         run_script(['scripts/kill_resume_loop.py', '-opt', 'options/train/cabm_edsr_baseline_x4_demo.yml',
                     '--kills', '6', '--min_delay', '4', '--json', str(report), '--set', f'name={name}',
-                    'network_g.num_feat=16', 'network_g.num_block=2', 'train.phases.*.iters=6',
+                    'network_g.num_feat=16', 'network_g.num_block=2', 'train.phases.*.iters=12',
                     'logger.save_checkpoint_freq=2', 'datasets.train.batch_size_per_gpu=2',
                     'train.cabm.iters_per_epoch=4', 'train.cabm.alpha_init_iters=2',
                     f'datasets.train.dataroot_gt={demo}/train_HR_sub128.lmdb',
