@@ -32,8 +32,7 @@ from adaptsr.cli.bench_compare import load_pairs  # noqa: E402
 from adaptsr.convert.registry import build_detected, recognise_checkpoint  # noqa: E402
 from adaptsr.ops.tiling import tiled_forward  # noqa: E402
 from adaptsr.utils.benchmark import quality  # noqa: E402
-
-Y_WEIGHTS = torch.tensor([65.481, 128.553, 24.966]).view(1, 3, 1, 1) / 255.0  # BasicSR's rgb2ycbcr (Y, no offset)
+from basicsr.utils.color_util import rgb2ycbcr_pt  # noqa: E402
 
 
 def exit_forward(net, exit_of):
@@ -69,7 +68,7 @@ def run(net, lq, scale, tile, overlap, batch, exit_of):
 
 
 def y_of(img):
-    return (img.clamp(0, 1) * Y_WEIGHTS).sum(1)[0]  # (H, W); the constant offset cancels in the error
+    return rgb2ycbcr_pt(img.clamp(0, 1), y_only=True)[0, 0]  # (H, W), BasicSR's Y (the offset cancels in errors)
 
 
 def main(argv=None):
