@@ -31,7 +31,8 @@ attributes replaced:
 * ``basicsr.train.parse_options`` and ``basicsr.test.parse_options`` (the same wrapper; each pipeline module
   imported the function by name): environment variables in dataset roots, ``path`` entries and ``train.<method>``
   strings are expanded (``${ADAPTSR_BENCHMARK}``, ``${ADAPTSR_WEIGHTS}``, ``${ADAPTSR_DATA}``), dataset paths are
-  checked, ``train.total_iter`` is derived from ``train.phases`` when absent, and
+  checked, ``num_gpu`` is checked against the CUDA devices torch sees, ``train.total_iter`` is derived from
+  ``train.phases`` when absent, and
   :func:`adaptsr.options.check_options` rejects unknown keys, all before an experiment folder is made.
 
 Without :func:`patch_pipelines` (a plain BasicSR ``train.py`` that imports adaptsr) the shipped training YAMLs still
@@ -120,8 +121,7 @@ def _wrap_parse_options(parse_options):
 
     def parse_options_checked(root_path, is_train=True):
         from adaptsr.data.data_util import check_dataset_paths
-        from adaptsr.options import check_options, default_env, expand_paths
-        from adaptsr.options import OptionError
+        from adaptsr.options import OptionError, check_device, check_options, default_env, expand_paths
         default_env(root_path)
         try:
             opt, args = parse_options(root_path, is_train)
@@ -135,6 +135,7 @@ def _wrap_parse_options(parse_options):
                 raise OptionError(f'{args.opt}: required top-level key {key!r} is missing')
         opt['root_path'] = root_path
         expand_paths(opt)
+        check_device(opt)
         check_options(opt)
         for dataset_opt in (opt.get('datasets') or {}).values():
             check_dataset_paths(dataset_opt)

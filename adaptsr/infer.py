@@ -28,7 +28,9 @@ and written.
 Images: 8- and 16-bit PNG/TIFF, JPEG, WebP, BMP. Grey in, grey out (the network sees the grey image in three
 channels; its output's luma is written). An alpha channel is upscaled separately by bicubic interpolation and
 written back. A 16-bit input gives a 16-bit output (the network runs in float32 on [0, 1]; PSNR with ``--hr`` is
-computed at 8 bits). Existing outputs are never replaced unless ``--overwrite``.
+computed at 8 bits). Existing outputs are never replaced unless ``--overwrite``, and an input never (the outputs
+are planned before the run, see :func:`run`). An input that cannot be read is reported in the table's ``error``
+column and the others are processed; the command then exits with status 1.
 """
 import argparse
 import glob
@@ -411,25 +413,116 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def planned_outputs(out_dir, files):
-    """The SR images and tables the run writes, checked before it (a map, ``<stem>_<name>.png``, is replaced)."""
-    stems = [osp.splitext(osp.basename(f))[0] for f in files]
-    return [osp.join(out_dir, s + '.png') for s in stems] + \
-        [osp.join(out_dir, 'adaptsr_infer' + e) for e in ('.csv', '.json')]
+def map_names_of(opt, maps):
+    """The routing-map names (``<stem>_<name>.png``) the model of ``opt`` writes with ``--maps`` (its model class's
+    ``routing_map_names``); none without ``--maps`` or for an exported model."""
+    if not maps:
+        return ()
+    from basicsr.utils.registry import MODEL_REGISTRY
+    import adaptsr.models  # noqa: F401
+    if opt['model_type'] not in MODEL_REGISTRY:
+        return ()
+    return tuple(getattr(MODEL_REGISTRY.get(opt['model_type']), 'routing_map_names', ()))
+
+
+def planned_outputs(out_dir, files, map_names=()):
+    """Every file the run writes, with what writes it: the SR image and the maps of each input, and the tables.
+
+    Returns:
+        list[tuple[str, str]]: ``(path, what)`` (see :func:`adaptsr.utils.outputs.check_plan`).
+    """
+    plan = []
+    for f in files:
+        stem = osp.splitext(osp.basename(f))[0]
+        plan.append((osp.join(out_dir, stem + '.png'), f'SR image of {f}'))
+        plan += [(osp.join(out_dir, f'{stem}_{name}.png'), f'{name} map of {f}') for name in map_names]
+    plan += [(osp.join(out_dir, 'adaptsr_infer' + e), 'table of the run') for e in ('.csv', '.json')]
+    return plan
+
+
+def run_inputs(args, files):
+    """The files the run reads: the images, the model and options files, the CABM table and the HR images."""
+    inputs = list(files) + [p for p in (args.model, args.opt, args.cabm_lut) if p and osp.isfile(p)]
+    if args.hr and osp.isdir(args.hr):
+        inputs += [osp.join(args.hr, f) for f in os.listdir(args.hr)]
+    return inputs
+
+
+def load_model(args):
+    """The model of ``args`` (``-opt`` or ``--model``: a checkpoint, ``bicubic``, ONNX or TFLite), not built yet.
+
+    Returns:
+        tuple: ``(opt, build)``: the options (``scale``, ``network_g.type``, ``model_type``) and a function that
+        builds the model.
+    """
+    exported = {'.onnx': (OnnxModel, 'ONNX'), '.tflite': (TFLiteModel, 'TFLite')}
+    if args.model and osp.splitext(args.model)[1].lower() in exported:
+        cls, kind = exported[osp.splitext(args.model)[1].lower()]
+        if args.opt or any(getattr(args, k) not in (None, False) for k in KNOBS) or args.tile or args.maps:
+            raise InferError(f'an {kind} model takes no -opt, knobs, --tile or --maps')
+        if not osp.isfile(args.model):
+            raise InferError(f'--model {args.model}: no such file')
+        model = cls(args.model, args.threads, args.scale)
+        return {'scale': model.scale, 'network_g': {'type': kind}, 'model_type': osp.basename(args.model)}, \
+            lambda: model
+    opt = model_options(args)
+    return opt, lambda: build(opt)
+
+
+def _infer_one(model, args, path, scale, warm):
+    """Super-resolve one file into ``args.output``; returns its row. Raises InferError for a bad file."""
+    from basicsr.utils import img2tensor
+    from adaptsr.utils.benchmark import timed_test
+    image = read_image(path)
+    stem = osp.splitext(osp.basename(path))[0]
+    hr_path = find_hr(args.hr, stem, scale) if args.hr else None
+    if hr_path:
+        read_hr(hr_path, image['rgb'].shape[:2], scale)  # a mismatched HR is refused before the SR is written
+    if not warm:
+        warm_up(model, image['rgb'])
+    lq = img2tensor(image['rgb'], bgr2rgb=False, float32=True).unsqueeze(0).to(model.device)
+    model.feed_data({'lq': lq})
+    seconds = timed_test(model, args.device, count_real=args.real_flops)
+    bgr = quantize(model.output[0], image['bits'])
+    sr_h, sr_w = bgr.shape[:2]
+    del model.output
+    out_path = osp.join(args.output, stem + '.png')
+    if not cv2.imwrite(out_path, finish_image(bgr, image, scale)):
+        raise InferError(f'{out_path}: could not be written')
+    sr_u8 = bgr if image['bits'] == 8 else (bgr.astype(np.float32) / 257).round().astype(np.uint8)
+    del bgr
+    values = model.cost_metric_values() if model.val_opt.get('cost', True) else {}
+    row = {'image': osp.basename(path), 'lr_h': image['rgb'].shape[0], 'lr_w': image['rgb'].shape[1],
+           'sr_h': sr_h, 'sr_w': sr_w, 'mode': image['mode'], 'bits': image['bits'],
+           'seconds': seconds, 'gflops': values.get('gflops'), 'gflops_real': values.get('gflops_real'),
+           'gflops_full': values.get('gflops_full')}
+    row.update({k: values[k] for k in STAT_KEYS if k in values})
+    if hr_path:
+        row['psnr_y'], row['ssim_y'] = quality(sr_u8, hr_path, image['rgb'].shape[:2], scale)
+        row['hr'] = osp.basename(hr_path)
+    if args.maps:
+        maps = model.save_extra_images(out_path, sr_u8)
+        row['maps'] = ';'.join(osp.basename(m) for m in maps)
+    row['output'] = osp.basename(out_path)
+    del model.lq, sr_u8
+    return row
 
 
 def run(args):
-    """Run ``adaptsr-infer`` (see the module docstring).
+    """Run ``adaptsr-infer`` (see the module docstring). The outputs are planned before anything runs
+    (:func:`planned_outputs`, :func:`adaptsr.utils.outputs.check_plan`): an SR image or map that would replace an
+    input, another output of the run or (without ``--overwrite``) an existing file refuses the whole run. An input
+    that cannot be read (or whose ``--hr`` file is missing or of another size) is reported in its row's ``error``
+    and the run goes on with the others.
 
     Returns:
-        list[dict]: one row per image (also written as CSV/JSON).
+        tuple: the rows (one per image, also written as CSV/JSON) and the options.
 
     Raises:
-        InferError: bad inputs/options; FileExistsError: outputs exist and not ``--overwrite``.
+        InferError: bad inputs/options; OutputPlanError: outputs that collide, replace inputs or exist.
     """
     from tqdm import tqdm
-    from basicsr.utils import img2tensor
-    from adaptsr.utils.benchmark import timed_test
+    from adaptsr.utils.outputs import check_plan
     from adaptsr.utils.report import write_table
     try:
         from adaptsr.utils.benchmark import peak_rss_bytes, reset_peak_rss
@@ -439,79 +532,59 @@ def run(args):
     files = list_inputs(args.inputs)
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise InferError('--device cuda, but torch sees no CUDA device')
+    if args.hr and not osp.isdir(args.hr):
+        raise InferError(f'--hr {args.hr}: not a folder')
     if args.threads:
         torch.set_num_threads(args.threads)
-    existing = [p for p in planned_outputs(args.output, files) if osp.exists(p)]
-    if existing and not args.overwrite:
-        raise FileExistsError(f'{len(existing)} output file(s) exist ({", ".join(existing[:3])}'
-                              f'{", ..." if len(existing) > 3 else ""}); choose another -o or pass --overwrite')
-    exported = {'.onnx': (OnnxModel, 'ONNX'), '.tflite': (TFLiteModel, 'TFLite')}
-    if args.model and osp.splitext(args.model)[1].lower() in exported:
-        cls, kind = exported[osp.splitext(args.model)[1].lower()]
-        if args.opt or any(getattr(args, k) not in (None, False) for k in KNOBS) or args.tile or args.maps:
-            raise InferError(f'an {kind} model takes no -opt, knobs, --tile or --maps')
-        model = cls(args.model, args.threads, args.scale)
-        opt = {'scale': model.scale, 'network_g': {'type': kind}, 'model_type': osp.basename(args.model)}
-    else:
-        opt = model_options(args)
-        model = build(opt)
+    opt, build_model = load_model(args)
+    check_plan(planned_outputs(args.output, files, map_names_of(opt, args.maps)), run_inputs(args, files),
+               args.overwrite)
+    model = build_model()
     scale = opt['scale']
-    os.makedirs(args.output, exist_ok=True)
-    warm_up(model, read_image(files[0])['rgb'])
-    rows = []
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as err:
+        raise InferError(f'-o {args.output}: the folder cannot be made ({err.strerror}: {err.filename})') from err
+    rows, warm = [], False
     for path in tqdm(files, unit='image', disable=args.quiet, desc='adaptsr-infer'):
         if peak_rss_bytes:
             reset_peak_rss()
-        image = read_image(path)
-        stem = osp.splitext(osp.basename(path))[0]
-        lq = img2tensor(image['rgb'], bgr2rgb=False, float32=True).unsqueeze(0).to(model.device)
-        model.feed_data({'lq': lq})
-        seconds = timed_test(model, args.device, count_real=args.real_flops)
-        bgr = quantize(model.output[0], image['bits'])
-        sr_h, sr_w = bgr.shape[:2]
-        del model.output
-        out_path = osp.join(args.output, stem + '.png')
-        if not cv2.imwrite(out_path, finish_image(bgr, image, scale)):
-            raise InferError(f'{out_path}: could not be written')
-        sr_u8 = bgr if image['bits'] == 8 else (bgr.astype(np.float32) / 257).round().astype(np.uint8)
-        del bgr
-        values = model.cost_metric_values() if model.val_opt.get('cost', True) else {}
-        row = {'image': osp.basename(path), 'lr_h': image['rgb'].shape[0], 'lr_w': image['rgb'].shape[1],
-               'sr_h': sr_h, 'sr_w': sr_w, 'mode': image['mode'], 'bits': image['bits'],
-               'seconds': seconds, 'gflops': values.get('gflops'), 'gflops_real': values.get('gflops_real'),
-               'gflops_full': values.get('gflops_full')}
-        row.update({k: values[k] for k in STAT_KEYS if k in values})
-        if args.hr:
-            hr_path = find_hr(args.hr, stem, scale)
-            row['psnr_y'], row['ssim_y'] = quality(sr_u8, hr_path, image['rgb'].shape[:2], scale)
-            row['hr'] = osp.basename(hr_path)
-        if args.maps:
-            maps = model.save_extra_images(out_path, sr_u8)
-            row['maps'] = ';'.join(osp.basename(m) for m in maps)
-        row['output'] = osp.basename(out_path)
+        try:
+            row = _infer_one(model, args, path, scale, warm)
+            warm = True
+        except InferError as err:
+            row = {'image': osp.basename(path), 'error': str(err)}
+            if not args.quiet:
+                tqdm.write(f'adaptsr-infer: {err} (skipped; the run goes on)')
         row['peak_rss_mib'] = peak_rss_bytes() / 2**20 if peak_rss_bytes else None
         rows.append(row)
-        del model.lq, sr_u8
     write_table(rows, osp.join(args.output, 'adaptsr_infer'))
     return rows, opt
 
 
 def main(argv=None):
     args = parse_args(argv)
+    from adaptsr.convert import CheckpointError
     from adaptsr.convert.registry import ConversionError
     from adaptsr.options import OptionError
+    from adaptsr.utils.outputs import OutputPlanError
     try:
         rows, opt = run(args)
-    except (InferError, OptionError, ConversionError, FileExistsError, FileNotFoundError) as err:
+    except (InferError, OptionError, OutputPlanError, CheckpointError, ConversionError, FileExistsError,
+            FileNotFoundError, OSError) as err:
         sys.exit(f'adaptsr-infer: {err}')
     from adaptsr.utils.report import format_table
     cols = ['image', 'mode', 'bits', 'lr_w', 'lr_h', 'seconds', 'gflops', 'gflops_real', 'gflops_full'] + \
         list(STAT_KEYS) + \
-        ['psnr_y', 'ssim_y', 'maps']
+        ['psnr_y', 'ssim_y', 'maps', 'error']
     print(format_table(rows, cols))
     net = opt['network_g']['type']
-    print(f'{len(rows)} image(s) x{opt["scale"]} with {net} ({opt["model_type"]}) -> {args.output} '
+    failed = [r for r in rows if r.get('error')]
+    print(f'{len(rows) - len(failed)} image(s) x{opt["scale"]} with {net} ({opt["model_type"]}) -> {args.output} '
           f'(adaptsr_infer.csv, adaptsr_infer.json)')
+    if failed:
+        sys.exit(f'adaptsr-infer: {len(failed)} of {len(rows)} input(s) failed (their rows in adaptsr_infer.csv say '
+                 f'why): ' + '; '.join(r['error'] for r in failed[:3]) + ('; ...' if len(failed) > 3 else ''))
 
 
 if __name__ == '__main__':

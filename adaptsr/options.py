@@ -25,7 +25,7 @@ import os.path as osp
 BASICSR_VAL_OPTIONS = {'val_freq': None, 'save_img': False, 'suffix': None, 'metrics': None, 'pbar': False}
 #: ``train`` keys read by BasicSR's ``train_pipeline`` / ``SRModel`` and by the phase schedule
 TRAIN_KEYS = frozenset({'total_iter', 'warmup_iter', 'ema_decay', 'optim_g', 'scheduler', 'pixel_opt',
-                        'perceptual_opt', 'phases', 'start_phase', 'nonfinite'})
+                        'perceptual_opt', 'phases', 'start_phase', 'nonfinite', 'divergence'})
 #: top-level keys of a BasicSR options file (those BasicSR's parse_options adds included), ``network_*`` aside, plus
 #: adaptsr's ``allow_random_weights`` (test a network without ``path.pretrain_network_g``, e.g. a timing run)
 TOP_KEYS = frozenset({'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val',
@@ -149,6 +149,61 @@ def check_network_options(where, net_opt):
     check_keys(f'{where} ({net_opt["type"]})', {k: v for k, v in net_opt.items() if k != 'type'}, params)
 
 
+def _number_text(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _yaml_float(text):
+    """``1e9`` -> ``1.0e+9``: the spelling PyYAML reads as a float."""
+    mantissa, _, exponent = text.lower().partition('e')
+    mantissa = mantissa if '.' in mantissa else mantissa + '.0'
+    if exponent and exponent[0] not in '+-':
+        exponent = '+' + exponent
+    return mantissa + ('e' + exponent if exponent else '')
+
+
+def check_device(opt):
+    """``num_gpu`` against the devices torch sees.
+
+    Raises:
+        OptionError: ``num_gpu`` > 0 (or not a number / ``auto``) without a CUDA device (or more than there are).
+    """
+    num_gpu = opt.get('num_gpu', 0)
+    if num_gpu in (None, 'auto'):
+        return
+    if isinstance(num_gpu, bool) or not isinstance(num_gpu, int) or num_gpu < 0:
+        raise OptionError(f"num_gpu = {num_gpu!r}: must be 0 (CPU), a number of GPUs or 'auto'")
+    if num_gpu > 0:
+        import torch
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if num_gpu > have:
+            raise OptionError(f'num_gpu = {num_gpu}, but torch sees {have} CUDA device(s); set num_gpu: '
+                              f'{have if have else 0}{" (CPU)" if not have else ""} or auto')
+
+
+def check_divergence_options(div):
+    """``train.divergence``: ``{factor: number > 1 or ~, window: integer >= 1}`` (see
+    :meth:`adaptsr.models.phased_model.PhasedSRModel._check_divergence`).
+
+    Raises:
+        OptionError: not a mapping, an unknown key, or a value out of range (named).
+    """
+    if div is None:
+        return
+    if not isinstance(div, dict):
+        raise OptionError(f'train.divergence = {div!r}: must be a mapping {{factor: 1000, window: 100}}')
+    check_keys('train.divergence', div, ('factor', 'window'))
+    factor, window = div.get('factor', 1000.0), div.get('window', 100)
+    if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 1):
+        raise OptionError(f'train.divergence.factor = {factor!r}: must be a number > 1 (or ~ to turn the check off)')
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise OptionError(f'train.divergence.window = {window!r}: must be an integer >= 1')
+
+
 def check_val_ranges(val_opt, model_cls):
     """Check the knobs of ``val_opt`` against ``val_ranges`` declared by ``model_cls`` (merged along its class
     hierarchy): ``key -> (low, high, integer)``, a closed range (None: unbounded); NaN is never valid.
@@ -163,6 +218,9 @@ def check_val_ranges(val_opt, model_cls):
         if value is None:
             continue
         where = f'val.{key} = {value!r}'
+        if isinstance(value, str) and _number_text(value):
+            raise OptionError(f'{where}: YAML read this as a string, not a number (YAML 1.1 needs a dot in a number '
+                              f'with an exponent: write {_yaml_float(value)})')
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             raise OptionError(f'{where}: must be a number')
         if integer and value != int(value):
@@ -188,6 +246,25 @@ def _models_reading(attr, keys):
     return ', '.join(names)
 
 
+def _check_foreign_model(opt, model_cls):
+    """A model that is not adaptsr's (BasicSR's ``SRModel``) with an adaptsr arch whose checkpoint format names the
+    adaptsr model that runs it (its adaptive inference, checkpoints and cost): refused, naming that model.
+
+    Raises:
+        OptionError: e.g. ``model_type: SRModel`` with ``network_g: PCSRNet`` (use ``PCSRModel``).
+    """
+    from adaptsr.convert.registry import find_format
+    net_type = (opt.get('network_g') or {}).get('type')
+    try:
+        fmt = find_format(net_type)
+    except KeyError:
+        return
+    if fmt.model_type != 'AdaptiveSRModel':
+        raise OptionError(f'model_type: {model_cls.__name__} cannot run network_g {net_type} (its checkpoints, '
+                          f'adaptive inference and cost are read by {fmt.model_type}); set model_type: '
+                          f'{fmt.model_type}')
+
+
 def check_options(opt, model_cls=None):
     """Check the options a model reads (see the module docstring).
 
@@ -211,6 +288,7 @@ def check_options(opt, model_cls=None):
                               f'; adaptsr models: {ours}')
         model_cls = MODEL_REGISTRY.get(opt['model_type'])
     if not hasattr(model_cls, 'val_options'):
+        _check_foreign_model(opt, model_cls)
         return
     name = model_cls.__name__
     check_keys(f'top level ({name})', {k: v for k, v in opt.items() if not k.startswith('network_')}, TOP_KEYS)
@@ -233,6 +311,7 @@ def check_options(opt, model_cls=None):
     train_opt = opt.get('train')
     if train_opt is not None:
         check_keys(f'train ({name})', train_opt, TRAIN_KEYS | ({section} if section else set()))
+        check_divergence_options(train_opt.get('divergence'))
         if section and train_opt.get(section) is not None:
             check_keys(f'train.{section} ({name})', train_opt[section], declared(model_cls, 'train_options'))
         if train_opt.get('phases') is not None:

@@ -37,6 +37,8 @@ def main(argv=None):
     parser.add_argument('--bug_compatible_edge_score', action='store_true',
                         help="the released code's score (clamped [0, 1] input); the table records the choice")
     parser.add_argument('--max_images', type=int, default=None)
+    parser.add_argument('--min_tiles', type=int, default=100,
+                        help='fewest tiles a table may be built from (refused with fewer)')
     parser.add_argument('--opt', default=None, help='options YAML whose network_g is the CADyQ network')
     args = parser.parse_args(argv)
     if osp.exists(args.output):
@@ -54,7 +56,11 @@ def main(argv=None):
     else:
         net = CABMEDSR(upscale=args.scale, num_block=args.num_block, num_feat=args.num_feat, mode='cadyq')
     net.load_state_dict(checkpoint_state_dict(load_checkpoint(args.model), args.model), strict=True)
-    table = build_table(net, args.lr_root, args.tile, args.step, args.bug_compatible_edge_score, args.max_images)
+    try:
+        table = build_table(net, args.lr_root, args.tile, args.step, args.bug_compatible_edge_score, args.max_images,
+                            min_tiles=args.min_tiles)
+    except (ValueError, FileNotFoundError) as err:
+        sys.exit(f'build_cabm_lut: {err}')
     table.save(args.output)
     print(f'{args.output}: {len(table)} bins, {table.meta["tiles"]} tiles from {table.meta["images"]} images, '
           f'mean FAB {table.mean_fab():.3f}')

@@ -13,12 +13,15 @@ Examples (DIV2K layout, see datasets/README.md)::
         --augment_scales 1,0.9,0.8,0.7,0.6
 
 Names: ``<stem>_s###.png``; with ``--augment_scales`` the scale is prefixed as ``s090_<stem>_s###.png`` (a dot
-in a name would break LMDB keys). Existing output folders are never overwritten.
+in a name would break LMDB keys). Existing output folders are never overwritten; every image is checked first, and
+an interrupted run leaves no partial output folder.
 """
 import argparse
 import os
 import os.path as osp
+import shutil
 import sys
+import tempfile
 from multiprocessing import Pool
 
 import cv2
@@ -67,13 +70,24 @@ def main(argv=None):
         sys.exit(f'no images in {args.input}')
     if osp.exists(args.output):
         sys.exit(f'{args.output} already exists; remove it first (nothing is overwritten)')
-    os.makedirs(args.output)
-    jobs = [(osp.join(args.input, n), args.output, args) for n in names]
-    if args.n_thread > 1:
-        with Pool(args.n_thread) as pool:
-            counts = pool.map(process, jobs)
-    else:
-        counts = [process(j) for j in jobs]
+    for n in names:  # every image is checked before anything is written
+        if cv2.imread(osp.join(args.input, n), cv2.IMREAD_UNCHANGED) is None:
+            sys.exit(f'extract_subimages: {osp.join(args.input, n)}: cannot be read as an image (empty, truncated or '
+                     'not an image file); nothing was written')
+    # all or nothing: the sub-images go to a hidden folder beside the output, renamed to it when every one is written
+    out = osp.abspath(args.output)
+    partial = tempfile.mkdtemp(prefix=f'.{osp.basename(out)}.', suffix='.partial', dir=osp.dirname(out))
+    try:
+        jobs = [(osp.join(args.input, n), partial, args) for n in names]
+        if args.n_thread > 1:
+            with Pool(args.n_thread) as pool:
+                counts = pool.map(process, jobs)
+        else:
+            counts = [process(j) for j in jobs]
+        os.rename(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     print(f'{len(names)} images -> {sum(counts)} sub-images in {args.output}')
 
 

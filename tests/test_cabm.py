@@ -123,7 +123,7 @@ def test_table_build_on_real_tiles_records_scores_and_selector_bits(tmp_path):
     cv2.imwrite(str(tmp_path / 'baboon.png'), img[:60, :100])
     torch.manual_seed(0)
     net = CABMEDSR(upscale=4, mode='lut')
-    table = build_table(net, str(tmp_path), tile_size=48, step=46)
+    table = build_table(net, str(tmp_path), tile_size=48, step=46, min_tiles=6)
     assert net.mode == 'lut' and table.meta['tiles'] == 6 and len(table) >= 1
     entry = next(iter(table.table.values()))[0]
     assert entry['bit_config'] == [2] * 32 and entry['FAB'] == 8.0  # CADyQ at init: all 8-bit
@@ -132,7 +132,7 @@ def test_table_build_on_real_tiles_records_scores_and_selector_bits(tmp_path):
     writer = AtomicLmdb(str(tmp_path / 'lr.lmdb'))
     writer.put('baboon', img[:60, :100])
     writer.commit()
-    from_lmdb = build_table(net, str(tmp_path / 'lr.lmdb'), tile_size=48, step=46)
+    from_lmdb = build_table(net, str(tmp_path / 'lr.lmdb'), tile_size=48, step=46, min_tiles=6)
     assert from_lmdb.table == table.table and from_lmdb.meta['images'] == 1
 
 
@@ -341,7 +341,7 @@ def test_cabmnet_cost_split_and_errors():
 def test_table_from_a_cabmnet_records_its_six_selectors(tmp_path):
     img = cv2.imread(require(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png')))
     cv2.imwrite(str(tmp_path / 'baboon.png'), img[:60, :100])
-    table = build_table(CABMNet(ECBSR, mode='lut'), str(tmp_path), tile_size=48, step=46)
+    table = build_table(CABMNet(ECBSR, mode='lut'), str(tmp_path), tile_size=48, step=46, min_tiles=6)
     assert table.num_selectors == 6 and table.meta['tiles'] == 6
     assert next(iter(table.table.values()))[0]['bit_config'] == [2] * 6
 

@@ -243,7 +243,7 @@ def test_convert_script_writes_verified_checkpoints_and_never_overwrites(tmp_pat
     ckpt = torch.load(out, weights_only=True)
     assert ckpt['meta']['arch'] == 'ETDSPlain' and ckpt['meta']['scale'] == 4
     stamp = out.stat().st_mtime_ns
-    with pytest.raises(AssertionError, match='exists; choose another --output'):
+    with pytest.raises(AssertionError, match='already exists; pass --overwrite'):
         run_script([osp.join(ROOT, 'scripts/convert_official.py'), '--method', 'etds', '--scale', '4', '--input',
                     nl, '--output', str(out)])
     assert out.stat().st_mtime_ns == stamp
@@ -252,7 +252,7 @@ def test_convert_script_writes_verified_checkpoints_and_never_overwrites(tmp_pat
                 '--input', require(osp.join(WEIGHTS, 'ECBSR/ECBSR_M4C16_x3.pth')), '--output', str(ecb)])
     ckpt = torch.load(ecb, weights_only=True)
     assert ckpt['meta']['arch'] == 'ETDSPlain' and ckpt['params']['conv_last.weight'].shape[0] == 28
-    with pytest.raises(AssertionError, match='convert_official: ETDSAblationAdvancedResidual is not convertible'):
+    with pytest.raises(AssertionError, match='adaptsr-convert: ETDSAblationAdvancedResidual is not convertible'):
         run_script([osp.join(ROOT, 'scripts/convert_official.py'), '--method', 'etds', '--scale', '4', '--input',
                     require(osp.join(WEIGHTS, 'ETDS/ablations/ETDS_M6C32_x4_advance_residual.pth')),
                     '--output', str(tmp_path / 'adv.pth')])

@@ -162,7 +162,9 @@ def test_errors_name_what_is_wrong(tmp_path, photos, capsys):
     fails([photos, '-o', out], r'give the model as -opt')
     (tmp_path / 'bad').mkdir()
     (tmp_path / 'bad' / 'x.png').write_bytes(b'not a png')
-    fails([str(tmp_path / 'bad'), '-o', out, '--model', path], r'x.png: cannot be read as an image')
+    fails([str(tmp_path / 'bad'), '-o', out + '_bad', '--model', path],
+          r'1 of 1 input.*bad.x.png: cannot be read as an image')
+    assert 'x.png: cannot be read as an image' in open(osp.join(out + '_bad', 'adaptsr_infer.csv')).read()
     (tmp_path / 'twins').mkdir()
     for ext in ('png', 'jpg'):
         cv2.imwrite(str(tmp_path / 'twins' / f'a.{ext}'), np.zeros((8, 8, 3), np.uint8))
@@ -170,7 +172,7 @@ def test_errors_name_what_is_wrong(tmp_path, photos, capsys):
     # outputs are never replaced without --overwrite, and nothing runs before the refusal
     main([osp.join(photos, 'color.png'), '-o', out, '--model', path, '--quiet'])
     before = open(osp.join(out, 'color.png'), 'rb').read()
-    fails([osp.join(photos, 'color.png'), '-o', out, '--model', path], r'output file\(s\) exist .*--overwrite')
+    fails([osp.join(photos, 'color.png'), '-o', out, '--model', path], r'color.png, .* already exist; pass --overwrite')
     assert open(osp.join(out, 'color.png'), 'rb').read() == before
     main([osp.join(photos, 'color.png'), '-o', out, '--model', path, '--quiet', '--overwrite'])
 

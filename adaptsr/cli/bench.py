@@ -21,6 +21,7 @@ images (so a few large images weigh in time as they do in FLOPs).
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import subprocess
@@ -32,7 +33,10 @@ import adaptsr  # noqa: F401  (registrations)
 from adaptsr.utils.benchmark import (cuda_peak_mib, fresh_process_env, fresh_process_peak_mib, load_test_options,
                                      model_quality, reference_options, summarise, timed_test)
 from adaptsr.utils.report import format_table, matched_cost_difference, plot_tradeoff, write_table
-from adaptsr.utils.atomic import atomic_write, refuse_existing
+from adaptsr.data.data_util import NamedErrorDataset, check_dataset_paths
+from adaptsr.options import OptionError
+from adaptsr.utils.atomic import atomic_write
+from adaptsr.utils.outputs import OutputPlanError, check_plan
 
 
 
@@ -47,7 +51,7 @@ def parse_budget(text):
 def iter_images(dataset_opt, max_images=None):
     """Yield the dataset's first ``max_images`` items as batched tensors, one at a time."""
     from basicsr.data import build_dataset
-    dataset = build_dataset(dataset_opt)
+    dataset = NamedErrorDataset(build_dataset(dataset_opt))
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
     for i in range(n):
         d = dataset[i]
@@ -92,9 +96,43 @@ def add_speedups(row, base):
         row['realized'] = time_cut / flops_cut if flops_cut > 0 else float('nan')
 
 
-def report(row):
-    print(f"{row['dataset']:>10} {row['config']:>24} {row['budget']:>10}: PSNR-Y {row['psnr_y']:.4f} "
-          f"RGB {row['psnr_rgb']:.4f} {row['gflops']:.2f} GFLOPs {row['sec_median']:.3f} s", flush=True)
+def primary_metric(metrics_opt):
+    """The metric a trade-off is drawn and compared with: the first PSNR on Y of ``val.metrics``, else the first PSNR,
+    else the first metric (None without metrics)."""
+    metrics_opt = metrics_opt or {}
+    psnr = [n for n, m in metrics_opt.items() if 'psnr' in str(m.get('type', '')).lower()]
+    on_y = [n for n in psnr if metrics_opt[n].get('test_y_channel')]
+    return next(iter(on_y + psnr + list(metrics_opt)), None)
+
+
+def report(row, metric_names):
+    """One progress line: the row's ``val.metrics`` under their YAML names, GFLOPs and median seconds."""
+    quality = ' '.join(f'{name} {row[name]:.4f}' for name in metric_names if name in row)
+    print(f"{row['dataset']:>10} {row['config']:>24} {row['budget']:>10}: {quality} {row.get('gflops', math.nan):.2f} "
+          f"GFLOPs {row['sec_median']:.3f} s", flush=True)
+
+
+def check_budgets(model, budgets):
+    """Set each budget on ``model`` and check it as the options parser checks the knob (``val_ranges``), before
+    anything is measured; the model's own knob is restored.
+
+    Raises:
+        OptionError: a budget the model has no knob for, or that is not a number / out of the knob's range (named).
+    """
+    from adaptsr.options import OptionError
+    saved = dict(model.val_opt)
+    try:
+        for budget in budgets:
+            if budget is None:
+                continue
+            try:
+                model.apply_budget(budget)
+                model.check_val_ranges()
+            except (ValueError, TypeError, NotImplementedError) as err:
+                raise OptionError(f'--budgets {budget!r}: {err}') from None
+    finally:
+        model.val_opt.clear()
+        model.val_opt.update(saved)
 
 
 def run_configs(configs, images, device, warmup=1, repeats=1, quality=None):
@@ -179,6 +217,8 @@ def main(argv=None, root=None):
     parser.add_argument('--no_reference', action='store_true', help='skip the reference models')
     parser.add_argument('--references', default=None,
                         help='comma-separated labels of the reference models to run (reference, network_refs labels)')
+    parser.add_argument('--no_memory', action='store_true',
+                        help='skip the peak-memory probe (on CPU a fresh process per configuration)')
     parser.add_argument('--repeats', type=int, default=1, help="time each image K times and keep the fastest")
     parser.add_argument('--json', required=True, help='output JSON (a CSV and a PNG plot are written beside it)')
     parser.add_argument('--overwrite', action='store_true', help='replace existing output files (refused otherwise)')
@@ -194,10 +234,17 @@ def main(argv=None, root=None):
             parser.error(f'--json {args.json}: must name a .json file (the CSV and the PNG are written beside it)')
         stem = osp.splitext(args.json)[0]
         try:
-            refuse_existing([args.json, stem + '.csv', stem + '.png'])
-        except FileExistsError as err:
-            if not args.overwrite:
-                parser.error(str(err))
+            check_plan([(args.json, 'results table'), (stem + '.csv', 'results table (CSV)'),
+                        (stem + '.png', 'trade-off plot')], [p for p in (args.opt, args.sizes, args.compare) if p],
+                       args.overwrite)
+        except OutputPlanError as err:
+            parser.error(str(err))
+    from adaptsr.cli.errors import one_line_errors
+    with one_line_errors('adaptsr-bench'):
+        _run(args)
+
+
+def _run(args):
     if args.sizes:
         from adaptsr.cli.bench_sizes import main as sizes_main
         sizes_main(args)
@@ -219,12 +266,15 @@ def main(argv=None, root=None):
     budgets = ([parse_budget(b) for b in args.budgets.split(',')] if args.budgets else
                opt['val'].get('budget_sweep') or [None])
     model = build_model(opt)
+    check_budgets(model, budgets)
+    metric_names = list(model.val_opt.get('metrics') or {})
+    y_key = primary_metric(model.val_opt.get('metrics'))
     ref_opts = reference_options(opt)
     if args.references:
         wanted_refs = args.references.split(',')
         unknown = sorted(set(wanted_refs) - {label for label, _ in ref_opts})
         if unknown:
-            parser.error(f'--references {unknown}: not in {[label for label, _ in ref_opts]}')
+            raise OptionError(f'--references {unknown}: not in {[label for label, _ in ref_opts]}')
         ref_opts = [(label, o) for label, o in ref_opts if label in wanted_refs]
     refs = [] if args.no_reference else [(label, build_model(o)) for label, o in ref_opts]
     device = model.device
@@ -235,6 +285,7 @@ def main(argv=None, root=None):
     for _, dopt in sorted(opt['datasets'].items()):
         if wanted and dopt['name'] not in wanted:
             continue
+        check_dataset_paths(dopt)
         images = load_images(dopt, args.max_images)
         args.probe_dataset = dopt['name']
         configs = [(label, ref_model, budget) for label, ref_model in refs
@@ -246,8 +297,9 @@ def main(argv=None, root=None):
             row = summarise(per)
             if budget is not None:
                 cfg_model.apply_budget(budget)
-            row['peak_mem_mib'] = peak_memory(cfg_model, images, device,
-                                              lambda b=budget, lb=label: probe_memory(args, b, lb))
+            if not args.no_memory:
+                row['peak_mem_mib'] = peak_memory(cfg_model, images, device,
+                                                  lambda b=budget, lb=label: probe_memory(args, b, lb))
             # a reference at its own options is '-' (a star in the plot); a budget point carries its label
             row.update(dataset=dopt['name'], config=label or model_label,
                        budget='-' if label is not None and budget is None else cfg_model.budget_label(),
@@ -261,7 +313,7 @@ def main(argv=None, root=None):
             key = [dopt['name']] + ([label] if label is not None else [])
             details['/'.join(key + ([row['budget']] if row['budget'] != '-' else []))] = per
             rows.append(row)
-            report(row)
+            report(row, metric_names)
 
     info = {'options': osp.relpath(osp.abspath(args.opt), args.root), 'threads': torch.get_num_threads(),
             'device': str(device), 'torch': torch.__version__, 'force_yml': args.force_yml}
@@ -269,14 +321,14 @@ def main(argv=None, root=None):
         json.dump({'info': info, 'rows': rows, 'per_image': details}, f, indent=2)
     stem = osp.splitext(args.json)[0]
     write_table(rows, stem, formats=('csv', ))
-    plot_tradeoff([r for r in rows if r['budget'] != '-'], stem + '.png', x='gflops', y='psnr_y', series='config',
+    plot_tradeoff([r for r in rows if r['budget'] != '-'], stem + '.png', x='gflops', y=y_key, series='config',
                   refs=[dict(r, budget='original model' if r['config'] == 'reference' else r['config'])
                         for r in rows if r['budget'] == '-'],
-                  title=f"{opt['name']}: PSNR-Y vs GFLOPs per image")
-    cols = ['dataset', 'config', 'budget', 'psnr_y', 'ssim_y', 'psnr_rgb', 'gflops', 'gflops_real', 'gflops_full',
-            'heavy_ratio', 'sec_median', 'peak_mem_mib', 'flops_speedup', 'time_speedup', 'realized']
+                  title=f"{opt['name']}: {y_key} vs GFLOPs per image")
+    stats = [k for k in model.cost_metric_names() if k not in ('gflops', 'gflops_full', 'gflops_real', 'flops_ratio')]
+    cols = ['dataset', 'config', 'budget'] + metric_names + ['gflops', 'gflops_real', 'gflops_full'] + stats + \
+        ['sec_median', 'peak_mem_mib', 'flops_speedup', 'time_speedup', 'realized']
     print(format_table(rows, cols))
-    y_key = next((k for k in ('psnr_rgb', 'psnr_y', 'psnr') if k in rows[0]), None) if rows else None
     for dataset in dict.fromkeys(r['dataset'] for r in rows):
         mine = [r for r in rows if r['dataset'] == dataset and r['budget'] != '-' and r['config'] == model_label]
         for label in dict.fromkeys(r['config'] for r in rows if r['dataset'] == dataset and r['config'] != model_label

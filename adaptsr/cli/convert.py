@@ -52,8 +52,11 @@ def main(argv=None):
                         help='keep only these modules (comma-separated prefixes), e.g. encoder,heavy_sampler: the '
                              'phase-0 part of a PCSR file, to train the rest again with train.start_phase')
     args = parser.parse_args(argv)
-    if osp.exists(args.output) and not args.overwrite:  # fail before any work, never after it
-        parser.error(f'{args.output} exists; choose another --output or pass --overwrite')
+    from adaptsr.utils.outputs import OutputPlanError, check_plan
+    try:  # fail before any work, never after it; the source is never replaced, even with --overwrite
+        check_plan([(args.output, 'converted checkpoint')], [args.input], args.overwrite)
+    except OutputPlanError as err:
+        parser.error(str(err))
     kwargs = {}
     if args.method in ('etds', 'ecbsr', 'abpn', 'smsr', 'pcsr'):
         kwargs['param_key'] = args.param_key
@@ -70,8 +73,8 @@ def main(argv=None):
             dropped = sorted(set(net.state_dict()) - set(ckpt['params']))
             print(f'--keep {args.keep}: {len(ckpt["params"])} tensors kept, {len(dropped)} left out '
                   f'({sorted({k.split(".")[0] for k in dropped})})')
-    except (ConversionError, KeyError, ValueError) as err:
-        sys.exit(f'convert_official: {err}')
+    except (ConversionError, KeyError, ValueError, FileNotFoundError) as err:
+        sys.exit(f'adaptsr-convert: {err}')
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
     save_checkpoint(ckpt, args.output, overwrite=args.overwrite)
     diff = ckpt['meta'].get('max_diff_255')

@@ -35,6 +35,7 @@ from adaptsr.archs.etds_baselines_arch import ESPCN, FSRCNN
 from adaptsr.convert.etds import build_from_state_dict, et_convert
 from adaptsr.convert.onnx_export import export_onnx
 from adaptsr.convert.registry import checkpoint_state_dict
+from adaptsr.utils.outputs import OutputPlanError, check_plan
 
 #: networks exported as they are (already plain, or without an equivalent transformation: the released baselines)
 PLAIN_ARCHS = (ETDSPlain, ETDSAblationPlain, ESPCN, FSRCNN)
@@ -73,9 +74,12 @@ def main(argv=None):
         parser.error(f'--output {args.output}: the extension must be .onnx or .tflite')
     if args.int8 and osp.splitext(args.int8)[1].lower() != fmt:
         parser.error(f'--int8 {args.int8}: must be a {fmt} file, as --output')
-    for out in (args.output, args.int8):
-        if out and osp.exists(out) and not args.overwrite:
-            parser.error(f'{out} exists; choose another name or pass --overwrite')
+    plan = [(args.output, f'{fmt[1:].upper()} fp32 model')] + \
+        ([(args.int8, f'{fmt[1:].upper()} INT8 model')] if args.int8 else [])
+    try:  # before any work: the INT8 model never replaces the fp32 one, nor an output the checkpoint
+        check_plan(plan, [args.input] + [c for c in args.calib or () if osp.isfile(c)], args.overwrite)
+    except OutputPlanError as err:
+        parser.error(str(err))
     with _errors_exit():
         sd = checkpoint_state_dict(load_checkpoint(args.input), args.input, args.param_key)
         check_finite(sd, args.input)  # a diverged training's weights are refused, not exported

@@ -4,7 +4,8 @@ import os
 
 
 def main(root=None):
-    """Run BasicSR's ``test_pipeline`` (its command line).
+    """Run BasicSR's ``test_pipeline`` (its command line); a bad input ends it with one line naming the culprit
+    (:mod:`adaptsr.cli.errors`).
 
     Args:
         root (str | None): where ``results/`` goes (default: the working directory).
@@ -13,7 +14,9 @@ def main(root=None):
     from adaptsr.compat import patch_pipelines
     patch_pipelines()
     from basicsr.test import test_pipeline
-    test_pipeline(os.path.abspath(root or os.getcwd()))
+    from adaptsr.cli.errors import one_line_errors
+    with one_line_errors('adaptsr-test'):
+        test_pipeline(os.path.abspath(root or os.getcwd()))
 
 
 if __name__ == '__main__':

@@ -5,7 +5,8 @@ import os
 
 
 def main(root=None):
-    """Run BasicSR's ``train_pipeline`` (its command line: ``-opt``, ``--auto_resume``, ``--force_yml``, ...).
+    """Run BasicSR's ``train_pipeline`` (its command line: ``-opt``, ``--auto_resume``, ``--force_yml``, ...); a bad
+    input ends it with one line naming the culprit (:mod:`adaptsr.cli.errors`).
 
     Args:
         root (str | None): where ``experiments/`` and ``tb_logger/`` go (default: the working directory).
@@ -14,7 +15,9 @@ def main(root=None):
     from adaptsr.compat import patch_pipelines
     patch_pipelines()
     from basicsr.train import train_pipeline
-    train_pipeline(os.path.abspath(root or os.getcwd()))
+    from adaptsr.cli.errors import one_line_errors
+    with one_line_errors('adaptsr-train'):
+        train_pipeline(os.path.abspath(root or os.getcwd()))
 
 
 if __name__ == '__main__':

@@ -9,21 +9,29 @@ import os.path as osp
 import torch
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: a folder, an unreadable file, a missing ``param_key``, NaN/Inf weights (the
+    message names the file)."""
+
+
 def load_checkpoint(path):
     """``torch.load(path, map_location='cpu', weights_only=True)`` with errors that name the file.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not a readable torch checkpoint (truncated, empty, another format).
+        ValueError: a folder, or a file that is not a readable torch checkpoint (truncated, empty, another format).
     """
+    if osp.isdir(path):
+        raise CheckpointError(f'checkpoint {path!r} is a folder; name the .pth file in it (e.g. '
+                         f'{osp.join(path, "net_g_latest.pth")})')
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist')
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:
         if osp.getsize(path) == 0:
-            raise ValueError(f'checkpoint {path}: the file is empty') from err
-        raise ValueError(f'checkpoint {path} cannot be read (truncated or not a torch file?): '
+            raise CheckpointError(f'checkpoint {path}: the file is empty') from err
+        raise CheckpointError(f'checkpoint {path} cannot be read (truncated or not a torch file?): '
                          f'{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""}') from err
 
 
@@ -43,7 +51,7 @@ def check_finite(tree, what):
     """Raise ValueError naming ``what`` and up to 5 tensors of ``tree`` that hold NaN/Inf (a diverged training)."""
     bad = find_nonfinite(tree)
     if bad:
-        raise ValueError(f'{what}: {len(bad)} tensor(s) hold NaN or Inf ({", ".join(bad[:5])}'
+        raise CheckpointError(f'{what}: {len(bad)} tensor(s) hold NaN or Inf ({", ".join(bad[:5])}'
                          f'{", ..." if len(bad) > 5 else ""}); the training that wrote it diverged')
 
 

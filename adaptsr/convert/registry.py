@@ -10,6 +10,8 @@ method (APE: BasicSR EDSR/RCAN names; CABM: a full-precision file; ETDSPlain: a 
 """
 from typing import Callable, NamedTuple
 
+import torch
+
 from adaptsr.convert import check_finite, load_checkpoint
 from adaptsr.convert.pcsr import convert_carn_m, convert_pcsr
 from adaptsr.ops.reparam import ConversionError
@@ -174,7 +176,8 @@ def load_into(net, load_path, strict=True, param_key='params', scale=None, may_b
     Raises:
         FileNotFoundError: no such file. ValueError: the file cannot be read, its recorded scale differs from
         ``scale``, or a tensor holds NaN/Inf (a diverged training; the tensors are named).
-        KeyError: ``param_key`` (nor ``params``) absent. RuntimeError: missing/unexpected keys (strict) or shape
+        CheckpointError: ``param_key`` absent (``params_ema`` falls back to ``params``).
+        RuntimeError: missing/unexpected keys (strict) or shape
         mismatches, listing them and naming the arch the file holds when the registry recognises it.
     """
     from basicsr.utils import get_root_logger
@@ -182,9 +185,16 @@ def load_into(net, load_path, strict=True, param_key='params', scale=None, may_b
     meta = ckpt.get('meta') or {}
     if meta.get('scale') is not None and scale is not None and meta['scale'] != scale:
         raise ValueError(f"{load_path}: checkpoint is for x{meta['scale']} but the options say scale: {scale}")
-    key = param_key if param_key in ckpt else 'params'
-    if key not in ckpt:
-        raise KeyError(f'{load_path}: no {param_key!r} (nor "params") in checkpoint; keys: {list(ckpt)}')
+    key = param_key
+    if key not in ckpt:  # as BasicSR, an EMA network loads 'params' from a checkpoint without EMA weights
+        from adaptsr.convert import CheckpointError
+        weights = [k for k, v in ckpt.items() if isinstance(v, dict) and v and all(torch.is_tensor(t)
+                                                                                     for t in v.values())]
+        if param_key != 'params_ema' or 'params' not in ckpt:
+            raise CheckpointError(f'{load_path}: no {param_key!r} in the checkpoint (path.param_key_g?); its weights '
+                                  f'are under {weights}')
+        key = 'params'
+        get_root_logger().info(f'{load_path}: no params_ema, the EMA network loads params')
     sd = {k[7:] if k.startswith('module.') else k: v for k, v in ckpt[key].items()}
     check_finite(sd, f'{load_path} [{key}]')
     adapt = getattr(net, 'adapt_state_dict', None)

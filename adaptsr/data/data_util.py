@@ -25,10 +25,11 @@ def check_dataroot(opt, key):
 
 def check_dataset_paths(opt):
     """Check every ``dataroot_*`` / ``meta_info_file`` entry of one dataset's options; an LMDB root must also pass
-    :func:`check_lmdb` (not truncated, every listed key present).
+    :func:`check_lmdb` (not truncated, every listed key present), and paired folders :func:`check_paired_folders`.
 
     Raises:
-        KeyError, FileNotFoundError: see :func:`check_dataroot`. ValueError: a damaged LMDB (named).
+        KeyError, FileNotFoundError: see :func:`check_dataroot`. ValueError: a damaged LMDB, or folders that do not
+        pair (named).
     """
     for key in opt:
         if (key.startswith('dataroot') or key == 'meta_info_file') and opt[key] is not None:
@@ -38,6 +39,58 @@ def check_dataset_paths(opt):
                     check_lmdb(path)
                 except ValueError as err:
                     raise ValueError(f"dataset {opt.get('name', '?')!r}: {key}: {err}") from err
+    check_paired_folders(opt)
+
+
+def _folder_files(folder):
+    """The names BasicSR's ``scandir`` lists in a folder (files, not hidden, not recursive), sorted."""
+    import os
+    return sorted(e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith('.'))
+
+
+def check_paired_folders(opt):
+    """Check, before BasicSR pairs them (``paired_paths_from_folder``: every file of both folders, the LR name being
+    ``filename_tmpl.format(<HR stem>)`` + the HR's extension), that the ``dataroot_lq`` and ``dataroot_gt`` folders
+    of a paired dataset hold images only and pair one to one; BasicSR's own checks are bare assertions ("different
+    number of images: 1, 2", "x.png is not in lq_paths") that name no folder or template.
+
+    Applies to a disk dataset with both folders and no ``meta_info_file`` (a dataset that regenerates its LR,
+    ``regenerate_lq``, reads the HR folder only).
+
+    Raises:
+        ValueError: a file that is not an image, an HR without its LR or an LR without its HR (the dataset, the
+            folders, the files and ``filename_tmpl`` are named).
+    """
+    gt_root, lq_root = opt.get('dataroot_gt'), opt.get('dataroot_lq')
+    if not (isinstance(gt_root, str) and isinstance(lq_root, str) and osp.isdir(gt_root) and osp.isdir(lq_root)) or \
+            opt.get('meta_info_file') or opt.get('regenerate_lq') or \
+            (opt.get('io_backend') or {}).get('type', 'disk') != 'disk':
+        return
+    name = opt.get('name', '?')
+    tmpl = opt.get('filename_tmpl', '{}')
+    gt_files, lq_files = _folder_files(gt_root), _folder_files(lq_root)
+    for key, root, files in (('dataroot_gt', gt_root, gt_files), ('dataroot_lq', lq_root, lq_files)):
+        stray = [f for f in files if not f.lower().endswith(IMG_EXTENSIONS)]
+        if stray:
+            raise ValueError(f'dataset {name!r}: {key} = {root!r} holds {len(stray)} file(s) that are not images '
+                             f'({", ".join(stray[:3])}{", ..." if len(stray) > 3 else ""}); BasicSR pairs every file '
+                             'of the two folders: move them out')
+    expected = {}
+    for f in gt_files:
+        stem, ext = osp.splitext(f)
+        expected[f'{tmpl.format(stem)}{ext}'] = f
+    no_lr = [f'{gt} (expects {lr})' for lr, gt in expected.items() if lr not in set(lq_files)]
+    no_hr = [f for f in lq_files if f not in expected]
+    if no_lr or no_hr:
+        parts = []
+        if no_lr:
+            parts.append(f'{len(no_lr)} HR file(s) of {gt_root} have no LR in {lq_root}: '
+                         f'{", ".join(no_lr[:3])}{", ..." if len(no_lr) > 3 else ""}')
+        if no_hr:
+            parts.append(f'{len(no_hr)} LR file(s) of {lq_root} have no HR: '
+                         f'{", ".join(no_hr[:3])}{", ..." if len(no_hr) > 3 else ""}')
+        raise ValueError(f'dataset {name!r}: the LR name of an HR file is filename_tmpl {tmpl!r} + its extension; '
+                         + '; '.join(parts) + ' (a wrong filename_tmpl, or a file missing from one folder)')
 
 
 def read_image(path, what='image'):

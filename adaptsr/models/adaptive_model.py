@@ -88,9 +88,16 @@ class AdaptiveSRModel(PhasedSRModel):
 
     def crop_inputs(self):
         """Apply ``val.crop_mode`` to ``self.lq`` (and ``self.gt``); ``self.cropped`` records ``(h, w, hc, wc)``
-        when it cut anything (reported per dataset by the validation)."""
+        when it cut anything (reported per dataset by the validation).
+
+        Raises:
+            ValueError: the crop leaves no pixel (e.g. a 1x1 LR under ``crop_mode: even``).
+        """
         h, w = self.lq.shape[-2:]
         hc, wc = crop_size(self.val_opt['crop_mode'] or 'none', h, w)
+        if hc < 1 or wc < 1:
+            raise ValueError(f'a {w}x{h} LR input leaves {max(wc, 0)}x{max(hc, 0)} pixels after val.crop_mode '
+                             f'{self.val_opt["crop_mode"]!r}: too small to test')
         self.cropped = None
         if (hc, wc) == (h, w):
             return
@@ -135,6 +142,10 @@ class AdaptiveSRModel(PhasedSRModel):
             if self.schedule is not None:
                 self.apply_train_modes()
 
+    #: the names :meth:`routing_maps` may return (``<stem>_<name>.png``), declared so that a command can plan its
+    #: outputs before it runs (``adaptsr-infer --maps`` refuses a map that would replace a file or another output)
+    routing_map_names = ()
+
     def routing_maps(self, sr_img=None):
         """Hook: pictures of the last :meth:`test`'s adaptive decisions (PCSR's classes, APE's exits, CABM's bits,
         SMSR's masks), drawn over ``sr_img`` where they are per pixel (:mod:`adaptsr.utils.maps`).
@@ -156,6 +167,9 @@ class AdaptiveSRModel(PhasedSRModel):
         stem = osp.splitext(sr_path)[0]
         written = []
         for name, img in self.routing_maps(sr_img).items():
+            if name not in self.routing_map_names:  # an undeclared map would escape the callers' output plans
+                raise NotImplementedError(f'{type(self).__name__}.routing_maps returned {name!r}, which is not in its '
+                                          f'routing_map_names {self.routing_map_names}')
             imwrite(img, f'{stem}_{name}.png')
             written.append(f'{stem}_{name}.png')
         return written
@@ -168,14 +182,18 @@ class AdaptiveSRModel(PhasedSRModel):
         """Set the adaptive knob to ``value`` (budget sweeps): ``val.<budget_knob>``; other knobs override.
 
         Raises:
-            NotImplementedError: the model has no budget knob.
+            NotImplementedError: the model has no budget knob. ValueError: ``value`` is not a number.
         """
         if self.budget_knob is None:
             arch = type(self.get_bare_model(self.net_g)).__name__
             raise NotImplementedError(f'model_type {type(self).__name__} has no budget knob, so val.budget_sweep '
                                       f'cannot run; if network_g ({arch}) is adaptive, use its method\'s model_type '
                                       '(PCSRModel, APEModel, CABMModel), else remove val.budget_sweep')
-        self.val_opt[self.budget_knob[0]] = float(value)
+        try:
+            self.val_opt[self.budget_knob[0]] = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f'val.{self.budget_knob[0]} ({type(self).__name__}\'s knob) takes a number, got '
+                             f'{value!r}') from None
 
     def budget_label(self):
         """The knob's current value as a label (``thr0.9``), used in tables, file names and the log."""
@@ -231,7 +249,10 @@ class AdaptiveSRModel(PhasedSRModel):
                     osp.isfile(val_data['gt_path'][0]):
                 check_pair_scale(val_data['lq_path'][0], val_data['gt_path'][0], self.opt['scale'])
             self.feed_data(val_data)
-            self.test()
+            try:
+                self.test()
+            except ValueError as err:  # an input this model cannot test: name the dataset and the image
+                raise ValueError(f'dataset {dataset_name!r}, image {val_data["lq_path"][0]}: {err}') from err
             if getattr(self, 'cropped', None) is not None:
                 cropped.append(f'{img_name} {self.cropped[0]}x{self.cropped[1]} -> {self.cropped[2]}x{self.cropped[3]}')
             sr_img = tensor2img([self.output.detach().cpu().clone()])

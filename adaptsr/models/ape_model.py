@@ -93,6 +93,8 @@ class APEModel(AdaptiveSRModel):
         values = box_values(self.lq.shape[-2:], self.tile_boxes, [t['exit_ids'].tolist() for t in self.traces])
         return np.nan_to_num(values, nan=0.0)  # the tiles cover the image; 0 where none lies, as before
 
+    routing_map_names = ('exits', )
+
     def routing_maps(self, sr_img=None):
         """``exits``: the mean exit of the tiles covering each pixel, drawn over the SR image (viridis: dark = the
         first exit, yellow = the last, i.e. the whole network)."""

@@ -43,7 +43,9 @@ class CABMModel(AdaptiveSRModel):
     otherwise take its clip from those few samples), ``calibration_train`` (6.0), ``select_bit`` (0),
     ``bug_compatible_edge_score`` (false: the intended score; true reproduces the released clamp bug; stored in the
     table), ``lut_dataroot`` (folder or LMDB of LR images for the table: DIV2K valid LR x4 in the paper),
-    ``lut_tile`` (96), ``lut_step`` (94). The network is :class:`~adaptsr.archs.cabm_arch.CABMEDSR` or any backbone
+    ``lut_tile`` (96), ``lut_step`` (94), ``lut_min_tiles`` (100: fewer tiles make a table whose few bins
+    give most edge scores the bits of a handful of patches; the build is refused). The network is
+    :class:`~adaptsr.archs.cabm_arch.CABMEDSR` or any backbone
     wrapped by :class:`~adaptsr.archs.cabm_arch.CABMNet`; a full-precision checkpoint of the backbone loads into
     either.
 
@@ -62,7 +64,8 @@ class CABMModel(AdaptiveSRModel):
     val_ranges = {'calibration': (0.0, None, False)}  # a FAB ceiling in bits; 100 = no filter
     train_section = 'cabm'
     train_options = {'iters_per_epoch': 1000, 'alpha_init_iters': 1000, 'calibration_train': 6.0, 'select_bit': 0,
-                     'bug_compatible_edge_score': False, 'lut_dataroot': None, 'lut_tile': 96, 'lut_step': 94}
+                     'bug_compatible_edge_score': False, 'lut_dataroot': None, 'lut_tile': 96, 'lut_step': 94,
+                     'lut_min_tiles': 100}
     phase_keys = frozenset({'cabm_mode', 'alpha_init_iters'})
     phase_hooks = frozenset({'snapshot_teacher', 'build_lut', 'save_phase_model'})
     lut = None  # the edge-to-bit table (path.cabm_lut, or built by the build_lut hook)
@@ -71,8 +74,18 @@ class CABMModel(AdaptiveSRModel):
     _layer_hist = None
 
     def __init__(self, opt):
-        super().__init__(opt)
         lut_path = (opt.get('path') or {}).get('cabm_lut')
+        train_opt = opt.get('train') or {}
+        if lut_path and opt.get('is_train') and train_opt.get('phases'):
+            from adaptsr.ops.phases import PhaseSchedule
+            builder = next((p for p in PhaseSchedule.from_options(train_opt).phases
+                            if 'build_lut' in (p.get('on_start'), p.get('on_end'))), None)
+            if builder is not None:
+                from adaptsr.options import OptionError
+                raise OptionError(f'path.cabm_lut = {lut_path!r}, but phase {builder.name!r} builds this run\'s own '
+                                  'table (build_lut, models/cabm_lut.json), which would replace it: remove '
+                                  'path.cabm_lut, or start after that phase (train.start_phase) to use the given table')
+        super().__init__(opt)
         if lut_path and self.lut is None:
             self.lut = self._load_table(lut_path)
         if self.get_bare_model(self.net_g).mode == 'lut' and self.lut is None and not opt['is_train']:
@@ -182,7 +195,8 @@ class CABMModel(AdaptiveSRModel):
             raise FileNotFoundError(f'train.cabm.lut_dataroot must be a folder or an LMDB of LR images, got {root!r}')
         net = self.get_bare_model(self.net_g)
         table = build_table(net, root, int(self.method_opt['lut_tile']), int(self.method_opt['lut_step']),
-                            bool(self.method_opt['bug_compatible_edge_score']))
+                            bool(self.method_opt['bug_compatible_edge_score']),
+                            min_tiles=int(self.method_opt['lut_min_tiles']))
         path = osp.join(self._models_dir(), 'cabm_lut.json')
         table.save(path, overwrite=True)  # this run's own table, rebuilt when the phase re-runs
         self.lut = table
@@ -259,6 +273,8 @@ class CABMModel(AdaptiveSRModel):
                 return None
             out.append(bits[flags.long()].mean(dim=1).tolist())
         return out
+
+    routing_map_names = ('bits', )
 
     def routing_maps(self, sr_img=None):
         """``bits``: the average activation bits of the tile covering each pixel over a grey SR image (inferno:

@@ -99,6 +99,8 @@ class PCSRModel(AdaptiveSRModel):
                 count[t * s:b * s, l * s:r * s] += 1
         return total / np.maximum(count, 1)
 
+    routing_map_names = ('classes', )
+
     def routing_maps(self, sr_img=None):
         """``classes``: the pixels the classifier sent to the heavy upsampler tinted red over a grey SR image (as
         the official demo's coloured output, github.com/3587jjh/PCSR)."""

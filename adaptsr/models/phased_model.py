@@ -28,6 +28,16 @@ class NonFiniteLossError(FloatingPointError):
     """A training loss or gradient became NaN/Inf (``train.nonfinite: stop``, the default)."""
 
 
+class DivergedLossError(FloatingPointError):
+    """A finite training loss that has left its running median by more than ``train.divergence.factor``."""
+
+
+#: ``train.divergence`` defaults: a step whose total loss exceeds ``factor`` x the median of the last ``window`` steps'
+#: losses (of the same phase) stops the run; ``factor: ~`` turns the check off
+DIVERGENCE_DEFAULTS = {'factor': 1000.0, 'window': 100}
+
+
+
 _OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
 
 
@@ -55,6 +65,7 @@ class PhasedSRModel(SRModel):
     schedule = None
     phase = None
     _resuming = False
+    _loss_history = None
 
     def __init__(self, opt):
         check_options(opt, type(self))
@@ -140,6 +151,7 @@ class PhasedSRModel(SRModel):
         if run_hooks and self.phase is not None and self.phase.get('on_end'):
             getattr(self, self.phase.get('on_end'))()
         self.phase = phase
+        self._loss_history = None  # a phase's losses are not comparable with the previous phase's
         self.prepare_phase(phase)
         net = self.get_bare_model(self.net_g)
         trainable = []
@@ -375,7 +387,8 @@ class PhasedSRModel(SRModel):
     def optimize_parameters(self, current_iter):
         """One step of the current phase. A NaN/Inf loss or gradient stops training before the optimizer step
         (:class:`NonFiniteLossError` names the iteration, the loss terms and the last checkpoint), or, with
-        ``train.nonfinite: skip``, skips this step with a warning."""
+        ``train.nonfinite: skip``, skips this step with a warning; a finite loss that diverges stops it too
+        (:meth:`_check_divergence`, ``train.divergence``)."""
         if self.schedule is not None:
             self.apply_train_modes()
         self.optimizer_g.zero_grad()
@@ -385,6 +398,7 @@ class PhasedSRModel(SRModel):
         total, loss_dict = self.compute_losses()
         bad = [k for k, v in loss_dict.items() if torch.is_tensor(v) and not bool(torch.isfinite(v).all())]
         if not bad and torch.is_tensor(total) and bool(torch.isfinite(total)):
+            self._check_divergence(current_iter, float(total.detach()), loss_dict)
             total.backward()
             bad = [f'gradient of {n}' for n, p in self.get_bare_model(self.net_g).named_parameters()
                    if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
@@ -422,6 +436,36 @@ class PhasedSRModel(SRModel):
                                  f'optimizer step. Last good checkpoint: {self._last_checkpoint()}. Lower the learning '
                                  'rate (or fix the data) and resume with --auto_resume, or set train.nonfinite: skip '
                                  'to skip such steps.')
+
+    def _check_divergence(self, current_iter, value, loss_dict):
+        """Stop when the step's total loss ``value`` exceeds ``train.divergence.factor`` x the median of the last
+        ``window`` total losses of this phase (a finite loss that has blown up, e.g. a learning rate far too high:
+        the weights are already useless, so the step is not taken and nothing more is saved).
+
+        Raises:
+            DivergedLossError: naming the iteration, the loss and its median, the bound and the last checkpoint.
+        """
+        import statistics
+        from collections import deque
+        cfg = dict(DIVERGENCE_DEFAULTS, **((self.opt.get('train') or {}).get('divergence') or {}))
+        if not cfg['factor']:
+            return
+        if self._loss_history is None or self._loss_history.maxlen != int(cfg['window']):
+            self._loss_history = deque(self._loss_history or (), maxlen=int(cfg['window']))
+        history = self._loss_history
+        if history:
+            median = statistics.median(history)
+            if median > 0 and value > cfg['factor'] * median:
+                terms = ', '.join(f'{k} = {float(v.detach().float().mean()):.4g}' for k, v in loss_dict.items()
+                                  if torch.is_tensor(v))
+                where = f'iteration {current_iter}' + (f' (phase {self.phase.name!r})' if self.phase else '')
+                raise DivergedLossError(
+                    f'{where}: the loss diverged: {value:.4g} is more than train.divergence.factor = '
+                    f'{cfg["factor"]:g} x its running median {median:.4g} (last {len(history)} steps; {terms}); '
+                    f'training stopped before the optimizer step. Last good checkpoint: {self._last_checkpoint()}. '
+                    'Lower the learning rate and resume with --auto_resume (or raise train.divergence.factor; '
+                    'factor: ~ turns the check off).')
+        history.append(value)
 
     def _last_checkpoint(self):
         import glob

@@ -99,6 +99,8 @@ class SMSRModel(AdaptiveSRModel):
         values.update({f'density_m{k}': d for k, d in enumerate(density)})
         return values
 
+    routing_map_names = ('masks', )
+
     def routing_maps(self, sr_img=None):
         """``masks``: the spatial mask of each module side by side (white = the pixel takes the dense path), for a
         whole-image test (a tiled test has one mask set per tile)."""

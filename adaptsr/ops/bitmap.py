@@ -110,10 +110,16 @@ class EdgeBitTable:
         """Read a table file.
 
         Raises:
-            ValueError: not an adaptsr CABM table, an unknown version, or a malformed entry (naming the key).
+            ValueError: unreadable, not JSON or not an adaptsr CABM table, an unknown version, or a malformed entry
+                (naming the file and the key).
         """
-        with open(path) as f:
-            data = json.load(f)
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f'{path}: not an {FORMAT} file (not JSON: {err})') from None
+        except OSError as err:
+            raise ValueError(f'{path}: the table cannot be read ({err.strerror})') from None
         found = data.get('format') if isinstance(data, dict) else None
         if found != FORMAT:
             raise ValueError(f'{path}: not an {FORMAT} file (format = {found!r})')
@@ -177,7 +183,7 @@ class EdgeBitTable:
 
 
 @torch.no_grad()
-def build_table(net, lr_root, tile_size=96, step=94, bug_compatible=False, max_images=None):
+def build_table(net, lr_root, tile_size=96, step=94, bug_compatible=False, max_images=None, min_tiles=100):
     """Step 4 of CABM: run a CADyQ network tile by tile over the LR images of ``lr_root`` and record, per tile, its
     edge score and the bits its selectors chose (the CABM paper, github.com/Sheldon04/CABM-pytorch).
 
@@ -189,12 +195,15 @@ def build_table(net, lr_root, tile_size=96, step=94, bug_compatible=False, max_i
         tile_size (int), step (int): LR tiles (96, 94); the last tile of a row/column is shifted to the border.
         bug_compatible (bool): the released code's edge score (see :func:`edge_score`).
         max_images (int, optional): only the first images (sorted by name).
+        min_tiles (int): fewest tiles a table may be built from (with fewer, most edge scores would map to the bits
+            of a handful of patches).
 
     Returns:
         EdgeBitTable: finalised, with metadata (score flag, tiles, step, source, images, tiles, model digest).
 
     Raises:
-        FileNotFoundError: no image in ``lr_root``. ValueError: an image that cannot be read.
+        FileNotFoundError: no image in ``lr_root``. ValueError: an image that cannot be read, an image smaller than
+        3x3 pixels (no edge score), or fewer than ``min_tiles`` tiles (the counts are named).
     """
     import hashlib
     import os
@@ -223,6 +232,9 @@ def build_table(net, lr_root, tile_size=96, step=94, bug_compatible=False, max_i
             x = x.to(device)
             table.meta['images'] += 1
             rgb = np.ascontiguousarray((x[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8))
+            if min(x.shape[2:]) < 3:
+                raise ValueError(f'{lr_root}: image {table.meta["images"]} is {x.shape[3]}x{x.shape[2]} pixels; the '
+                                 'edge score and the bit selectors need tiles of at least 3x3')
             for (t, l, b, r) in tile_boxes(x.shape[2], x.shape[3], tile_size, tile_size - step):
                 patch = x[..., t:b, l:r]
                 net(patch)
@@ -232,4 +244,8 @@ def build_table(net, lr_root, tile_size=96, step=94, bug_compatible=False, max_i
         net.set_mode(mode)
         net.train(was_training)
     table.meta['tiles'] = tiles
+    if tiles < min_tiles:
+        raise ValueError(f'{lr_root}: {tiles} tile(s) of {tile_size} LR pixels from {table.meta["images"]} image(s) '
+                         f'({tiles / max(len(table), 1):.1f} per score bin, {len(table)} bins); a table needs at least '
+                         f'{min_tiles} tiles (train.cabm.lut_min_tiles): use more or larger LR images')
     return table.finalize()
