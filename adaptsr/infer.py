@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 import torch
 
+from adaptsr.cli.errors import int_at_least
 from adaptsr.data.data_util import IMG_EXTENSIONS as IMAGE_EXTENSIONS
 
 #: the knobs of the command line: flag -> (model_type that reads it, val option)
@@ -379,7 +380,8 @@ def parse_args(argv=None):
     parser.add_argument('--model', default=None,
                         help='checkpoint (adaptsr or official; recognised from its weights), "bicubic", or an ONNX '
                              'or TFLite model (fp32 or INT8, adaptsr-export; run by onnxruntime or LiteRT)')
-    parser.add_argument('--scale', type=int, default=None, help='the scale, where the checkpoint does not say it')
+    parser.add_argument('--scale', type=int_at_least(1), default=None,
+                        help='the scale, where the checkpoint does not say it')
     parser.add_argument('--force_yml', nargs='+', default=[], help='with -opt: override options, key:sub=value')
     parser.add_argument('--k', type=float, default=None, help='PCSR: classifier threshold offset (0 = argmax)')
     parser.add_argument('--adaptive', action='store_true', help="PCSR: ADM's per-image threshold instead of --k")
@@ -392,17 +394,17 @@ def parse_args(argv=None):
     parser.add_argument('--cabm-lut', dest='cabm_lut', default=None,
                         help='CABM: edge-to-bit table (default: cabm_lut.json beside the checkpoint; without one the '
                              'trained CADyQ selectors choose the bits)')
-    parser.add_argument('--tile', type=int, default=None,
+    parser.add_argument('--tile', type=int_at_least(0), default=None,
                         help="tile size in LR pixels, to bound memory (0: whole image; default: the model's own, "
                              'i.e. whole images except APE 48 and CABM 96, their decision units)')
-    parser.add_argument('--tile-overlap', dest='tile_overlap', type=int, default=None,
+    parser.add_argument('--tile-overlap', dest='tile_overlap', type=int_at_least(0), default=None,
                         help=f'tile overlap in LR pixels (default with --tile: {DEFAULT_TILE_OVERLAP}, at most a '
                              "quarter of the tile; APE/CABM: their own)")
     parser.add_argument('--tile-merge', dest='tile_merge', choices=('average', 'crop'), default=None,
                         help="how overlapping tiles combine (default with --tile: crop, each tile's core, for a "
                              "model that tiles only to bound memory; APE/CABM: average, their protocol)")
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--threads', type=int_at_least(1), default=None, help='torch CPU threads')
     parser.add_argument('--maps', action='store_true', help="write the method's routing pictures next to each image")
     parser.add_argument('--hr', default=None, help='folder of ground-truth HR images (same stems): PSNR/SSIM')
     parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (refused otherwise)')

@@ -18,7 +18,6 @@ cannot save a FLOPs fraction within a PSNR budget, no threshold can.
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
@@ -85,7 +84,14 @@ def main(argv=None):
                         help='PSNR-Y budget below full depth (dB) for the headline saving')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--json', default=None, help='write every sweep point here')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --json')
     args = parser.parse_args(argv)
+    if args.json:  # checked before the sweep, not after it
+        from adaptsr.utils.outputs import OutputPlanError, check_plan
+        try:
+            check_plan([(args.json, 'oracle sweep')], [args.model], args.overwrite)
+        except OutputPlanError as err:
+            parser.error(str(err))
     torch.set_num_threads(args.threads)
     info = recognise_checkpoint(args.model, args.scale)
     if not info['arch'].startswith('APE'):
@@ -157,8 +163,8 @@ def main(argv=None):
     print(f'oracle: at most {best["saving"]:.1%} of the FLOPs saved within {args.max_drop} dB of full depth '
           f'({best["psnr_y"] - base:+.3f} dB; largest exit share {max(best["exit_share"]):.0%})')
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
+        from adaptsr.utils.atomic import atomic_write
+        with atomic_write(args.json) as tmp, open(tmp, 'w') as f:
             json.dump({'model': args.model, 'images': len(images), 'full_psnr_y': base, 'points': points, 'best': best},
                   f, indent=1)
 

@@ -29,6 +29,7 @@ import sys
 
 import torch
 
+from adaptsr.cli.errors import int_at_least
 import adaptsr  # noqa: F401  (registrations)
 from adaptsr.utils.benchmark import (cuda_peak_mib, fresh_process_env, fresh_process_peak_mib, load_test_options,
                                      model_quality, reference_options, summarise, timed_test)
@@ -211,15 +212,17 @@ def main(argv=None, root=None):
     parser.add_argument('--base', choices=('reference', 'budget'), default='reference',
                         help="speed-ups of the budgets against the first reference model (default) or against the "
                              "method's own first budget (e.g. APE at threshold 1: same tiles, no exits)")
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--threads', type=int_at_least(1), default=None,
+                        help='torch CPU threads (default: torch default)')
     parser.add_argument('--datasets', default=None, help='comma-separated dataset names to run (default: all)')
-    parser.add_argument('--max_images', type=int, default=None, help='first N images of each dataset')
+    parser.add_argument('--max_images', type=int_at_least(1), default=None, help='first N images of each dataset')
     parser.add_argument('--no_reference', action='store_true', help='skip the reference models')
     parser.add_argument('--references', default=None,
                         help='comma-separated labels of the reference models to run (reference, network_refs labels)')
     parser.add_argument('--no_memory', action='store_true',
                         help='skip the peak-memory probe (on CPU a fresh process per configuration)')
-    parser.add_argument('--repeats', type=int, default=1, help="time each image K times and keep the fastest")
+    parser.add_argument('--repeats', type=int_at_least(1), default=1,
+                        help='time each image K times and keep the fastest')
     parser.add_argument('--json', required=True, help='output JSON (a CSV and a PNG plot are written beside it)')
     parser.add_argument('--overwrite', action='store_true', help='replace existing output files (refused otherwise)')
     parser.add_argument('--probe_memory', default=None, help=argparse.SUPPRESS)  # internal: fresh-process probe
@@ -234,9 +237,10 @@ def main(argv=None, root=None):
             parser.error(f'--json {args.json}: must name a .json file (the CSV and the PNG are written beside it)')
         stem = osp.splitext(args.json)[0]
         try:
-            check_plan([(args.json, 'results table'), (stem + '.csv', 'results table (CSV)'),
-                        (stem + '.png', 'trade-off plot')], [p for p in (args.opt, args.sizes, args.compare) if p],
-                       args.overwrite)
+            plan = [(args.json, 'results table'), (stem + '.csv', 'results table (CSV)')]
+            plan += [(stem + '_tiling_psnr.csv', 'tiling PSNR table')] if args.sizes else \
+                [(stem + '.png', 'trade-off plot')]
+            check_plan(plan, [p for p in (args.opt, args.sizes, args.compare) if p], args.overwrite)
         except OutputPlanError as err:
             parser.error(str(err))
     from adaptsr.cli.errors import one_line_errors

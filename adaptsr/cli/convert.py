@@ -33,6 +33,7 @@ import os
 import os.path as osp
 import sys
 
+from adaptsr.cli.errors import int_at_least
 from adaptsr.convert import check_finite, load_checkpoint, save_checkpoint
 from adaptsr.convert.registry import CONVERTERS, ConversionError, build_target, keep_modules
 
@@ -43,7 +44,7 @@ def main(argv=None):
     parser.add_argument('--method', required=True, choices=sorted(CONVERTERS))
     parser.add_argument('--input', required=True, help='official checkpoint')
     parser.add_argument('--output', required=True, help='converted BasicSR checkpoint (.pth)')
-    parser.add_argument('--scale', type=int, default=4)
+    parser.add_argument('--scale', type=int_at_least(1), default=4)
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --output')
     parser.add_argument('--param_key', default='auto',
                         help="weights of a BasicSR checkpoint: params, params_ema, or auto (params_ema if present)")

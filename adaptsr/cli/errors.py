@@ -31,3 +31,21 @@ def one_line_errors(prog):
         msg = str(err).strip() or type(err).__name__
         sys.exit(f'{prog}: {msg}' + ('' if isinstance(err, (FileNotFoundError, FileExistsError)) else
                                      f' [{type(err).__name__}; ADAPTSR_TRACEBACK=1 shows the traceback]'))
+
+
+def int_at_least(low):
+    """An argparse ``type``: an integer >= ``low`` (e.g. ``--threads``, ``--repeats``, ``--scale``: 1; ``--tile``: 0),
+    refused by argparse with a message naming the flag's value otherwise."""
+    import argparse
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f'{value} is less than {low}')
+        return value
+
+    parse.__name__ = f'integer >= {low}'
+    return parse

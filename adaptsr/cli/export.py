@@ -28,6 +28,7 @@ import os
 import os.path as osp
 import sys
 
+from adaptsr.cli.errors import int_at_least
 import adaptsr  # noqa: F401  (registrations)
 from adaptsr.convert import check_finite, load_checkpoint
 from adaptsr.archs.etds_arch import ETDSAblationPlain, ETDSPlain
@@ -45,9 +46,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog='adaptsr-export', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--input', required=True, help='checkpoint (.pth)')
-    parser.add_argument('--scale', type=int, required=True)
+    parser.add_argument('--scale', type=int_at_least(1), required=True)
     parser.add_argument('--output', required=True, help='.onnx or .tflite file to write (the format)')
-    parser.add_argument('--opset', type=int, default=13)
+    parser.add_argument('--opset', type=int_at_least(7), default=13)
     parser.add_argument('--param_key', default='auto', help='params, params_ema or auto (params_ema if present)')
     parser.add_argument('--overwrite', action='store_true')
     parser.add_argument('--int8', default=None,
@@ -60,9 +61,9 @@ def main(argv=None):
     parser.add_argument('--calib-lr', dest='calib_lr', action='store_true', help='the --calib images are LR already')
     parser.add_argument('--calib-method', dest='calib_method', default='percentile',
                         choices=('minmax', 'percentile', 'entropy'))
-    parser.add_argument('--calib-patch', dest='calib_patch', type=int, default=64,
+    parser.add_argument('--calib-patch', dest='calib_patch', type=int_at_least(8), default=64,
                         help='calibration patch side in LR pixels (equal shapes: the histogram calibrators need them)')
-    parser.add_argument('--input-size', dest='input_size', type=int, default=128,
+    parser.add_argument('--input-size', dest='input_size', type=int_at_least(8), default=128,
                         help='TFLite: the fixed LR input side in pixels (adaptsr-infer runs larger images by tiles)')
     parser.add_argument('--pams-int8-outputs', dest='pams_int8_outputs', action='store_true',
                         help="PAMS: quantise the quantised convs' outputs too (calibrated by --calib-method on "
