@@ -314,6 +314,20 @@ def test_paired_folders_that_do_not_pair_are_named_before_basicsr_asserts(tmp_pa
         check_dataset_paths(opt)
 
 
+def test_paired_lmdbs_with_other_keys_are_named(tmp_path):
+    from adaptsr.data.data_util import check_dataset_paths
+    from adaptsr.utils.data_prep import create_lmdb
+    opt = _pairs(tmp_path)
+    os.remove(tmp_path / 'LR' / 'im1x4.png')
+    create_lmdb(str(tmp_path / 'HR'), str(tmp_path / 'hr.lmdb'))
+    create_lmdb(str(tmp_path / 'LR'), str(tmp_path / 'lr.lmdb'), suffix_to_strip='x4')
+    lmdb_opt = dict(opt, dataroot_gt=str(tmp_path / 'hr.lmdb'), dataroot_lq=str(tmp_path / 'lr.lmdb'),
+                    io_backend={'type': 'lmdb'})
+    with pytest.raises(ValueError, match=r"dataset 'mine': the LMDBs do not pair: 1 key\(s\) only in dataroot_gt "
+                                         r'.*hr.lmdb \(im1\), 0 only in dataroot_lq'):
+        check_dataset_paths(lmdb_opt)
+
+
 def test_an_input_that_a_crop_mode_empties_is_named(tmp_path):
     from basicsr.data import build_dataloader, build_dataset
     from basicsr.models import build_model

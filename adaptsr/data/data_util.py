@@ -48,6 +48,25 @@ def _folder_files(folder):
     return sorted(e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith('.'))
 
 
+def _lmdb_keys(root):
+    with open(osp.join(root, 'meta_info.txt')) as f:
+        return {line.split('.')[0] for line in f if line.strip()}  # as BasicSR's paired_paths_from_lmdb
+
+
+def _check_paired_lmdbs(name, gt_root, lq_root):
+    """The two LMDBs of a paired dataset list the same keys (BasicSR: "Keys in lq_folder and gt_folder are
+    different.", naming neither the LMDBs nor a key)."""
+    if not all(osp.isfile(osp.join(r, 'meta_info.txt')) for r in (gt_root, lq_root)):
+        return  # check_lmdb names a root that is not a BasicSR LMDB
+    gt_keys, lq_keys = _lmdb_keys(gt_root), _lmdb_keys(lq_root)
+    if gt_keys != lq_keys:
+        only_gt, only_lq = sorted(gt_keys - lq_keys), sorted(lq_keys - gt_keys)
+        raise ValueError(f'dataset {name!r}: the LMDBs do not pair: {len(only_gt)} key(s) only in dataroot_gt '
+                         f'{gt_root} ({", ".join(only_gt[:3])}{", ..." if len(only_gt) > 3 else ""}), '
+                         f'{len(only_lq)} only in dataroot_lq {lq_root} ({", ".join(only_lq[:3])}'
+                         f'{", ..." if len(only_lq) > 3 else ""}); build both from the same images')
+
+
 def check_paired_folders(opt):
     """Check, before BasicSR pairs them (``paired_paths_from_folder``: every file of both folders, the LR name being
     ``filename_tmpl.format(<HR stem>)`` + the HR's extension), that the ``dataroot_lq`` and ``dataroot_gt`` folders
@@ -55,13 +74,17 @@ def check_paired_folders(opt):
     number of images: 1, 2", "x.png is not in lq_paths") that name no folder or template.
 
     Applies to a disk dataset with both folders and no ``meta_info_file`` (a dataset that regenerates its LR,
-    ``regenerate_lq``, reads the HR folder only).
+    ``regenerate_lq``, reads the HR folder only); two LMDBs must list the same keys.
 
     Raises:
         ValueError: a file that is not an image, an HR without its LR or an LR without its HR (the dataset, the
             folders, the files and ``filename_tmpl`` are named).
     """
     gt_root, lq_root = opt.get('dataroot_gt'), opt.get('dataroot_lq')
+    if (opt.get('io_backend') or {}).get('type') == 'lmdb' and isinstance(gt_root, str) and \
+            isinstance(lq_root, str):
+        _check_paired_lmdbs(opt.get('name', '?'), gt_root, lq_root)
+        return
     if not (isinstance(gt_root, str) and isinstance(lq_root, str) and osp.isdir(gt_root) and osp.isdir(lq_root)) or \
             opt.get('meta_info_file') or opt.get('regenerate_lq') or \
             (opt.get('io_backend') or {}).get('type', 'disk') != 'disk':

@@ -268,7 +268,10 @@ def create_lmdb(folder, lmdb_path, suffix_to_strip=None, n_thread=2):
     if osp.exists(partial):
         shutil.rmtree(partial)  # this function's own leftover of an interrupted run
     try:
-        make_lmdb_from_imgs(folder, partial, names, keys, n_thread=n_thread, multiprocessing_read=False)
+        # BasicSR sizes the map from the first image (x 10 x count), too small for tiny images (MDB_MAP_FULL); the
+        # map is virtual address space, as AtomicLmdb's
+        make_lmdb_from_imgs(folder, partial, names, keys, n_thread=n_thread, multiprocessing_read=False,
+                            map_size=1 << 36)
         os.replace(partial, lmdb_path)
     finally:
         if osp.exists(partial):
