@@ -59,8 +59,8 @@ def check_plan(outputs, inputs=(), overwrite=False, flag='--overwrite'):
     for path, what in outputs:
         key = _key(path)
         if key in seen:
-            raise OutputPlanError(f'{path}: both the {seen[key]} and the {what} would be written there; '
-                                  'of the inputs (output names must be unique within one run)')
+            raise OutputPlanError(f'{path}: both the {seen[key]} and the {what} would be written there (output '
+                                  'names must be unique within one run: rename an input, or choose other outputs)')
         seen[key] = what
         if key in input_keys:
             raise OutputPlanError(f'{path}: the {what} would replace the input {input_keys[key]} (refused even with '
