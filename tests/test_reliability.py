@@ -281,6 +281,10 @@ def test_bench_budgets_from_the_command_line_end_in_one_line(tmp_path):
         main(['-opt', opt, '--json', str(tmp_path / 'b.json'), '--budgets', '0.5', '--datasets', 'Set5',
               '--max_images', '1', '--no_memory'], root=str(tmp_path))
     assert str(err.value).startswith('adaptsr-bench: --budgets 0.5: model_type ETDSModel has no budget knob')
+    with pytest.raises(SystemExit) as err:
+        main(['-opt', opt, '--json', str(tmp_path / 'b.json'), '--datasets', 'Set55', '--no_memory'],
+             root=str(tmp_path))
+    assert str(err.value).startswith('adaptsr-bench: --datasets Set55: not in') and 'Set5, Set14' in str(err.value)
     assert not (tmp_path / 'b.json').exists()
 
 

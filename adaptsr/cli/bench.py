@@ -284,6 +284,10 @@ def _run(args):
     device = model.device
     model_label = opt['network_g']['type']
     wanted = set(args.datasets.split(',')) if args.datasets else None
+    names = [d['name'] for d in opt['datasets'].values()]
+    if wanted and wanted - set(names):
+        raise OptionError(f'--datasets {",".join(sorted(wanted - set(names)))}: not in {args.opt} (its datasets: '
+                          f'{", ".join(names)})')
 
     rows, details = [], {}
     for _, dopt in sorted(opt['datasets'].items()):
