@@ -272,6 +272,12 @@ def model_options(args):
             raise InferError(f'--{flag.replace("_", "-")} is a knob of {model_type}, but {source} is a '
                              f'{opt["network_g"]["type"]} ({opt["model_type"]})')
         val[key] = (not value) if flag == 'no_refine' else value
+    if args.cabm_lut and opt['model_type'] != 'CABMModel':
+        raise InferError(f'--cabm-lut is read by CABMModel, but {source} is a {opt["network_g"]["type"]} '
+                         f'({opt["model_type"]})')
+    tile = val.get('tile_size', _declared_val(opt['model_type']).get('tile_size'))
+    if not tile and (args.tile_overlap is not None or args.tile_merge is not None):
+        raise InferError('--tile-overlap / --tile-merge need tiles: give --tile N (this model runs whole images)')
     check_options(opt)
     return opt
 

@@ -94,6 +94,15 @@ def test_an_existing_file_as_the_output_folder_and_an_unwritable_parent_are_name
     assert f'{locked} (the parent of the output folder' in msg and 'not writable' in msg
 
 
+def test_flags_the_model_would_ignore_are_refused(tmp_path, pcsr_ckpt):
+    photo = _photo(tmp_path / 'photo.png')
+    msg = _infer([photo, '-o', str(tmp_path / 'out'), '--model', pcsr_ckpt, '--cabm-lut', photo])
+    assert msg.startswith('adaptsr-infer: --cabm-lut is read by CABMModel, but') and 'PCSRNet' in msg
+    msg = _infer([photo, '-o', str(tmp_path / 'out'), '--model', pcsr_ckpt, '--tile-overlap', '8'])
+    assert '--tile-overlap / --tile-merge need tiles' in msg
+    assert not (tmp_path / 'out').exists()
+
+
 def test_a_folder_as_the_model_is_named(tmp_path):
     photo = _photo(tmp_path / 'photo.png')
     (tmp_path / 'run').mkdir()
