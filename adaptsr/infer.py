@@ -560,10 +560,11 @@ def run(args):
         try:
             row = _infer_one(model, args, path, scale, warm)
             warm = True
-        except InferError as err:
-            row = {'image': osp.basename(path), 'error': str(err)}
+        except (InferError, ValueError, RuntimeError) as err:  # this image only (unreadable, too small, memory)
+            why = str(err) if isinstance(err, InferError) else f'{path}: {type(err).__name__}: {err}'
+            row = {'image': osp.basename(path), 'error': why.splitlines()[0]}
             if not args.quiet:
-                tqdm.write(f'adaptsr-infer: {err} (skipped; the run goes on)')
+                tqdm.write(f'adaptsr-infer: {row["error"]} (skipped; the run goes on)')
         row['peak_rss_mib'] = peak_rss_bytes() / 2**20 if peak_rss_bytes else None
         rows.append(row)
     write_table(rows, osp.join(args.output, 'adaptsr_infer'))
