@@ -197,61 +197,26 @@ def quality(sr_u8, hr_path, lr_shape, scale):
 
 
 # ------------------------------------------------------------------------------------------------ the model
-def _base_options(name, scale, model_type, network, out_dir, device):
-    return {'name': name, 'model_type': model_type, 'scale': int(scale), 'num_gpu': 1 if device == 'cuda' else 0,
-            'manual_seed': 0, 'is_train': False, 'dist': False, 'rank': 0, 'world_size': 1, 'auto_resume': False,
-            'root_path': os.getcwd(), 'datasets': {}, 'network_g': network,
-            'path': {'pretrain_network_g': None, 'strict_load_g': True, 'param_key_g': 'params',
-                     'results_root': out_dir, 'log': out_dir, 'visualization': out_dir}, 'val': {}}
-
-
 def model_options(args):
-    """BasicSR test options for the model of ``args`` (``-opt`` or ``--model``), the knobs set.
+    """BasicSR test options for the model of ``args`` (``-opt`` or ``--model``; :func:`adaptsr.api.options_for`),
+    the command's knobs and tile flags set.
 
     Raises:
-        InferError: neither or both of ``-opt``/``--model``, bicubic without ``--scale``, a knob the model does not
-            have (the model is named), or a CABM table that does not exist.
-        ConversionError / ValueError / FileNotFoundError: a checkpoint that is not recognised (the supported archs
-            are listed) or cannot be read.
+        InferError: neither or both of ``-opt``/``--model``, a knob the model does not have (the model is named), tile
+            flags without tiles. LoadError: see :func:`adaptsr.api.options_for`.
+        ConversionError / CheckpointError / FileNotFoundError: a checkpoint that is not recognised (the supported
+            archs are listed) or cannot be read.
     """
-    from adaptsr.options import check_options, default_env
+    from adaptsr.api import options_for
+    from adaptsr.options import check_options
     if bool(args.opt) == bool(args.model):
         raise InferError('give the model as -opt <test options YAML> or as --model <checkpoint | bicubic>')
-    default_env(os.getcwd())
-    if args.opt:
-        from adaptsr.utils.benchmark import load_test_options
-        opt = load_test_options(args.opt, os.getcwd(), args.force_yml)
-        opt['datasets'] = {}
-        opt['path'].update(results_root=args.output, log=args.output, visualization=args.output)
-        if args.scale is not None and args.scale != opt['scale']:
-            raise InferError(f'--scale {args.scale} but {args.opt} has scale: {opt["scale"]}')
-        opt['num_gpu'] = 1 if args.device == 'cuda' else 0
-        source = args.opt
-    elif args.model == 'bicubic':
-        if args.scale is None:
-            raise InferError('--model bicubic needs --scale')
-        opt = _base_options('bicubic', args.scale, 'AdaptiveSRModel', {'type': 'BicubicSR', 'upscale': args.scale},
-                            args.output, args.device)
-        source = 'bicubic'
-    else:
-        from adaptsr.convert.registry import recognise_checkpoint
-        found = recognise_checkpoint(args.model, args.scale)
-        opt = _base_options(osp.splitext(osp.basename(args.model))[0], found['scale'], found['model_type'],
-                            dict(found['kwargs'], type=found['arch']), args.output, args.device)
-        opt['path'].update(pretrain_network_g=args.model, param_key_g=found['param_key'])
-        source = args.model
-        if found['model_type'] == 'CABMModel':
-            lut = args.cabm_lut or osp.join(osp.dirname(args.model), 'cabm_lut.json')
-            if osp.isfile(lut):
-                opt['path']['cabm_lut'] = lut
-                opt['network_g']['mode'] = 'lut'
-            elif args.cabm_lut:
-                raise InferError(f'--cabm-lut {args.cabm_lut}: no such file')
-    if opt['model_type'] == 'CABMModel' and args.cabm_lut and args.opt:
-        opt['path']['cabm_lut'] = args.cabm_lut
-    val = opt.setdefault('val', {}) or {}
-    opt['val'] = val
-    val.update(crop_mode='none', budget_sweep=None, save_img=False, metrics=None)
+    source = args.opt or args.model
+    if args.model == 'bicubic' and args.scale is None:
+        raise InferError('--model bicubic needs --scale')
+    opt = options_for(source, args.scale, args.device, args.cabm_lut, args.force_yml, args.output)
+    val = opt['val']
+    val['crop_mode'] = 'none'
     if args.tile is not None:
         val['tile_size'] = args.tile or None
     # a model that tiles only to bound memory (not APE/CABM, whose tiles are their decision units): hide the seams
@@ -272,82 +237,11 @@ def model_options(args):
             raise InferError(f'--{flag.replace("_", "-")} is a knob of {model_type}, but {source} is a '
                              f'{opt["network_g"]["type"]} ({opt["model_type"]})')
         val[key] = (not value) if flag == 'no_refine' else value
-    if args.cabm_lut and opt['model_type'] != 'CABMModel':
-        raise InferError(f'--cabm-lut is read by CABMModel, but {source} is a {opt["network_g"]["type"]} '
-                         f'({opt["model_type"]})')
     tile = val.get('tile_size', _declared_val(opt['model_type']).get('tile_size'))
     if not tile and (args.tile_overlap is not None or args.tile_merge is not None):
         raise InferError('--tile-overlap / --tile-merge need tiles: give --tile N (this model runs whole images)')
     check_options(opt)
     return opt
-
-
-class _ExportedModel:
-    """The few model methods ``adaptsr-infer`` uses, for an exported model: no cost is counted (``gflops`` empty)
-    and there are no maps."""
-    device = torch.device('cpu')
-    val_opt = {'cost': False}
-
-    def feed_data(self, data):
-        self.lq = data['lq']
-
-    def cost_metric_values(self):
-        return {}
-
-    def save_extra_images(self, sr_path, sr_img=None):
-        return []
-
-    @staticmethod
-    def _check_scale(path, found, scale):
-        if found != int(found) or (scale is not None and int(found) != scale):
-            raise InferError(f'{path}: upscales x{found:g}' + (f', not x{scale} (--scale)' if scale else ''))
-        return int(found)
-
-
-class OnnxModel(_ExportedModel):
-    """An exported ONNX model (fp32 or INT8, :mod:`adaptsr.cli.export`) run by onnxruntime on the CPU, ``threads``
-    intra-op threads.
-
-    Raises:
-        InferError: not a single-input model, or a scale that is not an integer or not ``scale``.
-    """
-
-    def __init__(self, path, threads=None, scale=None):
-        import onnxruntime as ort
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise InferError(f'{path}: expected a model with one input, found {[i.name for i in inputs]}')
-        self.input_name = inputs[0].name
-        probe = self.session.run(None, {self.input_name: np.zeros((1, 3, 8, 8), np.float32)})[0]
-        self.scale = self._check_scale(path, probe.shape[-1] / 8, scale)
-
-    def test(self):
-        out = self.session.run(None, {self.input_name: self.lq.cpu().numpy().astype(np.float32)})[0]
-        self.output = torch.from_numpy(out)
-
-
-class TFLiteModel(_ExportedModel):
-    """An exported TFLite model (fp32 or full-integer INT8, :mod:`adaptsr.cli.export`) run by the LiteRT interpreter,
-    any image size by tiles of the model's fixed input (:class:`adaptsr.convert.tflite_export.TFLiteRunner`).
-
-    Raises:
-        InferError: not a fixed-shape RGB SR model, the LiteRT runtime missing, or a scale other than ``scale``.
-    """
-
-    def __init__(self, path, threads=None, scale=None):
-        from adaptsr.convert.tflite_export import TFLiteRunner
-        try:
-            self.runner = TFLiteRunner(path, threads)
-        except (ImportError, ValueError) as err:
-            raise InferError(str(err)) from err
-        self.scale = self._check_scale(path, float(self.runner.scale), scale)
-
-    def test(self):
-        self.output = self.runner(self.lq.cpu().float())
 
 
 def _declared_val(model_type):
@@ -358,11 +252,8 @@ def _declared_val(model_type):
 
 
 def build(opt):
-    """The BasicSR model of ``opt``, quiet (BasicSR's INFO log lines off)."""
-    import adaptsr  # noqa: F401  (registrations)
-    from basicsr.models import build_model
-    from basicsr.utils import get_root_logger
-    get_root_logger(log_level=40)
+    """The BasicSR model of ``opt``, quiet (:func:`adaptsr.api.build_model`)."""
+    from adaptsr.api import build_model
     return build_model(opt)
 
 
@@ -463,18 +354,15 @@ def load_model(args):
         tuple: ``(opt, build)``: the options (``scale``, ``network_g.type``, ``model_type``) and a function that
         builds the model.
     """
-    exported = {'.onnx': (OnnxModel, 'ONNX'), '.tflite': (TFLiteModel, 'TFLite')}
-    if args.model and osp.splitext(args.model)[1].lower() in exported:
-        cls, kind = exported[osp.splitext(args.model)[1].lower()]
+    from adaptsr.api import build_model, load
+    kind = {'.onnx': 'ONNX', '.tflite': 'TFLite'}.get(osp.splitext(args.model or '')[1].lower())
+    if kind:
         if args.opt or any(getattr(args, k) not in (None, False) for k in KNOBS) or args.tile or args.maps:
             raise InferError(f'an {kind} model takes no -opt, knobs, --tile or --maps')
-        if not osp.isfile(args.model):
-            raise InferError(f'--model {args.model}: no such file')
-        model = cls(args.model, args.threads, args.scale)
-        return {'scale': model.scale, 'network_g': {'type': kind}, 'model_type': osp.basename(args.model)}, \
-            lambda: model
+        runner = load(args.model, args.scale, threads=args.threads)
+        return runner.opt, lambda: runner.model
     opt = model_options(args)
-    return opt, lambda: build(opt)
+    return opt, lambda: build_model(opt)
 
 
 def _infer_one(model, args, path, scale, warm):
@@ -573,13 +461,14 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    from adaptsr.api import LoadError
     from adaptsr.convert import CheckpointError
     from adaptsr.convert.registry import ConversionError
     from adaptsr.options import OptionError
     from adaptsr.utils.outputs import OutputPlanError
     try:
         rows, opt = run(args)
-    except (InferError, OptionError, OutputPlanError, CheckpointError, ConversionError, FileExistsError,
+    except (InferError, LoadError, OptionError, OutputPlanError, CheckpointError, ConversionError, FileExistsError,
             FileNotFoundError, OSError) as err:
         sys.exit(f'adaptsr-infer: {err}')
     from adaptsr.utils.report import format_table

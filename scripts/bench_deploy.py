@@ -42,7 +42,7 @@ def load_runner(label, path, scale, threads):
     ext = osp.splitext(path)[1].lower()
     if ext == '.onnx':  # the session as adaptsr-infer opens it (one input, the scale checked)
         import onnxruntime as ort
-        from adaptsr.infer import OnnxModel
+        from adaptsr.deploy_runtime import OnnxModel
         model = OnnxModel(path, threads, scale)
         return (lambda x: model.session.run(None, {model.input_name: x})[0]), f'onnxruntime {ort.__version__}'
     if ext == '.tflite':

@@ -97,7 +97,7 @@ def test_an_existing_file_as_the_output_folder_and_an_unwritable_parent_are_name
 def test_flags_the_model_would_ignore_are_refused(tmp_path, pcsr_ckpt):
     photo = _photo(tmp_path / 'photo.png')
     msg = _infer([photo, '-o', str(tmp_path / 'out'), '--model', pcsr_ckpt, '--cabm-lut', photo])
-    assert msg.startswith('adaptsr-infer: --cabm-lut is read by CABMModel, but') and 'PCSRNet' in msg
+    assert msg.startswith('adaptsr-infer: a CABM table is read by CABMModel, but') and 'PCSRNet' in msg
     msg = _infer([photo, '-o', str(tmp_path / 'out'), '--model', pcsr_ckpt, '--tile-overlap', '8'])
     assert '--tile-overlap / --tile-merge need tiles' in msg
     assert not (tmp_path / 'out').exists()

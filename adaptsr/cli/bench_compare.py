@@ -90,8 +90,8 @@ def build_model(model_args, scale, threads, out):
     args = infer.parse_args(['unused.png', '-o', out] + scale_args + list(model_args))
     suffix = osp.splitext(args.model or '')[1].lower()
     if suffix in ('.onnx', '.tflite'):
-        cls = infer.OnnxModel if suffix == '.onnx' else infer.TFLiteModel
-        return cls(args.model, threads, args.scale)
+        from adaptsr.api import load
+        return load(args.model, args.scale, threads=threads).model
     return infer.build(infer.model_options(args))
 
 
