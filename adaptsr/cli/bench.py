@@ -337,14 +337,16 @@ def _run(args):
     cols = ['dataset', 'config', 'budget'] + metric_names + ['gflops', 'gflops_real', 'gflops_full'] + stats + \
         ['sec_median', 'peak_mem_mib', 'flops_speedup', 'time_speedup', 'realized']
     print(format_table(rows, cols))
+    # the curves are compared on RGB PSNR where the YAML scores it (PCSR's papers report it), else on the plot's metric
+    match_key = next((k for k in ('psnr_rgb', 'psnr_y', 'psnr') if k in metric_names), y_key)
     for dataset in dict.fromkeys(r['dataset'] for r in rows):
         mine = [r for r in rows if r['dataset'] == dataset and r['budget'] != '-' and r['config'] == model_label]
         for label in dict.fromkeys(r['config'] for r in rows if r['dataset'] == dataset and r['config'] != model_label
                                    and r['budget'] != '-'):
             theirs = [r for r in rows if r['dataset'] == dataset and r['config'] == label]
-            matched = matched_cost_difference(mine, theirs, 'gflops', y_key)
+            matched = matched_cost_difference(mine, theirs, 'gflops', match_key)
             if matched:
-                print(f'{dataset}: {model_label} against the {label} sweep at the same GFLOPs ({y_key}, linear '
+                print(f'{dataset}: {model_label} against the {label} sweep at the same GFLOPs ({match_key}, linear '
                       'interpolation along its curve): ' +
                       ', '.join(f"{m['budget']} {m['diff']:+.4f} dB" for m in matched))
     print(f'written: {args.json}, {stem}.csv, {stem}.png ({info["threads"]} threads, {info["device"]})')
