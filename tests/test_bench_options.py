@@ -2,7 +2,8 @@
 ``val.metrics`` under their own names (a new YAML is covered by itself).
 
 Each YAML runs on its first dataset's first image, cropped to a 48x48 LR corner (and its HR), so that the deep APE
-backbones (EDSR, RCAN) fit the default suite; the memory probe is left out (``--no_memory``). A checkpoint the YAML
+backbones fit; those with over 5M parameters (the full EDSR and RCAN) run in the slow suite. The memory probe is
+left out (``--no_memory``). A checkpoint the YAML
 names that is not here (a model trained by a recipe, an unreleased official file) is replaced by seeded random
 weights (``allow_random_weights``): the figures are then meaningless, the path through the bench is the same. A CABM
 YAML without its table gets one built from its network on the same crop.
@@ -20,6 +21,24 @@ from conftest import BENCHMARK, ROOT, require
 
 TEST_YAMLS = sorted(glob.glob(osp.join(ROOT, 'options', 'test', '*.yml')))
 LR_SIDE = 48
+#: a network with more parameters than this (the full EDSR and RCAN backbones of APE) runs in the slow suite
+SLOW_PARAMS = 5e6
+
+
+def _cases():
+    """Every test YAML, the ones with a large network marked slow (its size read on the meta device)."""
+    import torch
+    from basicsr.archs import build_network
+    import adaptsr  # noqa: F401  (registrations)
+    cases = []
+    for path in TEST_YAMLS:
+        with open(path) as f:
+            network = yaml.safe_load(f)['network_g']
+        with torch.device('meta'):
+            params = sum(p.numel() for p in build_network(dict(network)).parameters())
+        cases.append(pytest.param(path, id=osp.basename(path),
+                                  marks=[pytest.mark.slow] if params > SLOW_PARAMS else []))
+    return cases
 
 
 def _expand(path, demo_data):
@@ -49,7 +68,7 @@ def _crop_first_pair(dopt, scale, out_dir):
     return hr_dir, lr_dir
 
 
-@pytest.mark.parametrize('yml', TEST_YAMLS, ids=[osp.basename(p) for p in TEST_YAMLS])
+@pytest.mark.parametrize('yml', _cases())
 def test_bench_runs_every_shipped_test_yaml_with_its_own_metrics(tmp_path, yml, demo_data):
     from adaptsr.cli.bench import main
     require(osp.join(BENCHMARK, 'Set5'))
