@@ -18,12 +18,10 @@ import os.path as osp
 
 import torch
 
+from adaptsr.core.errors import LoadError  # noqa: F401  (importable from here too)
+
 #: ``val`` keys that are bookkeeping of a test run, not knobs of a model
 NOT_KNOBS = frozenset({'val_freq', 'save_img', 'suffix', 'metrics', 'pbar', 'budget_sweep', 'cost', 'crop_mode'})
-
-
-class LoadError(ValueError):
-    """A source that cannot be loaded as asked (the message names the source, the option or the knob)."""
 
 
 def _base_options(name, scale, model_type, network, out_dir, device):

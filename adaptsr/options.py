@@ -21,6 +21,8 @@ import inspect
 import os
 import os.path as osp
 
+from adaptsr.core.errors import OptionError  # noqa: F401  (importable from here too)
+
 #: ``val`` keys BasicSR's own validation reads (``basicsr/models/sr_model.py``), with their defaults
 BASICSR_VAL_OPTIONS = {'val_freq': None, 'save_img': False, 'suffix': None, 'metrics': None, 'pbar': False}
 #: ``train`` keys read by BasicSR's ``train_pipeline`` / ``SRModel`` and by the phase schedule
@@ -36,10 +38,6 @@ PATH_KEYS = frozenset({'resume_state', 'ignore_resume_networks', 'experiments_ro
                        'training_states', 'log', 'visualization', 'root'})
 #: ``path`` keys whose value is a file that adaptsr reads (BasicSR's ``make_exp_dirs`` would make a directory of it)
 FILE_PATH_KEYS = frozenset({'cabm_lut'})
-
-
-class OptionError(ValueError):
-    """An option that no part of adaptsr or BasicSR reads (a typo), or a value that does not fit."""
 
 
 def declared(model_cls, attr):

@@ -7,13 +7,8 @@ import sys
 
 def user_errors():
     """The exception types that report a user's input (their messages name it)."""
-    from adaptsr.convert import CheckpointError
-    from adaptsr.data.data_util import DataReadError
-    from adaptsr.ops.reparam import ConversionError
-    from adaptsr.options import OptionError
-    from adaptsr.utils.outputs import OutputPlanError
-    return (OptionError, CheckpointError, ConversionError, OutputPlanError, DataReadError, FileNotFoundError,
-            FileExistsError, FloatingPointError, ValueError)
+    from adaptsr.core.errors import USER_ERRORS
+    return USER_ERRORS + (FileNotFoundError, FileExistsError, ValueError)
 
 
 @contextlib.contextmanager

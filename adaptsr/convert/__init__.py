@@ -8,10 +8,7 @@ import os.path as osp
 
 import torch
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: a folder, an unreadable file, a missing ``param_key``, NaN/Inf weights (the
-    message names the file)."""
+from adaptsr.core.errors import CheckpointError  # noqa: F401  (importable from here too)
 
 
 def load_checkpoint(path):

@@ -14,14 +14,10 @@ import torch
 
 from adaptsr.convert import check_finite, load_checkpoint
 from adaptsr.convert.pcsr import convert_carn_m, convert_pcsr
-from adaptsr.ops.reparam import ConversionError
+from adaptsr.core.errors import ConversionError, WrongScaleError  # noqa: F401
 
 #: readable names of the families, for errors
 FAMILY_NAMES = {'etds': 'ETDS/ECBSR/ABPN', 'pcsr': 'PCSR', 'smsr': 'SMSR', 'ape': 'APE', 'cabm': 'CABM'}
-
-
-class WrongScaleError(ConversionError):
-    """A recognised checkpoint whose weights are for another scale than the one asked for."""
 
 
 class CheckpointFormat(NamedTuple):

@@ -4,6 +4,8 @@ import os.path as osp
 import cv2
 import numpy as np
 
+from adaptsr.core.errors import DataReadError  # noqa: F401  (importable from here too)
+
 #: image file types adaptsr reads from folders (cv2 decodes them all)
 IMG_EXTENSIONS = ('.png', '.webp', '.bmp', '.jpg', '.jpeg', '.tif', '.tiff')
 
@@ -235,10 +237,6 @@ def check_lmdb(path):
                                  f'({", ".join(absent[:5])}{", ..." if len(absent) > 5 else ""})')
     finally:
         env.close()
-
-
-class DataReadError(RuntimeError):
-    """A training or test sample that cannot be read (the dataset, the index and the files or LMDB keys are named)."""
 
 
 class NamedErrorDataset:

@@ -18,24 +18,18 @@ from basicsr.utils.dist_util import master_only
 from torch.nn.parallel import DistributedDataParallel
 
 from adaptsr.convert.registry import load_into
+from adaptsr.core.errors import DivergedLossError, NonFiniteLossError  # noqa: F401
 from adaptsr.ops.phases import Phase, PhaseSchedule
 from adaptsr.options import BASICSR_VAL_OPTIONS, OptionError, check_options, declared, resolved
 
 #: scheduler attributes that come from the YAML (kept when a state is loaded; the step count comes from the state)
 _SCHEDULER_CONFIG = frozenset({'periods', 'cumulative_period', 'restart_weights', 'eta_min', 'milestones', 'gamma',
                                'restarts'})
-class NonFiniteLossError(FloatingPointError):
-    """A training loss or gradient became NaN/Inf (``train.nonfinite: stop``, the default)."""
-
-
-class DivergedLossError(FloatingPointError):
-    """A finite training loss that has left its running median by more than ``train.divergence.factor``."""
 
 
 #: ``train.divergence`` defaults: a step whose total loss exceeds ``factor`` x the median of the last ``window`` steps'
 #: losses (of the same phase) stops the run; ``factor: ~`` turns the check off
 DIVERGENCE_DEFAULTS = {'factor': 1000.0, 'window': 100}
-
 
 
 _OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}

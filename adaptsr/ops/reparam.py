@@ -13,11 +13,9 @@ pass-through channels. Output clamping is embedded with two ReLU layers:
 """
 import torch
 
+from adaptsr.core.errors import ConversionError  # noqa: F401  (importable from here too)
+
 DTYPE = torch.float64
-
-
-class ConversionError(ValueError):
-    """A state cannot be converted, or a converted model is not equivalent to its source."""
 
 
 def _d(t):

@@ -15,9 +15,7 @@ Nothing is written when the plan is refused.
 import os
 import os.path as osp
 
-
-class OutputPlanError(ValueError):
-    """A planned output that collides with another, with an input, with an existing file, or cannot be written."""
+from adaptsr.core.errors import OutputPlanError  # noqa: F401  (importable from here too)
 
 
 def _key(path):
