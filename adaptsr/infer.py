@@ -46,11 +46,6 @@ import torch
 from adaptsr.cli.errors import int_at_least
 from adaptsr.data.data_util import IMG_EXTENSIONS as IMAGE_EXTENSIONS
 
-#: the knobs of the command line: flag -> (model_type that reads it, val option)
-KNOBS = {'k': ('PCSRModel', 'k'), 'adaptive': ('PCSRModel', 'adaptive'), 'no_refine': ('PCSRModel', 'refine'),
-         'exit_threshold': ('APEModel', 'exit_threshold'), 'calibration': ('CABMModel', 'calibration')}
-#: the statistics a row keeps of each model's cost metrics (the others are in the JSON)
-STAT_KEYS = ('heavy_ratio', 'mean_exit', 'fab', 'mask_density', 'eta')
 #: ``--tile`` without ``--tile-overlap``: LR pixels of overlap (at most a quarter of the tile) for a model whose tiles
 #: only bound memory (APE and CABM decide per tile and keep their own default overlap)
 DEFAULT_TILE_OVERLAP = 16
@@ -229,14 +224,14 @@ def model_options(args):
         val['tile_merge'] = args.tile_merge
     elif memory_tiles:
         val['tile_merge'] = 'crop'
-    for flag, (model_type, key) in KNOBS.items():
-        value = getattr(args, flag)
+    for dest, (model_type, spec) in knob_flags().items():
+        value = getattr(args, dest)
         if value is None or value is False:
             continue
         if opt['model_type'] != model_type:
-            raise InferError(f'--{flag.replace("_", "-")} is a knob of {model_type}, but {source} is a '
+            raise InferError(f'{spec["flag"]} is a knob of {model_type}, but {source} is a '
                              f'{opt["network_g"]["type"]} ({opt["model_type"]})')
-        val[key] = (not value) if flag == 'no_refine' else value
+        val[spec['val']] = spec.get('value', value)
     tile = val.get('tile_size', _declared_val(opt['model_type']).get('tile_size'))
     if not tile and (args.tile_overlap is not None or args.tile_merge is not None):
         raise InferError('--tile-overlap / --tile-merge need tiles: give --tile N (this model runs whole images)')
@@ -268,6 +263,27 @@ def warm_up(model, rgb, size=48):
 
 
 # ------------------------------------------------------------------------------------------------ the command
+def knob_flags():
+    """The knob flags every registered model declares (``knob_flags``): ``dest -> (model_type, spec)``."""
+    from basicsr.utils.registry import MODEL_REGISTRY
+    import adaptsr.models  # noqa: F401  (registrations)
+    flags = {}
+    for name, cls in MODEL_REGISTRY._obj_map.items():
+        for dest, spec in (cls.__dict__.get('knob_flags') or {}).items():
+            flags.setdefault(dest, (name, spec))
+    return flags
+
+
+def summary_stats():
+    """The statistics the one-row-per-image table keeps: every registered model's ``summary_stats``, in order."""
+    from basicsr.utils.registry import MODEL_REGISTRY
+    import adaptsr.models  # noqa: F401  (registrations)
+    stats = []
+    for cls in MODEL_REGISTRY._obj_map.values():
+        stats += [s for s in cls.__dict__.get('summary_stats', ()) if s not in stats]
+    return stats
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog='adaptsr-infer', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -280,14 +296,11 @@ def parse_args(argv=None):
     parser.add_argument('--scale', type=int_at_least(1), default=None,
                         help='the scale, where the checkpoint does not say it')
     parser.add_argument('--force_yml', nargs='+', default=[], help='with -opt: override options, key:sub=value')
-    parser.add_argument('--k', type=float, default=None, help='PCSR: classifier threshold offset (0 = argmax)')
-    parser.add_argument('--adaptive', action='store_true', help="PCSR: ADM's per-image threshold instead of --k")
-    parser.add_argument('--no-refine', dest='no_refine', action='store_true',
-                        help='PCSR: skip the refinement of light pixels next to heavy ones')
-    parser.add_argument('--exit-threshold', dest='exit_threshold', type=float, default=None,
-                        help='APE: a tile leaves at the first exit whose IC reaches this (1 = no early exit)')
-    parser.add_argument('--calibration', type=float, default=None,
-                        help='CABM: average-bit ceiling of the edge-to-bit table (100 = the table as built)')
+    for dest, (_, spec) in knob_flags().items():  # each model's knobs, declared on the model
+        if 'value' in spec:
+            parser.add_argument(spec['flag'], dest=dest, action='store_true', help=spec['help'])
+        else:
+            parser.add_argument(spec['flag'], dest=dest, type=spec['type'], default=None, help=spec['help'])
     parser.add_argument('--cabm-lut', dest='cabm_lut', default=None,
                         help='CABM: edge-to-bit table (default: cabm_lut.json beside the checkpoint; without one the '
                              'trained CADyQ selectors choose the bits)')
@@ -357,7 +370,7 @@ def load_model(args):
     from adaptsr.api import build_model, load
     kind = {'.onnx': 'ONNX', '.tflite': 'TFLite'}.get(osp.splitext(args.model or '')[1].lower())
     if kind:
-        if args.opt or any(getattr(args, k) not in (None, False) for k in KNOBS) or args.tile or args.maps:
+        if args.opt or any(getattr(args, k) not in (None, False) for k in knob_flags()) or args.tile or args.maps:
             raise InferError(f'an {kind} model takes no -opt, knobs, --tile or --maps')
         runner = load(args.model, args.scale, threads=args.threads)
         return runner.opt, lambda: runner.model
@@ -392,7 +405,7 @@ def _infer_one(model, args, path, scale, warm):
            'sr_h': sr_h, 'sr_w': sr_w, 'mode': image['mode'], 'bits': image['bits'],
            'seconds': seconds, 'gflops': values.get('gflops'), 'gflops_real': values.get('gflops_real'),
            'gflops_full': values.get('gflops_full')}
-    row.update({k: values[k] for k in STAT_KEYS if k in values})
+    row.update({k: values[k] for k in getattr(model, 'summary_stats', ()) if k in values})
     if hr_path:
         row['psnr_y'], row['ssim_y'] = quality(sr_u8, hr_path, image['rgb'].shape[:2], scale)
         row['hr'] = osp.basename(hr_path)
@@ -473,7 +486,7 @@ def main(argv=None):
         sys.exit(f'adaptsr-infer: {err}')
     from adaptsr.utils.report import format_table
     cols = ['image', 'mode', 'bits', 'lr_w', 'lr_h', 'seconds', 'gflops', 'gflops_real', 'gflops_full'] + \
-        list(STAT_KEYS) + \
+        summary_stats() + \
         ['psnr_y', 'ssim_y', 'maps', 'error']
     print(format_table(rows, cols))
     net = opt['network_g']['type']

@@ -333,7 +333,7 @@ def _run(args):
                   refs=[dict(r, budget='original model' if r['config'] == 'reference' else r['config'])
                         for r in rows if r['budget'] == '-'],
                   title=f"{opt['name']}: {y_key} vs GFLOPs per image")
-    stats = [k for k in model.cost_metric_names() if k not in ('gflops', 'gflops_full', 'gflops_real', 'flops_ratio')]
+    stats = list(getattr(model, 'summary_stats', ()))
     cols = ['dataset', 'config', 'budget'] + metric_names + ['gflops', 'gflops_real', 'gflops_full'] + stats + \
         ['sec_median', 'peak_mem_mib', 'flops_speedup', 'time_speedup', 'realized']
     print(format_table(rows, cols))

@@ -142,6 +142,13 @@ class AdaptiveSRModel(PhasedSRModel):
             if self.schedule is not None:
                 self.apply_train_modes()
 
+    #: the knobs a command line offers for this model: argparse ``dest`` -> ``{'flag': '--x', 'val': <val option>,
+    #: 'type': float, 'help': ...}``, or with ``'value': v`` a switch that sets the option to ``v`` (``adaptsr-infer``
+    #: builds its flags from every registered model's declaration)
+    knob_flags = {}
+    #: the cost metrics a one-row-per-image table keeps (``adaptsr-infer``'s CSV; the JSON has them all)
+    summary_stats = ()
+
     #: the names :meth:`routing_maps` may return (``<stem>_<name>.png``), declared so that a command can plan its
     #: outputs before it runs (``adaptsr-infer --maps`` refuses a map that would replace a file or another output)
     routing_map_names = ()

@@ -39,6 +39,10 @@ class APEModel(AdaptiveSRModel):
 
     val_options = {'exit_threshold': 1.0, 'tile_size': 48, 'tile_overlap': 2, 'tile_batch': 500}
     budget_knob = ('exit_threshold', 'thr')
+    knob_flags = {'exit_threshold': {'flag': '--exit-threshold', 'val': 'exit_threshold', 'type': float,
+                                     'help': 'APE: a tile leaves at the first exit whose IC reaches this (1 = no '
+                                             'early exit)'}}
+    summary_stats = ('mean_exit', )
     val_ranges = {'exit_threshold': (0.0, 1.0, False)}  # an IC score; 1 = no early exit
     train_section = 'ape'
     train_options = {'psnr_shave': None, 'prev_psnr0': 'zero'}

@@ -61,6 +61,10 @@ class CABMModel(AdaptiveSRModel):
 
     val_options = {'calibration': 100.0, 'tile_size': 96, 'tile_overlap': 0}
     budget_knob = ('calibration', 'cal')
+    knob_flags = {'calibration': {'flag': '--calibration', 'val': 'calibration', 'type': float,
+                                  'help': 'CABM: average-bit ceiling of the edge-to-bit table (100 = the table as '
+                                          'built)'}}
+    summary_stats = ('fab', )
     val_ranges = {'calibration': (0.0, None, False)}  # a FAB ceiling in bits; 100 = no filter
     train_section = 'cabm'
     train_options = {'iters_per_epoch': 1000, 'alpha_init_iters': 1000, 'calibration_train': 6.0, 'select_bit': 0,

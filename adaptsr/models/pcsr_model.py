@@ -33,6 +33,13 @@ class PCSRModel(AdaptiveSRModel):
     """
 
     val_options = {'k': 0.0, 'adaptive': False, 'refine': True}
+    knob_flags = {'k': {'flag': '--k', 'val': 'k', 'type': float,
+                        'help': 'PCSR: classifier threshold offset (0 = argmax)'},
+                  'adaptive': {'flag': '--adaptive', 'val': 'adaptive', 'value': True,
+                               'help': "PCSR: ADM's per-image threshold instead of --k"},
+                  'no_refine': {'flag': '--no-refine', 'val': 'refine', 'value': False,
+                                'help': 'PCSR: skip the refinement of light pixels next to heavy ones'}}
+    summary_stats = ('heavy_ratio', )
     val_ranges = {'k': (None, None, False)}  # any finite k (negative: more heavy pixels)
     phase_keys = frozenset({'forward'})
 

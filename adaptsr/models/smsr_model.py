@@ -99,6 +99,7 @@ class SMSRModel(AdaptiveSRModel):
         values.update({f'density_m{k}': d for k, d in enumerate(density)})
         return values
 
+    summary_stats = ('mask_density', 'eta')
     routing_map_names = ('masks', )
 
     def routing_maps(self, sr_img=None):
