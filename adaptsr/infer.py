@@ -474,16 +474,9 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    from adaptsr.api import LoadError
-    from adaptsr.convert import CheckpointError
-    from adaptsr.convert.registry import ConversionError
-    from adaptsr.options import OptionError
-    from adaptsr.utils.outputs import OutputPlanError
-    try:
+    from adaptsr.cli.errors import one_line_errors
+    with one_line_errors('adaptsr-infer', InferError, OSError):
         rows, opt = run(args)
-    except (InferError, LoadError, OptionError, OutputPlanError, CheckpointError, ConversionError, FileExistsError,
-            FileNotFoundError, OSError) as err:
-        sys.exit(f'adaptsr-infer: {err}')
     from adaptsr.utils.report import format_table
     cols = ['image', 'mode', 'bits', 'lr_w', 'lr_h', 'seconds', 'gflops', 'gflops_real', 'gflops_full'] + \
         summary_stats() + \

@@ -322,3 +322,6 @@ def check_options(opt, model_cls=None):
                                   f'({schedule.total_iter}); fix it or remove it (train.py derives it).')
     if opt.get('network_g') is not None:
         check_network_options('network_g', opt['network_g'])
+    hook = getattr(model_cls, 'check_model_options', None)
+    if hook is not None:
+        hook(opt)

@@ -5,27 +5,30 @@ import os
 import sys
 
 
-def user_errors():
-    """The exception types that report a user's input (their messages name it)."""
+def user_errors(*more):
+    """The exception types that report a user's input (their messages name it), and ``more``."""
     from adaptsr.core.errors import USER_ERRORS
-    return USER_ERRORS + (FileNotFoundError, FileExistsError, ValueError)
+    return USER_ERRORS + (FileNotFoundError, FileExistsError, ValueError) + more
 
 
 @contextlib.contextmanager
-def one_line_errors(prog):
-    """End the command ``prog`` with ``prog: <message>`` (exit status 1) on a :func:`user_errors` exception.
+def one_line_errors(prog, *more):
+    """End the command ``prog`` with ``prog: <message>`` (exit status 1) on a :func:`user_errors` exception (or one
+    of ``more``). adaptsr's own error types print their message alone; another (a bare ``ValueError`` from a library)
+    is named, with the hint that ``ADAPTSR_TRACEBACK=1`` shows where it came from.
 
     Raises:
         SystemExit: on such an exception (unless ``ADAPTSR_TRACEBACK`` is set: then it propagates).
     """
     try:
         yield
-    except user_errors() as err:
+    except user_errors(*more) as err:
         if os.environ.get('ADAPTSR_TRACEBACK'):
             raise
-        msg = str(err).strip() or type(err).__name__
-        sys.exit(f'{prog}: {msg}' + ('' if isinstance(err, (FileNotFoundError, FileExistsError)) else
-                                     f' [{type(err).__name__}; ADAPTSR_TRACEBACK=1 shows the traceback]'))
+        from adaptsr.core.errors import USER_ERRORS
+        msg = (str(err).strip() or type(err).__name__).splitlines()[0]
+        ours = isinstance(err, USER_ERRORS + more + (FileNotFoundError, FileExistsError))
+        sys.exit(f'{prog}: {msg}' + ('' if ours else f' [{type(err).__name__}; ADAPTSR_TRACEBACK=1 shows where]'))
 
 
 def int_at_least(low):

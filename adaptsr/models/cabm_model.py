@@ -77,18 +77,29 @@ class CABMModel(AdaptiveSRModel):
     current_iter = 1
     _layer_hist = None
 
-    def __init__(self, opt):
+    @classmethod
+    def check_model_options(cls, opt):
+        """A training YAML that gives a table (``path.cabm_lut``) while a phase from ``train.start_phase`` on builds
+        the run's own (``build_lut``) is refused, naming both (the built table would silently win).
+
+        Raises:
+            OptionError: that combination.
+        """
         lut_path = (opt.get('path') or {}).get('cabm_lut')
         train_opt = opt.get('train') or {}
-        if lut_path and opt.get('is_train') and train_opt.get('phases'):
-            from adaptsr.ops.phases import PhaseSchedule
-            builder = next((p for p in PhaseSchedule.from_options(train_opt).phases
-                            if 'build_lut' in (p.get('on_start'), p.get('on_end'))), None)
-            if builder is not None:
-                from adaptsr.options import OptionError
-                raise OptionError(f'path.cabm_lut = {lut_path!r}, but phase {builder.name!r} builds this run\'s own '
-                                  'table (build_lut, models/cabm_lut.json), which would replace it: remove '
-                                  'path.cabm_lut, or start after that phase (train.start_phase) to use the given table')
+        if not (lut_path and opt.get('is_train') and train_opt.get('phases')):
+            return
+        from adaptsr.ops.phases import PhaseSchedule
+        builder = next((p for p in PhaseSchedule.from_options(train_opt).phases
+                        if 'build_lut' in (p.get('on_start'), p.get('on_end'))), None)
+        if builder is not None:
+            from adaptsr.options import OptionError
+            raise OptionError(f'path.cabm_lut = {lut_path!r}, but phase {builder.name!r} builds this run\'s own '
+                              'table (build_lut, models/cabm_lut.json), which would replace it: remove '
+                              'path.cabm_lut, or start after that phase (train.start_phase) to use the given table')
+
+    def __init__(self, opt):
+        lut_path = (opt.get('path') or {}).get('cabm_lut')
         super().__init__(opt)
         if lut_path and self.lut is None:
             self.lut = self._load_table(lut_path)

@@ -61,6 +61,12 @@ class PhasedSRModel(SRModel):
     _resuming = False
     _loss_history = None
 
+    @classmethod
+    def check_model_options(cls, opt):
+        """Hook: a method's own checks of a combination of options that the declarations cannot express, run by
+        :func:`adaptsr.options.check_options` (when the options are parsed, before any folder is made, and when the
+        model is built). Raises OptionError naming the keys."""
+
     def __init__(self, opt):
         check_options(opt, type(self))
         self.val_opt = resolved(opt, type(self), 'val')
