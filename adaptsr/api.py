@@ -157,27 +157,26 @@ class Runner:
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise LoadError(f'expected an (N, 3, H, W) tensor, got shape {tuple(x.shape)}')
-        saved = None
-        if knobs:
-            known = self.knobs
-            unknown = sorted(set(knobs) - set(known))
-            if unknown:
-                raise LoadError(f'{self.source} has no knob {", ".join(unknown)}; its knobs: '
-                                f'{", ".join(sorted(known)) or "none"}')
-            saved = dict(self.model.val_opt)
-            self.model.val_opt.update(knobs)
+        if not knobs:
+            return self._run(x)
+        known = self.knobs
+        unknown = sorted(set(knobs) - set(known))
+        if unknown:
+            raise LoadError(f'{self.source} has no knob {", ".join(unknown)}; its knobs: '
+                            f'{", ".join(sorted(known)) or "none"}')
+        with self.model.kept_val_options() as val:
+            val.update(knobs)
+            self.model.check_val_ranges()
+            return self._run(x)
+
+    def _run(self, x):
         try:
-            if saved is not None:
-                self.model.check_val_ranges()
             self.model.feed_data({'lq': x.float().to(self.model.device)})
             self.model.test()
             out = self.model.output
             cost_on = getattr(self.model, 'val_opt', {}).get('cost', True)
             self.stats = self.model.cost_metric_values() if cost_on else {}
         finally:
-            if saved is not None:
-                self.model.val_opt.clear()
-                self.model.val_opt.update(saved)
             for name in ('lq', 'output'):
                 if hasattr(self.model, name):
                     delattr(self.model, name)

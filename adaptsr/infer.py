@@ -175,16 +175,15 @@ def read_hr(hr_path, lr_shape, scale):
     return rgb[:lr_shape[0] * scale, :lr_shape[1] * scale]
 
 
-def quality(sr_u8, hr_path, lr_shape, scale):
-    """PSNR/SSIM (Y, crop_border = scale) of an 8-bit SR image against the HR file (:func:`read_hr`), as ``test.py``
-    computes them.
+def quality(sr_u8, hr_rgb, scale):
+    """PSNR/SSIM (Y, crop_border = scale) of an 8-bit SR image against its HR image, as ``test.py`` computes them.
 
-    Raises:
-        InferError: the HR size does not match ``scale`` x the LR size (the file is named).
+    Args:
+        sr_u8 (ndarray): (H, W, 3) uint8 BGR. hr_rgb (ndarray): (H, W, 3) float32 RGB in [0, 1] (:func:`read_hr`).
+        scale (int): the scale (crop_border).
     """
     from basicsr.metrics import calculate_psnr, calculate_ssim
-    rgb = read_hr(hr_path, lr_shape, scale)
-    hr_u8 = (np.clip(rgb[:, :, ::-1], 0, 1) * 255).round().astype(np.uint8)
+    hr_u8 = (np.clip(hr_rgb[:, :, ::-1], 0, 1) * 255).round().astype(np.uint8)
     psnr = calculate_psnr(sr_u8, hr_u8, crop_border=scale, test_y_channel=True)
     ssim = calculate_ssim(sr_u8, hr_u8, crop_border=scale, test_y_channel=True) if min(sr_u8.shape[:2]) > \
         2 * scale + 11 else math.nan
@@ -244,12 +243,6 @@ def _declared_val(model_type):
     import adaptsr.models  # noqa: F401
     from adaptsr.options import declared
     return declared(MODEL_REGISTRY.get(model_type), 'val_options')
-
-
-def build(opt):
-    """The BasicSR model of ``opt``, quiet (:func:`adaptsr.api.build_model`)."""
-    from adaptsr.api import build_model
-    return build_model(opt)
 
 
 def warm_up(model, rgb, size=48):
@@ -385,8 +378,8 @@ def _infer_one(model, args, path, scale, warm):
     image = read_image(path)
     stem = osp.splitext(osp.basename(path))[0]
     hr_path = find_hr(args.hr, stem, scale) if args.hr else None
-    if hr_path:
-        read_hr(hr_path, image['rgb'].shape[:2], scale)  # a mismatched HR is refused before the SR is written
+    # read (and a mismatched HR refused) before the SR is written
+    hr_rgb = read_hr(hr_path, image['rgb'].shape[:2], scale) if hr_path else None
     if not warm:
         warm_up(model, image['rgb'])
     lq = img2tensor(image['rgb'], bgr2rgb=False, float32=True).unsqueeze(0).to(model.device)
@@ -407,7 +400,8 @@ def _infer_one(model, args, path, scale, warm):
            'gflops_full': values.get('gflops_full')}
     row.update({k: values[k] for k in getattr(model, 'summary_stats', ()) if k in values})
     if hr_path:
-        row['psnr_y'], row['ssim_y'] = quality(sr_u8, hr_path, image['rgb'].shape[:2], scale)
+        row['psnr_y'], row['ssim_y'] = quality(sr_u8, hr_rgb, scale)
+        del hr_rgb
         row['hr'] = osp.basename(hr_path)
     if args.maps:
         maps = model.save_extra_images(out_path, sr_u8)

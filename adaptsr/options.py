@@ -38,6 +38,9 @@ PATH_KEYS = frozenset({'resume_state', 'ignore_resume_networks', 'experiments_ro
                        'training_states', 'log', 'visualization', 'root'})
 #: ``path`` keys whose value is a file that adaptsr reads (BasicSR's ``make_exp_dirs`` would make a directory of it)
 FILE_PATH_KEYS = frozenset({'cabm_lut'})
+#: ``train.divergence`` defaults: a step whose total loss exceeds ``factor`` x the median of the last ``window`` steps'
+#: losses (of the same phase) stops the run; ``factor: ~`` turns the check off
+DIVERGENCE_DEFAULTS = {'factor': 1000.0, 'window': 100}
 
 
 def declared(model_cls, attr):
@@ -195,7 +198,7 @@ def check_divergence_options(div):
     if not isinstance(div, dict):
         raise OptionError(f'train.divergence = {div!r}: must be a mapping {{factor: 1000, window: 100}}')
     check_keys('train.divergence', div, ('factor', 'window'))
-    factor, window = div.get('factor', 1000.0), div.get('window', 100)
+    factor, window = (dict(DIVERGENCE_DEFAULTS, **div)[k] for k in ('factor', 'window'))
     if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 1):
         raise OptionError(f'train.divergence.factor = {factor!r}: must be a number > 1 (or ~ to turn the check off)')
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:

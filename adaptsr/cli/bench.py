@@ -120,9 +120,7 @@ def check_budgets(model, budgets):
     Raises:
         OptionError: a budget the model has no knob for, or that is not a number / out of the knob's range (named).
     """
-    from adaptsr.options import OptionError
-    saved = dict(model.val_opt)
-    try:
+    with model.kept_val_options():
         for budget in budgets:
             if budget is None:
                 continue
@@ -131,9 +129,6 @@ def check_budgets(model, budgets):
                 model.check_val_ranges()
             except (ValueError, TypeError, NotImplementedError) as err:
                 raise OptionError(f'--budgets {budget!r}: {err}') from None
-    finally:
-        model.val_opt.clear()
-        model.val_opt.update(saved)
 
 
 def run_configs(configs, images, device, warmup=1, repeats=1, quality=None):

@@ -92,7 +92,8 @@ def build_model(model_args, scale, threads, out):
     if suffix in ('.onnx', '.tflite'):
         from adaptsr.api import load
         return load(args.model, args.scale, threads=threads).model
-    return infer.build(infer.model_options(args))
+    from adaptsr.api import build_model as build_quiet
+    return build_quiet(infer.model_options(args))
 
 
 def load_pairs(dspec, scale):

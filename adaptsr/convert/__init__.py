@@ -16,11 +16,12 @@ def load_checkpoint(path):
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: a folder, or a file that is not a readable torch checkpoint (truncated, empty, another format).
+        CheckpointError: a folder, or a file that is not a readable torch checkpoint (truncated, empty, another
+            format).
     """
     if osp.isdir(path):
         raise CheckpointError(f'checkpoint {path!r} is a folder; name the .pth file in it (e.g. '
-                         f'{osp.join(path, "net_g_latest.pth")})')
+                              f'{osp.join(path, "net_g_latest.pth")})')
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist')
     try:
@@ -29,7 +30,7 @@ def load_checkpoint(path):
         if osp.getsize(path) == 0:
             raise CheckpointError(f'checkpoint {path}: the file is empty') from err
         raise CheckpointError(f'checkpoint {path} cannot be read (truncated or not a torch file?): '
-                         f'{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""}') from err
+                              f'{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""}') from err
 
 
 def find_nonfinite(tree, prefix=''):
@@ -45,11 +46,12 @@ def find_nonfinite(tree, prefix=''):
 
 
 def check_finite(tree, what):
-    """Raise ValueError naming ``what`` and up to 5 tensors of ``tree`` that hold NaN/Inf (a diverged training)."""
+    """Raise CheckpointError (a ValueError) naming ``what`` and up to 5 tensors of ``tree`` that hold NaN/Inf (a
+    diverged training)."""
     bad = find_nonfinite(tree)
     if bad:
         raise CheckpointError(f'{what}: {len(bad)} tensor(s) hold NaN or Inf ({", ".join(bad[:5])}'
-                         f'{", ..." if len(bad) > 5 else ""}); the training that wrote it diverged')
+                              f'{", ..." if len(bad) > 5 else ""}); the training that wrote it diverged')
 
 
 def save_checkpoint(ckpt, path, overwrite=False):

@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from adaptsr.convert import check_finite, load_checkpoint
+from adaptsr.convert import CheckpointError, check_finite, load_checkpoint
 from adaptsr.convert.pcsr import convert_carn_m, convert_pcsr
 from adaptsr.core.errors import ConversionError, WrongScaleError  # noqa: F401
 
@@ -183,10 +183,9 @@ def load_into(net, load_path, strict=True, param_key='params', scale=None, may_b
         raise ValueError(f"{load_path}: checkpoint is for x{meta['scale']} but the options say scale: {scale}")
     key = param_key
     if key not in ckpt:  # as BasicSR, an EMA network loads 'params' from a checkpoint without EMA weights
-        from adaptsr.convert import CheckpointError
-        weights = [k for k, v in ckpt.items() if isinstance(v, dict) and v and all(torch.is_tensor(t)
-                                                                                     for t in v.values())]
         if param_key != 'params_ema' or 'params' not in ckpt:
+            weights = [k for k, v in ckpt.items() if isinstance(v, dict) and v and all(torch.is_tensor(t)
+                                                                                         for t in v.values())]
             raise CheckpointError(f'{load_path}: no {param_key!r} in the checkpoint (path.param_key_g?); its weights '
                                   f'are under {weights}')
         key = 'params'

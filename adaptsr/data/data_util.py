@@ -104,7 +104,8 @@ def check_paired_folders(opt):
     for f in gt_files:
         stem, ext = osp.splitext(f)
         expected[f'{tmpl.format(stem)}{ext}'] = f
-    no_lr = [f'{gt} (expects {lr})' for lr, gt in expected.items() if lr not in set(lq_files)]
+    lq_set = set(lq_files)
+    no_lr = [f'{gt} (expects {lr})' for lr, gt in expected.items() if lr not in lq_set]
     no_hr = [f for f in lq_files if f not in expected]
     if no_lr or no_hr:
         parts = []

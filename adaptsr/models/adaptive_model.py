@@ -3,6 +3,7 @@
 :class:`AdaptiveSRModel` is also registered on its own, so that any plain network (a method's original baseline,
 bicubic) is tested with the same crop, tiles, cost metrics and reports as the adaptive methods.
 """
+import contextlib
 import math
 import os.path as osp
 
@@ -201,6 +202,17 @@ class AdaptiveSRModel(PhasedSRModel):
         except (TypeError, ValueError):
             raise ValueError(f'val.{self.budget_knob[0]} ({type(self).__name__}\'s knob) takes a number, got '
                              f'{value!r}') from None
+
+    @contextlib.contextmanager
+    def kept_val_options(self):
+        """Within the block the ``val`` options (knobs) may change; they are restored when it ends, also on an
+        error (a knob for one call of :class:`adaptsr.api.Runner`, the bench's check of ``--budgets``)."""
+        saved = dict(self.val_opt)
+        try:
+            yield self.val_opt
+        finally:
+            self.val_opt.clear()
+            self.val_opt.update(saved)
 
     def budget_label(self):
         """The knob's current value as a label (``thr0.9``), used in tables, file names and the log."""

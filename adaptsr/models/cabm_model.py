@@ -13,6 +13,7 @@ import torch
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from adaptsr.core.errors import OptionError
 from adaptsr.losses.cabm_loss import CABMBitLoss, CABMDistillLoss, CABMOutputDistillLoss
 from adaptsr.models.adaptive_model import AdaptiveSRModel
 from adaptsr.ops.bitmap import EdgeBitTable, build_table, edge_score
@@ -93,7 +94,6 @@ class CABMModel(AdaptiveSRModel):
         builder = next((p for p in PhaseSchedule.from_options(train_opt).phases
                         if 'build_lut' in (p.get('on_start'), p.get('on_end'))), None)
         if builder is not None:
-            from adaptsr.options import OptionError
             raise OptionError(f'path.cabm_lut = {lut_path!r}, but phase {builder.name!r} builds this run\'s own '
                               'table (build_lut, models/cabm_lut.json), which would replace it: remove '
                               'path.cabm_lut, or start after that phase (train.start_phase) to use the given table')

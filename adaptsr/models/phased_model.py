@@ -20,16 +20,11 @@ from torch.nn.parallel import DistributedDataParallel
 from adaptsr.convert.registry import load_into
 from adaptsr.core.errors import DivergedLossError, NonFiniteLossError  # noqa: F401
 from adaptsr.ops.phases import Phase, PhaseSchedule
-from adaptsr.options import BASICSR_VAL_OPTIONS, OptionError, check_options, declared, resolved
+from adaptsr.options import BASICSR_VAL_OPTIONS, DIVERGENCE_DEFAULTS, OptionError, check_options, declared, resolved
 
 #: scheduler attributes that come from the YAML (kept when a state is loaded; the step count comes from the state)
 _SCHEDULER_CONFIG = frozenset({'periods', 'cumulative_period', 'restart_weights', 'eta_min', 'milestones', 'gamma',
                                'restarts'})
-
-
-#: ``train.divergence`` defaults: a step whose total loss exceeds ``factor`` x the median of the last ``window`` steps'
-#: losses (of the same phase) stops the run; ``factor: ~`` turns the check off
-DIVERGENCE_DEFAULTS = {'factor': 1000.0, 'window': 100}
 
 
 _OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
@@ -417,10 +412,15 @@ class PhasedSRModel(SRModel):
         if self.ema_decay > 0 and not bad:
             self.model_ema(decay=self.ema_decay)
 
-    def _nonfinite(self, current_iter, bad, loss_dict):
+    def _step_context(self, current_iter, loss_dict):
+        """``(where, values)`` for a stopped step's message: the iteration and phase, and each loss term's value."""
         values = ', '.join(f'{k} = {float(v.detach().float().mean()):.4g}' for k, v in loss_dict.items()
                            if torch.is_tensor(v))
         where = f'iteration {current_iter}' + (f' (phase {self.phase.name!r})' if self.phase is not None else '')
+        return where, values
+
+    def _nonfinite(self, current_iter, bad, loss_dict):
+        where, values = self._step_context(current_iter, loss_dict)
         grads = [b[len('gradient of '):] for b in bad if b.startswith('gradient of ')]
         if len(grads) > 3:
             bad = [b for b in bad if not b.startswith('gradient of ')] + [
@@ -450,15 +450,13 @@ class PhasedSRModel(SRModel):
         cfg = dict(DIVERGENCE_DEFAULTS, **((self.opt.get('train') or {}).get('divergence') or {}))
         if not cfg['factor']:
             return
-        if self._loss_history is None or self._loss_history.maxlen != int(cfg['window']):
-            self._loss_history = deque(self._loss_history or (), maxlen=int(cfg['window']))
+        if self._loss_history is None:  # a new run or phase
+            self._loss_history = deque(maxlen=int(cfg['window']))
         history = self._loss_history
         if history:
             median = statistics.median(history)
             if median > 0 and value > cfg['factor'] * median:
-                terms = ', '.join(f'{k} = {float(v.detach().float().mean()):.4g}' for k, v in loss_dict.items()
-                                  if torch.is_tensor(v))
-                where = f'iteration {current_iter}' + (f' (phase {self.phase.name!r})' if self.phase else '')
+                where, terms = self._step_context(current_iter, loss_dict)
                 raise DivergedLossError(
                     f'{where}: the loss diverged: {value:.4g} is more than train.divergence.factor = '
                     f'{cfg["factor"]:g} x its running median {median:.4g} (last {len(history)} steps; {terms}); '
