@@ -9,7 +9,7 @@ setup(
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['adaptsr', 'adaptsr.*']),
-    package_data={'adaptsr.ops': ['csrc/*.cpp']},  # SMSR's sparse kernel, compiled on first use for the CPU
+    package_data={'adaptsr.methods.smsr': ['csrc/*.cpp']},  # SMSR's sparse kernel, compiled on first use for the CPU
     python_requires='>=3.9,<3.13',
     install_requires=[
         'basicsr==1.4.2', 'torch>=2.0', 'torchvision', 'pyyaml', 'lmdb', 'opencv-python', 'numpy',
@@ -18,7 +18,7 @@ setup(
     ],
     extras_require={'test': ['pytest'], 'deploy': ['onnx', 'onnxruntime', 'litert-torch']},
     entry_points={'console_scripts': [
-        'adaptsr-infer=adaptsr.infer:main', 'adaptsr-train=adaptsr.cli.train:main',
+        'adaptsr-infer=adaptsr.cli.infer:main', 'adaptsr-train=adaptsr.cli.train:main',
         'adaptsr-test=adaptsr.cli.test:main', 'adaptsr-bench=adaptsr.cli.bench:main',
         'adaptsr-convert=adaptsr.cli.convert:main', 'adaptsr-export=adaptsr.cli.export:main'
     ]},

@@ -3,7 +3,7 @@
 adaptsr extends BasicSR through its registries and subclasses (archs, models, losses and datasets register; the
 models subclass ``SRModel``). What cannot be done that way is listed here; nothing else in adaptsr patches BasicSR.
 
-On ``import adaptsr`` (:func:`install_import_shims`, before ``import basicsr``):
+On ``import adaptsr`` (:func:`adaptsr.shims.install_import_shims`, before ``import basicsr``):
 
 ============================================== ========================================================================
 ``torchvision.transforms.functional_tensor``   torchvision >= 0.17 removed this module and ``basicsr.data.degradations``
@@ -24,7 +24,7 @@ attributes replaced:
   (:mod:`adaptsr.utils.resume`), so a resumed run equals the uninterrupted one;
 * ``basicsr.train.build_dataset`` and ``basicsr.test.build_dataset``: a sample that cannot be read (an empty,
   truncated or non-image file, an LMDB key that is absent) fails in cv2 or with ``'NoneType' object has no attribute
-  'astype'``, naming nothing; the datasets are wrapped (:class:`adaptsr.data.data_util.NamedErrorDataset`) so the
+  'astype'``, naming nothing; the datasets are wrapped (:class:`adaptsr.core.data_util.NamedErrorDataset`) so the
   error names the dataset, the sample and its files or keys;
 * ``basicsr.utils.options.init_dist``: 1.4.2 calls ``torch.cuda.set_device(rank % 0)`` without CUDA; the replacement
   uses the gloo backend, so ``--launcher pytorch`` trains on CPU;
@@ -33,45 +33,32 @@ attributes replaced:
   strings are expanded (``${ADAPTSR_BENCHMARK}``, ``${ADAPTSR_WEIGHTS}``, ``${ADAPTSR_DATA}``), dataset paths are
   checked, ``num_gpu`` is checked against the CUDA devices torch sees, ``train.total_iter`` is derived from
   ``train.phases`` when absent, and
-  :func:`adaptsr.options.check_options` rejects unknown keys, all before an experiment folder is made.
+  :func:`adaptsr.core.options.check_options` rejects unknown keys, all before an experiment folder is made.
 
 Without :func:`patch_pipelines` (a plain BasicSR ``train.py`` that imports adaptsr) the shipped training YAMLs still
 run: they carry ``total_iter``, and the models check their options when they are built.
 """
+import importlib
 import os
 import os.path as osp
 import sys
-import types
+
+from basicsr.utils import check_resume, dist_util
+
+from adaptsr.core.data_util import NamedErrorDataset, check_dataset_paths
+from adaptsr.core.declarations import side_file_keys
+from adaptsr.core.options import OptionError, check_device, check_options, default_env, expand_paths
+from adaptsr.core.phases import PhaseSchedule
+from adaptsr.utils.resume import find_resume_state, remove_partial_writes, resumable_prefetcher
 
 _PATCHED = False
-
-
-def install_import_shims():
-    """Register ``torchvision.transforms.functional_tensor`` if this torchvision no longer has it."""
-    if 'torchvision.transforms.functional_tensor' in sys.modules:
-        return
-    try:
-        import torchvision.transforms.functional_tensor  # noqa: F401
-        return
-    except ImportError:
-        pass
-    try:
-        from torchvision.transforms import functional as tv_functional
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError('adaptsr needs a torchvision build that matches the installed torch '
-                          f'(importing torchvision failed: {err}). See README "Installation".') from err
-    shim = types.ModuleType('torchvision.transforms.functional_tensor')
-    shim.rgb_to_grayscale = tv_functional.rgb_to_grayscale
-    sys.modules['torchvision.transforms.functional_tensor'] = shim
 
 
 def _cpu_safe_load_resume_state(opt):
     """Replacement for ``basicsr.train.load_resume_state``: works on CPU and from any cwd, and ``--auto_resume``
     falls back to the newest readable state (:func:`adaptsr.utils.resume.find_resume_state`)."""
     import torch
-    from basicsr.utils import check_resume
 
-    from adaptsr.utils.resume import find_resume_state, remove_partial_writes
 
     resume_state = None
     if opt['auto_resume']:
@@ -105,7 +92,6 @@ def _init_dist_any_device(launcher, backend='nccl', **kwargs):
     import torch
     import torch.distributed as dist
     import torch.multiprocessing as mp
-    from basicsr.utils import dist_util
 
     if not torch.cuda.is_available() or os.environ.get('ADAPTSR_DIST_BACKEND') == 'gloo':
         if mp.get_start_method(allow_none=True) is None:
@@ -120,8 +106,6 @@ def _init_dist_any_device(launcher, backend='nccl', **kwargs):
 def _wrap_parse_options(parse_options):
 
     def parse_options_checked(root_path, is_train=True):
-        from adaptsr.data.data_util import check_dataset_paths
-        from adaptsr.options import OptionError, check_device, check_options, default_env, expand_paths
         default_env(root_path)
         try:
             opt, args = parse_options(root_path, is_train)
@@ -141,7 +125,6 @@ def _wrap_parse_options(parse_options):
             check_dataset_paths(dataset_opt)
         train_opt = opt.get('train') or {}
         if is_train and train_opt.get('phases') is not None and train_opt.get('total_iter') is None:
-            from adaptsr.ops.phases import PhaseSchedule
             train_opt['total_iter'] = PhaseSchedule.from_options(train_opt).total_iter
         return opt, args
 
@@ -150,19 +133,19 @@ def _wrap_parse_options(parse_options):
 
 def _wrap_make_exp_dirs(make_exp_dirs):
     """``basicsr.utils.make_exp_dirs`` makes a directory at every ``path.*`` value but the checkpoint ones; the file
-    that adaptsr reads from ``path`` (:data:`adaptsr.options.FILE_PATH_KEYS`, e.g. ``path.cabm_lut``) is left out,
-    and a file where a directory is due is an error naming the key."""
+    that a model reads from ``path`` (a key some registered model declares in ``side_files``, e.g. an edge-to-bit
+    table) is left out, and a file where a directory is due is an error naming the key."""
 
     def make_exp_dirs_files_kept(opt):
-        from adaptsr.options import FILE_PATH_KEYS, OptionError
         path_opt = opt['path']
+        file_keys = set(side_file_keys())
         skipped = ('strict_load', 'pretrain_network', 'resume', 'param_key', 'experiments_root', 'results_root')
         for key, value in path_opt.items():
-            if key in FILE_PATH_KEYS or any(s in key for s in skipped) or not isinstance(value, str):
+            if key in file_keys or any(s in key for s in skipped) or not isinstance(value, str):
                 continue
             if osp.isfile(value):
                 raise OptionError(f'path.{key}: {value!r} is a file, but BasicSR makes a directory there')
-        files = {k: path_opt.pop(k) for k in list(path_opt) if k in FILE_PATH_KEYS}
+        files = {k: path_opt.pop(k) for k in list(path_opt) if k in file_keys}
         try:
             return make_exp_dirs(opt)
         finally:
@@ -174,14 +157,12 @@ def _wrap_make_exp_dirs(make_exp_dirs):
 def _named_error_dataset(build_dataset):
 
     def build_dataset_named_errors(dataset_opt):
-        from adaptsr.data.data_util import NamedErrorDataset
         return NamedErrorDataset(build_dataset(dataset_opt))
 
     return build_dataset_named_errors
 
 
 def _resumable_prefetcher(cpu_prefetcher):
-    from adaptsr.utils.resume import resumable_prefetcher
     return resumable_prefetcher(cpu_prefetcher)
 
 
@@ -204,11 +185,9 @@ def patch_pipelines():
     global _PATCHED
     if _PATCHED:
         return
-    import importlib
     for module_name, attr, make in PIPELINE_PATCHES:
         module = importlib.import_module(module_name)
         setattr(module, attr, make(getattr(module, attr)))
     _PATCHED = True
 
 
-install_import_shims()

@@ -27,10 +27,10 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import adaptsr  # noqa: E402,F401  (registrations)
-from adaptsr.cli.bench_compare import load_pairs  # noqa: E402
-from adaptsr.convert.registry import build_detected, recognise_checkpoint  # noqa: E402
-from adaptsr.ops.tiling import tiled_forward  # noqa: E402
-from adaptsr.utils.benchmark import quality  # noqa: E402
+from adaptsr.bench.compare import load_pairs  # noqa: E402
+from adaptsr.core.checkpoints import recognise_checkpoint  # noqa: E402
+from adaptsr.core.tiling import tiled_forward  # noqa: E402
+from adaptsr.bench.measure import quality  # noqa: E402
 from basicsr.utils.color_util import rgb2ycbcr_pt  # noqa: E402
 
 
@@ -87,16 +87,16 @@ def main(argv=None):
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --json')
     args = parser.parse_args(argv)
     if args.json:  # checked before the sweep, not after it
-        from adaptsr.utils.outputs import OutputPlanError, check_plan
+        from adaptsr.core.outputs import OutputPlanError, check_plan
         try:
             check_plan([(args.json, 'oracle sweep')], [args.model], args.overwrite)
         except OutputPlanError as err:
             parser.error(str(err))
     torch.set_num_threads(args.threads)
     info = recognise_checkpoint(args.model, args.scale)
-    if not info['arch'].startswith('APE'):
-        sys.exit(f'{args.model}: an {info["arch"]} checkpoint, not APE')
-    net = build_detected(info['state_dict'], args.scale, args.model).eval()
+    if info.model_type != 'APEModel':
+        sys.exit(f'{args.model}: an {info.arch} checkpoint, not APE')
+    net = info.build().eval()
     n_exits = net.num_exits
     pairs = load_pairs({'lr': args.lr, 'hr': args.hr, 'max_images': args.max_images}, args.scale)
     print(f'{len(pairs)} images, {n_exits} exits, {args.tile}-pixel tiles (overlap {args.overlap})', flush=True)

@@ -7,7 +7,7 @@ image's time the fastest of ``--repeats``, after a warm-up run at that size).
         --datasets Set5 B100 Urban100 --threads 2 --repeats 3 --json bench_out/etds_m_deploy.json
 
 Each model is ``label=path``: ``.onnx`` runs in onnxruntime (CPU provider), ``.tflite`` in the LiteRT interpreter
-(XNNPACK; by tiles of its fixed input size, :class:`adaptsr.convert.tflite_export.TFLiteRunner`), ``.pth`` in PyTorch
+(XNNPACK; by tiles of its fixed input size, :class:`adaptsr.deploy.tflite_export.TFLiteRunner`), ``.pth`` in PyTorch
 fp32: an ETDS-family or baseline checkpoint as the converter builds it (``torch_plain=`` label prefix: its
 equivalent plain form), a PAMS/CADyQ/CABM checkpoint in its PAMS w8a8 simulation (``pams``). Reads
 ``${ADAPTSR_BENCHMARK}/<set>/{HR, LR_bicubic/X<scale>}`` (EDSR layout). The first model is the reference of the
@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import adaptsr  # noqa: E402,F401
-from adaptsr.options import default_env  # noqa: E402
+from adaptsr.api import describe  # noqa: E402
+from adaptsr.core.options import default_env  # noqa: E402
 from adaptsr.utils.atomic import atomic_write, refuse_existing  # noqa: E402
 from adaptsr.utils.report import format_table  # noqa: E402
 
@@ -42,32 +43,25 @@ def load_runner(label, path, scale, threads):
     ext = osp.splitext(path)[1].lower()
     if ext == '.onnx':  # the session as adaptsr-infer opens it (one input, the scale checked)
         import onnxruntime as ort
-        from adaptsr.deploy_runtime import OnnxModel
+        from adaptsr.api.runtimes import OnnxModel
         model = OnnxModel(path, threads, scale)
         return (lambda x: model.session.run(None, {model.input_name: x})[0]), f'onnxruntime {ort.__version__}'
     if ext == '.tflite':
-        from adaptsr.convert.tflite_export import TFLiteRunner
+        from adaptsr.deploy.tflite_export import TFLiteRunner
         runner = TFLiteRunner(path, threads)
         return (lambda x: runner(torch.from_numpy(x)).numpy()), \
             f'LiteRT, tiles of {runner.tile} overlap {runner.overlap}'
     if ext in ('.pth', '.pt'):
-        from adaptsr.convert import load_checkpoint
-        from adaptsr.convert.registry import checkpoint_state_dict
-        sd = checkpoint_state_dict(load_checkpoint(path), path, 'auto')
-        if any('.bitsel.' in k for k in sd):
-            from adaptsr.archs.cabm_arch import CABMNet, cabm_net_kwargs
-            net = CABMNet(**cabm_net_kwargs(sd, scale, path))
-            net.load_state_dict(sd, strict=True)
+        found = describe(path, scale)
+        net = found.build()
+        what = f'PyTorch fp32 {type(net).__name__}'
+        if 'pams' in getattr(net, 'modes', ()):  # a bit-mapped net: its w8a8 simulation
             net.set_mode('pams')
-            what = 'PyTorch, PAMS w8a8 simulation'
-        else:
-            from adaptsr.cli.export import PLAIN_ARCHS
-            from adaptsr.convert.etds import build_from_state_dict, et_convert
-            net = build_from_state_dict(sd, scale, path)
-            what = f'PyTorch fp32 {type(net).__name__}'
-            if label.startswith('torch_plain') and not isinstance(net, PLAIN_ARCHS):
-                net, _ = et_convert(net)
-                what += ' -> ETDSPlain (its equivalent transformation)'
+            what = f'PyTorch {type(net).__name__}, PAMS w8a8 simulation'
+        elif label.startswith('torch_plain'):
+            plain, info = found.deploy(path)
+            if info.get('note'):
+                net, what = plain, what + f' -> {type(plain).__name__} (its equivalent transformation)'
         net.eval()
 
         def run(x):

@@ -18,10 +18,10 @@ ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 
 import adaptsr  # noqa: E402,F401
-from adaptsr.archs.cabm_arch import CABMEDSR  # noqa: E402
-from adaptsr.convert import load_checkpoint  # noqa: E402
-from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
-from adaptsr.ops.bitmap import build_table  # noqa: E402
+from adaptsr.methods.cabm.cabm_arch import CABMEDSR  # noqa: E402
+from adaptsr.core.checkpoint_io import load_checkpoint  # noqa: E402
+from adaptsr.core.checkpoints import checkpoint_state_dict  # noqa: E402
+from adaptsr.methods.cabm.bitmap import build_table  # noqa: E402
 
 
 def main(argv=None):

@@ -3,7 +3,7 @@
     python scripts/cabm_layer_sensitivity.py --opt options/train/cabm_ecbsr_m6c40_x4_demo.yml \\
         [--dataset ${ADAPTSR_BENCHMARK}/Urban100] [--max_images 20] [--calib_root <LR folder>] [--json out.json]
 
-For every ``nn.Conv2d`` of ``network_g.backbone`` (a :class:`~adaptsr.archs.cabm_arch.CABMNet` YAML), and for the
+For every ``nn.Conv2d`` of ``network_g.backbone`` (a :class:`~adaptsr.methods.cabm.cabm_arch.CABMNet` YAML), and for the
 YAML's own ``quant_layers`` together, the released full-precision weights (``path.pretrain_network_g``) get 8-bit
 weights and an 8-bit input quantiser whose clip is PAMS' data initialisation (batch mean of the per-sample max|x|)
 on one batch of 64 random 24 x 24 crops of ``--calib_root`` (default ``train.cabm.lut_dataroot``). The Y PSNR
@@ -26,13 +26,13 @@ import yaml  # noqa: E402
 from torch import nn  # noqa: E402
 
 import adaptsr  # noqa: E402,F401  (first: installs the compatibility shim basicsr needs)
-from adaptsr.archs.cabm_arch import CABMNet  # noqa: E402
-from adaptsr.convert import load_checkpoint  # noqa: E402
-from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
-from adaptsr.utils.benchmark import quality  # noqa: E402
-from adaptsr.data.data_util import read_image  # noqa: E402
-from adaptsr.options import expand_env  # noqa: E402
-from adaptsr.utils.data_prep import list_images  # noqa: E402
+from adaptsr.methods.cabm.cabm_arch import CABMNet  # noqa: E402
+from adaptsr.core.checkpoint_io import load_checkpoint  # noqa: E402
+from adaptsr.core.checkpoints import checkpoint_state_dict  # noqa: E402
+from adaptsr.bench.measure import quality  # noqa: E402
+from adaptsr.core.data_util import read_image  # noqa: E402
+from adaptsr.core.options import expand_env  # noqa: E402
+from adaptsr.core.data_prep import list_images  # noqa: E402
 from adaptsr.utils.atomic import atomic_write  # noqa: E402
 
 

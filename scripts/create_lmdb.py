@@ -15,7 +15,7 @@ import sys
 os.environ.setdefault('TQDM_DISABLE', '1')
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
-from adaptsr.utils.data_prep import create_lmdb  # noqa: E402
+from adaptsr.core.data_prep import create_lmdb  # noqa: E402
 
 
 def main(argv=None):

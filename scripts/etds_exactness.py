@@ -27,10 +27,10 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 import adaptsr  # noqa: E402,F401,I001  (compat shim before basicsr)
 import torch  # noqa: E402
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
-from adaptsr.convert import load_checkpoint  # noqa: E402
-from adaptsr.archs.etds_arch import ETDSPlain  # noqa: E402
-from adaptsr.convert.etds import build_from_state_dict, et_convert  # noqa: E402
-from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
+from adaptsr.core.checkpoint_io import load_checkpoint  # noqa: E402
+from adaptsr.methods.etds.etds_arch import ETDSPlain  # noqa: E402
+from adaptsr.methods.etds.formats import build_from_state_dict, et_convert  # noqa: E402
+from adaptsr.core.checkpoints import checkpoint_state_dict  # noqa: E402
 from adaptsr.utils.report import format_table  # noqa: E402
 from adaptsr.utils.atomic import atomic_write  # noqa: E402
 
@@ -92,7 +92,7 @@ def main(argv=None):
     print(f"largest max |difference| x 255: {max(r['max_diff_255'] for r in rows):.3g} over {len(rows)} conversions")
     onnx_rows = []
     if args.onnx:
-        from adaptsr.convert.onnx_export import export_onnx
+        from adaptsr.deploy.onnx_export import export_onnx
         plain_files = [(f, int(re.search(r'_x(\d)', f).group(1))) for f in sorted(glob.glob(osp.join(weights,
                                                                                                    'ETDS/ETDS_*.pth')))]
         with tempfile.TemporaryDirectory() as tmp:

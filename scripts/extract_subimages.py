@@ -28,7 +28,7 @@ import cv2
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
-from adaptsr.utils.data_prep import extract_subimages, list_images, resize_uint8, write_png  # noqa: E402
+from adaptsr.core.data_prep import extract_subimages, list_images, resize_uint8, write_png  # noqa: E402
 
 
 def process(job):

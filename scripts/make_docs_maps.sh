@@ -19,7 +19,7 @@ if img is None:
     sys.exit(f'{sys.argv[1]}: not found (set ADAPTSR_BENCHMARK)')
 cv2.imwrite(sys.argv[2], img[0:96, 64:192])
 PY
-infer() { python -m adaptsr.infer "$tmp/urban012_crop.png" -o "$tmp/$1" --maps --quiet "${@:2}"; }
+infer() { python -m adaptsr.cli.infer "$tmp/urban012_crop.png" -o "$tmp/$1" --maps --quiet "${@:2}"; }
 infer pcsr --model "$ADAPTSR_WEIGHTS/PCSR/carn-pcsr-phase1/iter_last.pth" --k 0
 infer ape --model "$APE" --exit-threshold 0.4
 infer cabm --model "$CABM" --calibration 7.4 --tile 48  # 48-pixel decision tiles (default 96)

@@ -19,8 +19,8 @@ import time
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
-from adaptsr.options import default_env, expand_env  # noqa: E402
-from adaptsr.utils.data_prep import prepare_hr_folder  # noqa: E402
+from adaptsr.core.options import default_env, expand_env  # noqa: E402
+from adaptsr.core.data_prep import prepare_hr_folder  # noqa: E402
 
 
 def main(argv=None):

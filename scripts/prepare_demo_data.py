@@ -23,7 +23,7 @@ import numpy as np
 os.environ.setdefault('TQDM_DISABLE', '1')  # make_lmdb_from_imgs prints a bar per image
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
-from adaptsr.utils.data_prep import bicubic_downscale, create_lmdb, extract_subimages, write_png  # noqa: E402
+from adaptsr.core.data_prep import bicubic_downscale, create_lmdb, extract_subimages, write_png  # noqa: E402
 
 TRAIN = ['astronaut', 'rocket', 'motorcycle_left', 'hubble_deep_field', 'immunohistochemistry']
 VAL = ['chelsea', 'coffee']

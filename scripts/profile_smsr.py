@@ -1,6 +1,6 @@
 """Where SMSR's inference time goes on this machine: per sparse mask module, the sparse path through the compiled
-kernel (``adaptsr.ops.sparse_conv``) and through torch's row gathers + GEMMs, the dense-split path (two convolutions
-per layer, masked) and the network without masks, against the module's spatial mask density; then
+kernel (``adaptsr.methods.smsr.sparse_conv``) and through torch's row gathers + GEMMs, the dense-split path (two
+convolutions per layer, masked) and the network without masks, against the module's spatial mask density; then
 torch.profiler's per-operator totals of whole forwards (the kernel's calls as ``adaptsr::sparse_conv``).
 
     python scripts/profile_smsr.py --threads 2 --images ${ADAPTSR_BENCHMARK}/B100/LR_bicubic/X2/3096x2.png ...
@@ -23,10 +23,10 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 import adaptsr  # noqa: E402,F401
-from adaptsr.archs.smsr_arch import SMSRNet  # noqa: E402
-from adaptsr.convert import load_checkpoint  # noqa: E402
-from adaptsr.convert.registry import checkpoint_state_dict  # noqa: E402
-from adaptsr.ops.sparse_conv import PixelSet, kernel_build_seconds, load_kernel  # noqa: E402
+from adaptsr.methods.smsr.smsr_arch import SMSRNet  # noqa: E402
+from adaptsr.core.checkpoint_io import load_checkpoint  # noqa: E402
+from adaptsr.core.checkpoints import checkpoint_state_dict  # noqa: E402
+from adaptsr.methods.smsr.sparse_conv import PixelSet, kernel_build_seconds, load_kernel  # noqa: E402
 from adaptsr.utils.atomic import atomic_write  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def best_of(fn, repeat=3):
 
 def read(path):
     """The LR image cropped to even height and width (SMSR's test protocol)."""
-    from adaptsr.data.data_util import read_image
+    from adaptsr.core.data_util import read_image
     x = read_image(path, '--image')
     return x[..., :x.shape[2] // 2 * 2, :x.shape[3] // 2 * 2]
 

@@ -1,5 +1,5 @@
 """Cross-check of the real-cost counter on the released dense models: ``flops_real`` (torch's FlopCounterMode around
-the inference call, :mod:`adaptsr.ops.cost`) against adaptsr's hook counter in plain 2 x MAC mode (convolutions,
+the inference call, :mod:`adaptsr.core.cost`) against adaptsr's hook counter in plain 2 x MAC mode (convolutions,
 transposed ones per input pixel, matrix products) on one Urban100 x4 image.
 
     python scripts/real_flops_crosscheck.py [--image ${ADAPTSR_BENCHMARK}/Urban100/LR_bicubic/X4/img_004x4.png]
@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import adaptsr  # noqa: E402,F401
-from adaptsr.options import default_env  # noqa: E402
+from adaptsr.core.options import default_env  # noqa: E402
 
 MODELS = [('ESPCN', 'ETDS/baselines/ESPCN_x4.pth'), ('FSRCNN', 'ETDS/baselines/FSRCNN_x4.pth'),
           ('Plain-M6C32', 'ETDS/baselines/Plain_M6C32_x4.pth'), ('ECBSR-M6C40', 'ECBSR/ECBSR_M6C40_x4.pth'),
@@ -31,9 +31,9 @@ MODELS = [('ESPCN', 'ETDS/baselines/ESPCN_x4.pth'), ('FSRCNN', 'ETDS/baselines/F
 
 def main(argv=None):
     from basicsr.utils.registry import ARCH_REGISTRY
-    from adaptsr.convert import load_checkpoint
-    from adaptsr.convert.registry import checkpoint_state_dict, recognise_checkpoint
-    from adaptsr.ops.cost import FlopCounter, run_inference, torch_flop_counter
+    from adaptsr.core.checkpoint_io import load_checkpoint
+    from adaptsr.core.checkpoints import checkpoint_state_dict, recognise_checkpoint
+    from adaptsr.core.cost import FlopCounter, run_inference, torch_flop_counter
     default_env(ROOT)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--image', default=osp.join(os.environ['ADAPTSR_BENCHMARK'], 'Urban100/LR_bicubic/X4/'
@@ -47,8 +47,8 @@ def main(argv=None):
     for name, rel in MODELS:
         path = osp.join(os.environ['ADAPTSR_WEIGHTS'], rel)
         found = recognise_checkpoint(path, 4)
-        net = ARCH_REGISTRY.get(found['arch'])(**found['kwargs'])
-        sd = checkpoint_state_dict(load_checkpoint(path), path, found['param_key'])
+        net = ARCH_REGISTRY.get(found.arch)(**found.kwargs)
+        sd = checkpoint_state_dict(load_checkpoint(path), path, found.param_key)
         if hasattr(net, 'adapt_state_dict'):
             sd = net.adapt_state_dict(sd, path)
         net.load_state_dict(sd, strict=True)
@@ -68,7 +68,7 @@ def main(argv=None):
                 hook, deployed = hooks.total, None
         diff = 100 * (real - hook) / hook
         worst = max(worst, abs(diff))
-        print(f'{name:>12} ({found["arch"]}): FlopCounterMode {real / 1e9:.4f} GFLOPs, hook counter {hook / 1e9:.4f}, '
+        print(f'{name:>12} ({found.arch}): FlopCounterMode {real / 1e9:.4f} GFLOPs, hook counter {hook / 1e9:.4f}, '
               f'difference {diff:+.3f}%' + (f'; deployed all-heavy path {deployed / 1e9:.4f}' if deployed else ''))
     print(f'largest difference: {worst:.3f}% on {lr.shape[1]}x{lr.shape[0]} ({args.image})')
 

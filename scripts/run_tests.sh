@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh >/dev/null
 . .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# the architecture contracts (.importlinter): cli -> bench -> api -> methods -> core -> utils, rooms independent
+lint-imports --no-cache | tail -n 6
 python -m pytest -q -p no:cacheprovider "$@"

@@ -23,5 +23,5 @@ pip_q --no-build-isolation --no-deps -e .
 python -c "import adaptsr, basicsr, torch, torchvision; print('environment ready: torch', torch.__version__, \
 'torchvision', torchvision.__version__, 'basicsr', basicsr.__version__, 'adaptsr', adaptsr.__version__)"
 # SMSR's sparse convolution kernel: compiled now (for this CPU, then cached) rather than at the first SMSR test
-python -c "from adaptsr.ops.sparse_conv import load_kernel, kernel_build_seconds as s; k = load_kernel(); \
+python -c "from adaptsr.methods.smsr.sparse_conv import load_kernel, kernel_build_seconds as s; k = load_kernel(); \
 print('SMSR sparse kernel:', f'ready in {s():.1f} s (compiled, or loaded from the cache)' if k else 'not available')"

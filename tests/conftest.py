@@ -35,7 +35,7 @@ def require(path):
 
 def read_rgb(path):
     """Image file -> (1, 3, H, W) float RGB in [0, 1] (grayscale becomes 3 equal channels, as in BasicSR)."""
-    from adaptsr.data.data_util import read_image
+    from adaptsr.core.data_util import read_image
     return read_image(path)
 
 
@@ -52,9 +52,9 @@ def benchmark_root():
 @pytest.fixture(scope='session')
 def pcsr_official():
     """Official CARN-PCSR x4 (phase 1) in eval mode."""
-    from adaptsr.archs.pcsr_arch import PCSRNet
-    from adaptsr.convert import load_checkpoint
-    from adaptsr.convert.pcsr import convert_pcsr
+    from adaptsr.methods.pcsr.pcsr_arch import PCSRNet
+    from adaptsr.core.checkpoint_io import load_checkpoint
+    from adaptsr.methods.pcsr.formats import convert_pcsr
     ckpt = convert_pcsr(load_checkpoint(require(osp.join(WEIGHTS, 'PCSR/carn-pcsr-phase1/iter_last.pth'))))
     net = PCSRNet(encoder='carn')
     net.load_state_dict(ckpt['params'], strict=True)
@@ -64,9 +64,9 @@ def pcsr_official():
 @pytest.fixture(scope='session')
 def carn_official():
     """Official original CARN x4 of PCSR (``carn-x4``) in eval mode."""
-    from adaptsr.archs.carn_arch import PCSRCARN
-    from adaptsr.convert import load_checkpoint
-    from adaptsr.convert.pcsr import convert_pcsr
+    from adaptsr.methods.baselines.carn_arch import PCSRCARN
+    from adaptsr.core.checkpoint_io import load_checkpoint
+    from adaptsr.methods.pcsr.formats import convert_pcsr
     ckpt = convert_pcsr(load_checkpoint(require(osp.join(WEIGHTS, 'PCSR/carn-x4/iter_last.pth'))))
     net = PCSRCARN()
     net.load_state_dict(ckpt['params'], strict=True)

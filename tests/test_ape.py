@@ -4,7 +4,7 @@ import os.path as osp
 import pytest
 import torch
 
-from adaptsr.archs.ape_arch import APEECBSR, APEEDSR, APERCAN, APEVDSR
+from adaptsr.methods.ape.ape_arch import APEECBSR, APEEDSR, APERCAN, APEVDSR
 from conftest import BENCHMARK, ROOT, WEIGHTS, read_rgb, require
 
 ECBSR_FILE = 'ECBSR/ECBSR_M6C40_x4.pth'
@@ -16,8 +16,8 @@ def tiny_edsr(seed=0, **kw):
 
 
 def ecbsr_sd():
-    from adaptsr.convert import load_checkpoint
-    from adaptsr.convert.registry import checkpoint_state_dict
+    from adaptsr.core.checkpoint_io import load_checkpoint
+    from adaptsr.core.checkpoints import checkpoint_state_dict
     path = require(osp.join(WEIGHTS, ECBSR_FILE))
     return checkpoint_state_dict(load_checkpoint(path), path)
 
@@ -85,8 +85,8 @@ def test_exited_patches_keep_their_exit_output_and_later_units_skip_them(make):
 def test_threshold_one_reproduces_the_plain_backbone_exactly_on_tiles():
     """Official ECBSR M6C40 weights in APE-ECBSR (regressor random): tiled threshold-1 output == ECBSRPlain on the
     same tiles, bit for bit; the arch's eval forward == ECBSRPlain on the whole image."""
-    from adaptsr.archs.ecbsr_arch import ECBSRPlain
-    from adaptsr.ops.tiling import tiled_forward
+    from adaptsr.methods.baselines.ecbsr_arch import ECBSRPlain
+    from adaptsr.core.tiling import tiled_forward
     sd = ecbsr_sd()
     ape = APEECBSR(upscale=4, num_block=6, num_feat=40).eval()
     missing = ape.load_state_dict(sd, strict=False).missing_keys
@@ -116,7 +116,7 @@ def test_separate_exit_tails_start_from_the_released_tail_and_each_exit_uses_its
     """``exit_tails='separate'``: the released ECBSR loads with every exit tail a copy of its tail (threshold 1 is the
     released network bit for bit); with distinct tails, each patch of a mixed-exit batch gets its own exit's tail,
     as in the training forward; the cost table is the shared tail's."""
-    from adaptsr.archs.ecbsr_arch import ECBSRPlain
+    from adaptsr.methods.baselines.ecbsr_arch import ECBSRPlain
     sd = ecbsr_sd()
     ape = APEECBSR(upscale=4, num_block=6, num_feat=40, exit_tails='separate').eval()
     missing = ape.load_state_dict(ape.adapt_state_dict(sd), strict=False).missing_keys
@@ -152,7 +152,7 @@ def test_backbone_checkpoints_load_and_only_the_regressor_may_be_missing(tmp_pat
     DynamicSR ``eedm`` keys are renamed; any other missing key is refused by name."""
     from basicsr.archs.edsr_arch import EDSR
     from basicsr.archs.rcan_arch import RCAN
-    from adaptsr.convert.ape import to_ape_state_dict
+    from adaptsr.methods.ape.layouts import to_ape_state_dict
     model = _model(tmp_path, pretrain=require(osp.join(WEIGHTS, ECBSR_FILE)))
     net = model.net_g
     sd = ecbsr_sd()
@@ -191,14 +191,14 @@ def test_exit_flops_table_reproduces_the_paper_gmacs():
     assert abs(APEVDSR(upscale=4).exit_flops_table(48)[-1] / 2e9 - 24.6) <= 0.1
     ecb = APEECBSR(upscale=4, num_block=16, num_feat=64).exit_flops_table(48)
     assert abs(ecb[-1] / 2e9 - 1.43) <= 0.01 and abs((ecb[1] - ecb[0]) / 2e9 - 0.085) <= 0.001
-    from adaptsr.ops.cost import count_flops
+    from adaptsr.core.cost import count_flops
     net = tiny_edsr()  # the table equals a hook count of the plain forward, minus the MeanShift convs
     full = count_flops(net, torch.zeros(1, 3, 48, 48), norm_layers=False, transposed='input')
     assert net.exit_flops_table(48)[-1] == full - 2 * 9 * (48 * 48 + 96 * 96)
 
 
 def test_ic_targets_are_detached_and_follow_the_psnr_gains():
-    from adaptsr.losses.ape_loss import APEICLoss, ic_targets, per_sample_psnr
+    from adaptsr.methods.ape.ape_loss import APEICLoss, ic_targets, per_sample_psnr
     hr = read_rgb(require(osp.join(BENCHMARK, 'Set5/HR/bird.png')))[..., :64, :64].repeat(2, 1, 1, 1)
     outs = [(hr + 0.05 * torch.randn_like(hr)).requires_grad_(), (hr + 0.01 * torch.randn_like(hr)).requires_grad_()]
     t = ic_targets(outs, hr, shave=10)
@@ -238,7 +238,7 @@ def test_ic_targets_are_detached_and_follow_the_psnr_gains():
 
 
 def test_exit_weights_weigh_each_exits_l1_and_bad_weights_are_named():
-    from adaptsr.losses.ape_loss import APEExitL1Loss
+    from adaptsr.methods.ape.ape_loss import APEExitL1Loss
     hr = read_rgb(require(osp.join(BENCHMARK, 'Set5/HR/bird.png')))[..., :64, :64]
     outs = [hr + 0.04, hr - 0.02, hr + 0.01]
     plain, weighted = APEExitL1Loss(255.), APEExitL1Loss(255., exit_weights=[0, 1, 4])
@@ -314,7 +314,7 @@ def test_tiled_inference_covers_any_size_and_images_smaller_than_a_tile(tmp_path
 
 
 def test_official_crop_mode_keeps_the_patch_grid():
-    from adaptsr.ops.tiling import patch_grid_crop_size
+    from adaptsr.core.tiling import patch_grid_crop_size
     for n in (48, 93, 94, 100, 140, 141, 500):
         n_patches = (n - 48) // 46 + 1
         assert patch_grid_crop_size(n, 48, 46) == 46 * (n_patches - 1) + 48
@@ -328,7 +328,7 @@ def test_bad_input_is_rejected_clearly():
         APEEDSR(num_feat=8, num_block=4, exit_interval=3)
     with pytest.raises(ValueError, match='upscale'):
         APEEDSR(num_feat=8, num_block=4, upscale=5)
-    from adaptsr.convert.ape import basicsr_to_ape
+    from adaptsr.methods.ape.layouts import basicsr_to_ape
     with pytest.raises(ValueError, match='cannot load into APEEDSR'):
         basicsr_to_ape({'conv_first.weight': 0, 'body.0.residual_group.0.rcab.0.weight': 0}, net)
 
@@ -351,7 +351,7 @@ def test_demo_training_then_threshold_sweep_trades_psnr_for_flops(tmp_path, demo
     demo images leaves the early exits below bicubic: measured 29.38 dB at threshold 1, 27.66 at 0.6, bicubic 28.43.)"""
     from basicsr.models import build_model
     from basicsr.utils.registry import ARCH_REGISTRY
-    from adaptsr.utils.benchmark import quality
+    from adaptsr.bench.measure import quality
     from conftest import train_demo
     require(osp.join(WEIGHTS, ECBSR_FILE))
     opt, exp = train_demo(tmp_path, demo_data, 'ape_ecbsr_m6c40_x4_demo.yml')
@@ -385,9 +385,9 @@ def test_exit_oracle_bounds_the_exit_decisions_on_set5(tmp_path):
     its full-depth PSNR is the released network's on the same 48-pixel tiles, the FLOPs saving grows with the
     multiplier up to every tile at exit 0, and the headline point keeps its PSNR budget."""
     import json
-    from adaptsr.archs.ecbsr_arch import ECBSRPlain
-    from adaptsr.ops.tiling import tiled_forward
-    from adaptsr.utils.benchmark import quality
+    from adaptsr.methods.baselines.ecbsr_arch import ECBSRPlain
+    from adaptsr.core.tiling import tiled_forward
+    from adaptsr.bench.measure import quality
     from conftest import run_script
     sd = ecbsr_sd()
     ape = APEECBSR(upscale=4, num_block=6, num_feat=40, exit_tails='separate').eval()

@@ -14,8 +14,8 @@ def bird():
 
 
 def test_an_official_plain_file_gives_exactly_its_network(bird):
-    from adaptsr.archs.etds_arch import ETDSPlain
-    from adaptsr.convert import load_checkpoint
+    from adaptsr.methods.etds.etds_arch import ETDSPlain
+    from adaptsr.core.checkpoint_io import load_checkpoint
     path = require(osp.join(WEIGHTS, 'ETDS/ETDS_M4C32_x4.pth'))
     sr = adaptsr.load(path)
     net = ETDSPlain(upscale=4, num_block=4, num_feat=32)
@@ -36,7 +36,7 @@ def test_a_knob_applies_to_one_call_and_is_checked(bird):
     assert torch.equal(sr(bird), base)
     with pytest.raises(adaptsr.api.LoadError, match=r'has no knob exit_threshold; its knobs: adaptive, k, refine'):
         sr(bird, exit_threshold=0.5)
-    from adaptsr.options import OptionError
+    from adaptsr.core.options import OptionError
     with pytest.raises(OptionError, match=r'val.k = nan: must be a number'):
         sr(bird, k=float('nan'))
     assert sr.knobs['k'] == 0.0

@@ -1,5 +1,5 @@
 """Every arch adaptsr registers, at every scale it supports, through the one inference contract
-(:func:`adaptsr.ops.cost.run_inference`): SR shape and range on a real image, and a cost whose common fields are
+(:func:`adaptsr.core.cost.run_inference`): SR shape and range on a real image, and a cost whose common fields are
 present and add up over tiles (the base model sums the costs of an image's tiles)."""
 import os.path as osp
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from adaptsr.ops.cost import run_inference, sum_costs
+from adaptsr.core.cost import run_inference, sum_costs
 from conftest import BENCHMARK, read_rgb, require
 
 ECBSR_SMALL = {'type': 'ECBSRPlain', 'num_block': 2, 'num_feat': 8}

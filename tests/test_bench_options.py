@@ -93,7 +93,7 @@ def test_bench_runs_every_shipped_test_yaml_with_its_own_metrics(tmp_path, yml, 
     if _missing(opt['path'].get('cabm_lut')):
         import torch
         from basicsr.archs import build_network
-        from adaptsr.ops.bitmap import build_table
+        from adaptsr.methods.cabm.bitmap import build_table
         torch.manual_seed(0)
         net = build_network(dict(opt['network_g'], mode='cadyq'))
         table = build_table(net, lr_dir, tile_size=LR_SIDE, step=LR_SIDE - 2, min_tiles=1)

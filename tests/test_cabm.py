@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from adaptsr.archs.cabm_arch import CABMEDSR, CABMNet
-from adaptsr.ops.bitmap import EdgeBitTable, build_table, edge_score
-from adaptsr.ops.quant import ActQuant, quantize_weight
+from adaptsr.methods.cabm.cabm_arch import CABMEDSR, CABMNet
+from adaptsr.methods.cabm.bitmap import EdgeBitTable, build_table, edge_score
+from adaptsr.methods.cabm.quant import ActQuant, quantize_weight
 from conftest import BENCHMARK, ROOT, WEIGHTS, read_rgb, require
 
 
@@ -128,7 +128,7 @@ def test_table_build_on_real_tiles_records_scores_and_selector_bits(tmp_path):
     entry = next(iter(table.table.values()))[0]
     assert entry['bit_config'] == [2] * 32 and entry['FAB'] == 8.0  # CADyQ at init: all 8-bit
     # the same image from a BasicSR LMDB (e.g. the LR sub-images scripts/prepare_data.py writes) gives the same table
-    from adaptsr.utils.data_prep import AtomicLmdb
+    from adaptsr.core.data_prep import AtomicLmdb
     writer = AtomicLmdb(str(tmp_path / 'lr.lmdb'))
     writer.put('baboon', img[:60, :100])
     writer.commit()
@@ -223,8 +223,8 @@ def test_cabmnet_wraps_the_released_ecbsr_with_its_keys_and_its_exact_output(tmp
     """The released full-precision ECBSR file loads strictly (quantiser keys filled from init) and CABMNet in fp mode
     reproduces ECBSRPlain bit for bit; PAMS w8a8 with data-initialised clips, before any training, is close."""
     from basicsr.utils.registry import ARCH_REGISTRY
-    from adaptsr.convert import load_checkpoint
-    from adaptsr.convert.registry import checkpoint_state_dict
+    from adaptsr.core.checkpoint_io import load_checkpoint
+    from adaptsr.core.checkpoints import checkpoint_state_dict
     path = require(osp.join(WEIGHTS, 'ECBSR/ECBSR_M6C40_x4.pth'))
     model = _model(tmp_path, [{'name': 'pams', 'cabm_mode': 'pams', 'iters': 1, 'losses': {'l1': L1}}], path,
                    {'type': 'CABMNet', 'backbone': ECBSR, 'quant_layers': 'body', 'mode': 'fp'})
@@ -247,7 +247,7 @@ def test_cabmnet_wraps_the_released_ecbsr_with_its_keys_and_its_exact_output(tmp
         net(lq)  # PAMS' data initialisation of the clips on the image itself
         net.set_alpha_init(False)
         w8a8 = net.eval()(lq)
-    from adaptsr.utils.benchmark import quality
+    from adaptsr.bench.measure import quality
     p_fp, p_q = quality(fp, hr, 4)['psnr_y'], quality(w8a8, hr, 4)['psnr_y']
     # measured 33.330 vs 33.035 dB: before any PAMS training the data-initialised clips cost 0.30 dB
     assert p_fp > 33.0 and 0 < p_fp - p_q < 0.4 and net.last_stats['fab'].item() == 8.0
@@ -363,7 +363,7 @@ def test_demo_recipe_runs_all_five_steps_and_ends_with_a_cabm_model_and_its_tabl
     CABM model (table bits) tested on the demo images: above bicubic, fewer than 8 average bits at calibration 100."""
     from basicsr.models import build_model
     from basicsr.utils.registry import ARCH_REGISTRY
-    from adaptsr.utils.benchmark import quality
+    from adaptsr.bench.measure import quality
     from conftest import train_demo
 
     def edit(opt):

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from adaptsr.utils.data_prep import crop_positions, prepare_hr_folder, read_hr_uint8
+from adaptsr.core.data_prep import crop_positions, prepare_hr_folder, read_hr_uint8
 from conftest import DATA, ROOT, require, run_script
 
 

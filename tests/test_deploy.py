@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import adaptsr  # noqa: F401
-from adaptsr.archs.cabm_arch import CABMNet
-from adaptsr.archs.etds_arch import ETDSNet
+from adaptsr.methods.cabm.cabm_arch import CABMNet
+from adaptsr.methods.etds.etds_arch import ETDSNet
 from adaptsr.cli.export import main as export_main
-from adaptsr.infer import main as infer_main
+from adaptsr.cli.infer import main as infer_main
 
 pytest.importorskip('onnxruntime')
 
@@ -32,7 +32,7 @@ def _psnr(a, b):
 @pytest.fixture(scope='module')
 def etds_ckpt(tmp_path_factory):
     """A seeded dual-stream ETDS x3 (2 blocks, 8 channels) checkpoint and its equivalent plain network."""
-    from adaptsr.convert.etds import et_convert
+    from adaptsr.methods.etds.formats import et_convert
     torch.manual_seed(0)
     net = ETDSNet(upscale=3, num_block=2, num_feat=8, num_residual_feat=3).eval()
     path = str(tmp_path_factory.mktemp('etds') / 'etds_x3.pth')
@@ -45,7 +45,7 @@ def test_tflite_fp32_equals_pytorch_and_tiles_to_the_whole_image(tmp_path, etds_
     """fp32 TFLite = PyTorch within 1e-4 at its input size, and by tiles (crop merge, overlap 8 >= twice the
     receptive radius 4) on a photo larger than a tile."""
     pytest.importorskip('litert_torch')
-    from adaptsr.convert.tflite_export import TFLiteRunner, export_tflite
+    from adaptsr.deploy.tflite_export import TFLiteRunner, export_tflite
     _, plain = etds_ckpt
     res = export_tflite(plain, str(tmp_path / 'm.tflite'), input_size=32)
     assert res['scale'] == 3 and res['max_abs_diff'] < 1e-4
@@ -64,7 +64,7 @@ def test_tflite_int8_is_full_integer_and_close(tmp_path, etds_ckpt):
     """INT8 TFLite: int8 input/output, calibrated on photo patches of another size than the model's input, within
     30 dB PSNR of fp32 PyTorch on the photo (quantised: not equal)."""
     pytest.importorskip('litert_torch')
-    from adaptsr.convert.tflite_export import TFLiteRunner, quantize_tflite_int8
+    from adaptsr.deploy.tflite_export import TFLiteRunner, quantize_tflite_int8
     _, plain = etds_ckpt
     calib = [_photo(24, 24), _photo(40, 30)]
     res = quantize_tflite_int8(plain, str(tmp_path / 'm8.tflite'), calib, input_size=32)
@@ -103,7 +103,7 @@ def test_tflite_export_command_and_infer(tmp_path, etds_ckpt, capsys):
         export_main(['--input', path, '--scale', '2', '--output', str(tmp_path / 'b.tflite')])
     other = str(tmp_path / 'pcsr.pth')  # another arch
     torch.save({'params': {'classifier.imnet.layers.0.weight': torch.zeros(2, 2)}}, other)
-    with pytest.raises(SystemExit, match=r'pcsr.pth: not an ETDS/ECBSR/ABPN state_dict'):
+    with pytest.raises(SystemExit, match=r'pcsr.pth: not the state_dict of a known arch'):
         export_main(['--input', other, '--scale', '3', '--output', str(tmp_path / 'c.tflite')])
     assert not any(osp.exists(tmp_path / f) for f in ('b.tflite', 'c.tflite'))
 

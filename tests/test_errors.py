@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adaptsr.archs.pcsr_arch import PCSRNet
-from adaptsr.data.pcsr_dataset import PCSRHRDataset
+from adaptsr.methods.pcsr.pcsr_arch import PCSRNet
+from adaptsr.methods.pcsr.pcsr_dataset import PCSRHRDataset
 from conftest import BENCHMARK, WEIGHTS, read_rgb, require
 
 
@@ -21,7 +21,7 @@ def test_missing_dataset_path_names_key_and_path(tmp_path):
            'io_backend': {'type': 'disk'}}
     with pytest.raises(FileNotFoundError, match=r"dataset 'mine': dataroot_gt = .*nope"):
         PCSRHRDataset(opt)
-    from adaptsr.data.data_util import check_dataset_paths
+    from adaptsr.core.data_util import check_dataset_paths
     with pytest.raises(FileNotFoundError, match='dataroot_lq'):
         check_dataset_paths({'name': 'Set5', 'dataroot_gt': str(tmp_path), 'dataroot_lq': str(tmp_path / 'X4')})
 
@@ -110,7 +110,7 @@ def test_file_valued_path_options_are_not_made_directories(tmp_path, is_train):
     import basicsr.test
     import basicsr.train
     from adaptsr.compat import patch_pipelines
-    from adaptsr.options import OptionError
+    from adaptsr.core.options import OptionError
     patch_pipelines()
     make_exp_dirs = (basicsr.train if is_train else basicsr.test).make_exp_dirs
     root = 'experiments_root' if is_train else 'results_root'

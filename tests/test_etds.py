@@ -6,9 +6,9 @@ import pytest
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from adaptsr.convert import load_checkpoint
-from adaptsr.convert.etds import build_from_state_dict, convert_etds, et_convert, infer_arch
-from adaptsr.ops.reparam import ConversionError, probe_inputs
+from adaptsr.core.checkpoint_io import load_checkpoint
+from adaptsr.methods.etds.formats import build_from_state_dict, convert_etds, et_convert, infer_arch
+from adaptsr.core.reparam import ConversionError, probe_inputs
 from conftest import BENCHMARK, ROOT, WEIGHTS, read_rgb, require, run_script
 
 CONFIGS = [(5, 16), (4, 32), (6, 32), (7, 48)]
@@ -47,8 +47,8 @@ def released(m, c, s):
 
 def evaluate(net, name, scale, regenerate=False, run=None):
     """Mean Y PSNR / SSIM (crop_border = scale) of ``net`` on benchmark set ``name`` (BasicSR metrics)."""
-    from adaptsr.data.etds_dataset import ETDSPairedDataset
-    from adaptsr.utils.benchmark import quality
+    from adaptsr.methods.etds.etds_dataset import ETDSPairedDataset
+    from adaptsr.bench.measure import quality
     opt = {'name': name, 'phase': 'test', 'scale': scale, 'io_backend': {'type': 'disk'},
            'dataroot_gt': require(osp.join(BENCHMARK, name, 'HR'))}
     if regenerate:
@@ -82,8 +82,8 @@ def test_released_plain_models_load_strictly(m, c, s):
 
 
 def test_mac_counter_matches_paper_table():
-    from adaptsr.archs.etds_arch import etds_macs_per_pixel
-    from adaptsr.ops.cost import count_flops
+    from adaptsr.methods.etds.etds_arch import etds_macs_per_pixel
+    from adaptsr.core.cost import count_flops
     assert etds_macs_per_pixel(6, 32, 4) == 72288
     for (m, c), gmacs in GMACS_360x640.items():
         for s, g in zip(SCALES, gmacs):
@@ -261,7 +261,7 @@ def test_convert_script_writes_verified_checkpoints_and_never_overwrites(tmp_pat
 
 def test_onnx_export_matches_pytorch(tmp_path):
     pytest.importorskip('onnxruntime')
-    from adaptsr.convert.onnx_export import export_onnx
+    from adaptsr.deploy.onnx_export import export_onnx
     for m, c, s in [(6, 32, 4), (5, 16, 3)]:
         res = export_onnx(released(m, c, s), str(tmp_path / f'm{m}c{c}x{s}.onnx'))
         assert res['max_abs_diff'] < 1e-5 and res['tol'] == 1e-5, res
@@ -276,7 +276,7 @@ def test_onnx_export_matches_pytorch(tmp_path):
 # ------------------------------------------------------------------------------------------- data
 def test_dataset_channel_shuffle_patch_size_and_mod12(demo_data):
     import random
-    from adaptsr.data.etds_dataset import ETDSPairedDataset
+    from adaptsr.methods.etds.etds_dataset import ETDSPairedDataset
     opt = {'name': 'demo', 'phase': 'train', 'scale': 4, 'io_backend': {'type': 'lmdb'}, 'lq_size': 16,
            'dataroot_gt': osp.join(demo_data, 'train_HR_sub128.lmdb'), 'use_hflip': False, 'use_rot': False,
            'dataroot_lq': osp.join(demo_data, 'train_LR_bicubic_X4_sub.lmdb'), 'use_channels_shuffle': True}
@@ -348,8 +348,8 @@ def test_full_ecbsr_reference_table(key):
 def test_training_pairs_whose_hr_is_not_a_multiple_of_the_scale(tmp_path):
     """HR 128 with its x3 LR 42 (made from the top-left 126): trained on the matching 126 crop, as the demo data."""
     import cv2
-    from adaptsr.data.etds_dataset import ETDSPairedDataset
-    from adaptsr.utils.data_prep import bicubic_downscale
+    from adaptsr.methods.etds.etds_dataset import ETDSPairedDataset
+    from adaptsr.core.data_prep import bicubic_downscale
     hr = cv2.imread(require(osp.join(BENCHMARK, 'Set14/HR/baboon.png')))[:128, :128]
     hr_used, lr = bicubic_downscale(hr, 3)
     assert hr_used.shape[:2] == (126, 126) and lr.shape[:2] == (42, 42)
@@ -389,7 +389,7 @@ def test_released_abpn_loads_strictly_and_reproduces_the_authors_logs(s):
 def test_abpn_et_is_exact_and_equals_the_official_et_file(s):
     """Our ET of the released ABPN has the official ``ABPN_ET_M4C28`` file's sizes and computes what it computes
     (the official file loads into ETDSPlain under its own names)."""
-    from adaptsr.convert.etds import abpn_et_to_plain_sd
+    from adaptsr.methods.etds.formats import abpn_et_to_plain_sd
     net = build_from_state_dict(load_checkpoint(require(osp.join(WEIGHTS, f'ABPN/ABPN_M4C28_x{s}.pth'))), s).eval()
     plain, info = et_convert(net)
     assert info['max_diff_255'] < 0.01 and info['num_block'] == 5 and info['num_feat'] == 32
@@ -435,6 +435,6 @@ def test_released_baselines_load_strictly_and_reproduce_the_authors_logs(name, s
 
 def test_a_baseline_of_another_scale_is_refused_naming_the_file():
     path = require(osp.join(WEIGHTS, 'ETDS/baselines/ESPCN_x2.pth'))
-    with pytest.raises(ConversionError, match=r'ESPCN_x2.pth: ESPCN output conv has 12 channels \(x2\), but the '
-                                              r'scale is 4'):
+    with pytest.raises(ConversionError, match=r'ESPCN_x2.pth: ESPCN output conv has 12 channels, but x4 needs '
+                                              r'48'):
         infer_arch(load_checkpoint(path), 4, path)

@@ -54,7 +54,7 @@ def _model(tmp_path):
 
 
 def test_residual_stream_frozen_by_iteration_with_one_optimizer(tmp_path):
-    from adaptsr.data.etds_dataset import ETDSPairedDataset
+    from adaptsr.methods.etds.etds_dataset import ETDSPairedDataset
     model = _model(tmp_path)
     ds = ETDSPairedDataset(model.opt['datasets']['train'])
     net = model.net_g
@@ -145,7 +145,7 @@ def test_demo_training_converted_model_beats_bicubic(tmp_path, demo_data):
     """The demo recipe (options/train/etds_m4c32_x4_demo.yml, both phases) -> plain model above bicubic."""
     opt, exp = train_demo(tmp_path, demo_data, 'etds_m4c32_x4_demo.yml')
     models = exp / 'models'
-    from adaptsr.utils.benchmark import quality
+    from adaptsr.bench.measure import quality
     from basicsr.utils.registry import ARCH_REGISTRY
     from conftest import read_rgb
     plain = ARCH_REGISTRY.get('ETDSPlain')(upscale=4, num_block=4, num_feat=32)
@@ -176,7 +176,7 @@ def test_baselines_train_and_end_with_an_exact_plain_model(tmp_path, network):
                        log=str(tmp_path), visualization=str(tmp_path))
     opt['datasets']['train'].update(phase='train', scale=4)
     model = build_model(opt)
-    from adaptsr.data.etds_dataset import ETDSPairedDataset
+    from adaptsr.methods.etds.etds_dataset import ETDSPairedDataset
     ds = ETDSPairedDataset(opt['datasets']['train'])
     net = model.net_g
     fixed = {n: p.detach().clone() for n, p in net.named_parameters() if n.endswith('.mask')}
@@ -193,8 +193,8 @@ def test_baselines_train_and_end_with_an_exact_plain_model(tmp_path, network):
     assert any(not torch.equal(p.detach(), init[n]) for n, p in net.named_parameters() if n not in fixed)
     model.feed_data({'lq': ds[0]['lq'][None], 'gt': ds[0]['gt'][None]})
     model.test()  # cost of the network as deployed (ECBSR: its re-parameterised form, which hooks can see)
-    from adaptsr.convert.etds import ecbsr_train_to_plain
-    from adaptsr.ops.cost import count_flops
+    from adaptsr.methods.etds.formats import ecbsr_train_to_plain
+    from adaptsr.core.cost import count_flops
     deployed = ecbsr_train_to_plain(net) if network['type'] == 'ECBSR' else net
     assert model.cost['flops'] == count_flops(deployed, model.lq) > 0
     model.save(-1, -1)  # the final save runs the last phase's on_end: the plain (ET) model

@@ -15,7 +15,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from conftest import BENCHMARK, ROOT, WEIGHTS, require
 
-from adaptsr.infer import finish_image, main, quantize, read_image
+from adaptsr.cli.infer import finish_image, main, quantize, read_image
 
 # method -> (arch options at the scale, scale, the statistic its rows carry, the map it draws, extra flags)
 METHODS = {
@@ -178,11 +178,12 @@ def test_errors_name_what_is_wrong(tmp_path, photos, capsys):
 
 
 def test_runs_from_another_working_directory_as_a_module(tmp_path, photos):
-    """``python -m adaptsr.infer`` from a folder that is not the checkout (as the installed ``adaptsr-infer``)."""
+    """``python -m adaptsr.cli.infer`` from a folder that is not the checkout (as the installed ``adaptsr-infer``)."""
     path, _ = _checkpoint(tmp_path, 'etds')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get('PYTHONPATH', '')]))
-    proc = subprocess.run([sys.executable, '-m', 'adaptsr.infer', osp.join(photos, 'grey.png'), '-o', 'sr', '--model',
-                           path, '--quiet'], cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, '-m', 'adaptsr.cli.infer', osp.join(photos, 'grey.png'), '-o', 'sr',
+                           '--model', path, '--quiet'], cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '1 image(s) x3 with ETDSPlain (AdaptiveSRModel)' in proc.stdout
     assert cv2.imread(str(tmp_path / 'sr' / 'grey.png'), cv2.IMREAD_UNCHANGED).shape == (120, 144)

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 
-from adaptsr.options import OptionError, check_options
+from adaptsr.core.options import OptionError, check_options
 from conftest import ROOT, run_script, write_yaml
 
 
@@ -67,7 +67,7 @@ def test_total_iter_that_disagrees_with_the_phases_is_refused():
 
 def test_declared_defaults_fill_what_the_yaml_leaves_out():
     from basicsr.utils.registry import MODEL_REGISTRY
-    from adaptsr.options import resolved
+    from adaptsr.core.options import resolved
     ape = MODEL_REGISTRY.get('APEModel')
     val = resolved({'val': {'exit_threshold': 0.9}}, ape, 'val')
     assert (val['exit_threshold'], val['tile_size'], val['tile_overlap'], val['tile_batch']) == (0.9, 48, 2, 500)
@@ -96,7 +96,7 @@ def test_every_shipped_options_file_passes_the_checks_and_builds_its_networks(pa
     import yaml
     from basicsr.utils.options import ordered_yaml
     from basicsr.utils.registry import ARCH_REGISTRY
-    from adaptsr.options import check_options, default_env
+    from adaptsr.core.options import check_options, default_env
     default_env(ROOT)
     with open(path) as f:
         opt = yaml.load(f, Loader=ordered_yaml()[0])

@@ -5,13 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adaptsr.archs.carn_arch import PCSRCARN
-from adaptsr.archs.fsrcnn_arch import PCSRFSRCNN
-from adaptsr.archs.pcsr_arch import (PCSRNet, adm_heavy_mask, image_to_rows, liif_query, make_coord,
+from adaptsr.methods.baselines.carn_arch import PCSRCARN
+from adaptsr.methods.baselines.fsrcnn_arch import PCSRFSRCNN
+from adaptsr.methods.pcsr.pcsr_arch import (PCSRNet, adm_heavy_mask, image_to_rows, liif_query, make_coord,
                                      refine_light_pixels, rows_to_image, subpixel_codes)
-from adaptsr.convert import load_checkpoint
-from adaptsr.convert.pcsr import convert_carn_m, convert_pcsr
-from adaptsr.ops.cost import FlopCounter, count_flops, torch_flop_counter
+from adaptsr.core.checkpoint_io import load_checkpoint
+from adaptsr.methods.pcsr.formats import convert_carn_m, convert_pcsr
+from adaptsr.core.cost import FlopCounter, count_flops, torch_flop_counter
 from conftest import BENCHMARK, read_rgb, require
 
 

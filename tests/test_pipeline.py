@@ -163,7 +163,7 @@ def test_demo_data_layout(demo_data):
 
 
 def test_data_tools_never_overwrite(tmp_path, demo_data):
-    from adaptsr.utils.data_prep import create_lmdb, crop_positions
+    from adaptsr.core.data_prep import create_lmdb, crop_positions
     assert crop_positions(500, 128, 64, 48) == [0, 64, 128, 192, 256, 320, 372]
     assert crop_positions(450, 128, 64, 48) == [0, 64, 128, 192, 256, 320]
     target = tmp_path / 'x.lmdb'
@@ -188,8 +188,8 @@ def test_data_tools_never_overwrite(tmp_path, demo_data):
     osp.join(d, f) for d in ('options/train', 'options/test') for f in os.listdir(osp.join(ROOT, d))))
 def test_options_files_build(path):
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
-    from adaptsr.ops.phases import PhaseSchedule
-    from adaptsr.options import check_options
+    from adaptsr.core.phases import PhaseSchedule
+    from adaptsr.core.options import check_options
     with open(osp.join(ROOT, path)) as f:
         opt = yaml.safe_load(f)
     assert opt['model_type'] in MODEL_REGISTRY
@@ -242,7 +242,7 @@ def test_plugin_registers_without_clashes():
 
 
 def test_fresh_process_peak_memory_sees_a_known_allocation():
-    code = ('import torch\nfrom adaptsr.utils.benchmark import fresh_process_peak_mib\n'
+    code = ('import torch\nfrom adaptsr.bench.measure import fresh_process_peak_mib\n'
             'big = torch.ones(1)\n'
             'def fn():\n    x = torch.ones(100 * 2**20 // 4)\n    return float(x.sum())\n'
             'print(fresh_process_peak_mib(fn))')

@@ -16,7 +16,7 @@ import yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
 import adaptsr  # noqa: F401
-from adaptsr.ops.cost import count_flops, real_flops_counting, run_inference
+from adaptsr.core.cost import count_flops, real_flops_counting, run_inference
 
 #: dense archs (small configurations) whose real count is cross-checked against this package's own hook counter
 DENSE = {
@@ -90,7 +90,7 @@ def test_pcsr_real_flops_follow_the_rows_each_upsampler_ran():
     assert len(set(heavy)) >= 3  # the knob moved pixels between the upsamplers
     slope = np.polyfit(heavy, real, 1)[0]
     assert np.allclose(real, np.polyval(np.polyfit(heavy, real, 1), heavy), rtol=1e-9, atol=1)  # linear in rows
-    from adaptsr.ops.cost import mlp_flops_per_row
+    from adaptsr.core.cost import mlp_flops_per_row
     per_row = mlp_flops_per_row(net.heavy_sampler.imnet.layers) - mlp_flops_per_row(net.light_sampler.imnet.layers)
     assert 0 < slope <= per_row
     assert all(p[1] != p[2] for p in points)
@@ -100,14 +100,14 @@ def test_smsr_sparse_kernel_reports_the_work_the_counter_cannot_see():
     """SMSR x2 (official file, a real photo): the compiled sparse kernel's multiply-adds (``flops_custom``) make
     the real count equal to the torch sparse path's, which the counter sees (gathers and matrix products), within
     1%; both below the dense count."""
-    from adaptsr.ops.sparse_conv import load_kernel
+    from adaptsr.methods.smsr.sparse_conv import load_kernel
     path = osp.join(os.environ.get('ADAPTSR_WEIGHTS', ''), 'SMSR', 'SMSR_x2_model_1000.pt')
     if not osp.isfile(path):
         pytest.skip('official SMSR weights not found (ADAPTSR_WEIGHTS)')
     if load_kernel() is None:
         pytest.skip('the SMSR sparse kernel is not available here')
-    from adaptsr.archs.smsr_arch import SMSRNet
-    from adaptsr.convert import load_checkpoint
+    from adaptsr.methods.smsr.smsr_arch import SMSRNet
+    from adaptsr.core.checkpoint_io import load_checkpoint
     net = SMSRNet(upscale=2)
     net.load_state_dict(load_checkpoint(path), strict=True)
     net.eval()
@@ -172,7 +172,7 @@ def test_compare_bench_rows_fronts_and_plot(compare_setup, tmp_path):
 
 
 def test_compare_spec_errors_name_the_key(compare_setup, tmp_path):
-    from adaptsr.cli.bench_compare import load_spec
+    from adaptsr.bench.compare import load_spec
     path = tmp_path / 'bad.yml'
     path.write_text(yaml.safe_dump({'scale': 4, 'datasets': {}, 'models': {'m': {'argz': []}}}))
     with pytest.raises(ValueError, match=r'models\.m: .*unknown \[.argz.\]'):
@@ -186,7 +186,7 @@ def test_compare_spec_errors_name_the_key(compare_setup, tmp_path):
                                                                          'compare')) if f.endswith('.yml')))
 def test_shipped_compare_specs_parse(spec, monkeypatch):
     """Every shipped compare spec passes the key checks and names at least two configurations per dataset."""
-    from adaptsr.cli.bench_compare import configurations, load_spec
+    from adaptsr.bench.compare import configurations, load_spec
     monkeypatch.setenv('ADAPTSR_BENCHMARK', '/bench')
     monkeypatch.setenv('ADAPTSR_WEIGHTS', '/weights')
     loaded = load_spec(osp.join(osp.dirname(__file__), '..', 'options', 'compare', spec))

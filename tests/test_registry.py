@@ -4,8 +4,8 @@ import pytest
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from adaptsr.convert.registry import FORMATS, _load_formats, build_detected, detect_arch
-from adaptsr.ops.reparam import ConversionError
+from adaptsr.core.checkpoints import FORMATS, build_detected, detect_arch, matching_formats
+from adaptsr.core.reparam import ConversionError
 
 # (arch, constructor kwargs without the scale, scales); the scale is read back from the weights where the family
 # can (PCSR's x4, SMSR's tail) and given explicitly where it cannot (ETDS family)
@@ -50,7 +50,6 @@ def _build(arch, kwargs, scale):
 
 
 def test_every_registered_format_has_a_sample_here():
-    _load_formats()
     assert sorted({f.arch for f in FORMATS}) == sorted({a for a, _, _ in SAMPLES})
 
 
@@ -95,7 +94,7 @@ def test_a_model_names_the_arch_a_wrong_checkpoint_holds(tmp_path):
 def test_a_checkpoint_file_alone_gives_arch_scale_and_model(tmp_path, arch, kwargs, scale):
     """What ``adaptsr-infer --model`` builds from: the scale is found without being told (from the tail, or the
     only scale the output convs fit), except for PCSR's heads, which run at any scale (x4 unless told)."""
-    from adaptsr.convert.registry import find_format, recognise_checkpoint
+    from adaptsr.core.checkpoints import find_format, recognise_checkpoint
     torch.manual_seed(0)
     path = str(tmp_path / f'{arch}.pth')
     torch.save({'params': _build(arch, kwargs, scale).state_dict()}, path)
@@ -104,15 +103,15 @@ def test_a_checkpoint_file_alone_gives_arch_scale_and_model(tmp_path, arch, kwar
                                                   r'it.*give it \(--scale\)'):
             recognise_checkpoint(path)
     found = recognise_checkpoint(path, scale if arch in SCALE_GIVEN else None)
-    assert found['arch'] == arch and found['scale'] == scale
-    assert found['model_type'] == find_format(arch).model_type
-    assert found['model_type'] == {'PCSRNet': 'PCSRModel', 'SMSRNet': 'SMSRModel', 'APEECBSR': 'APEModel',
+    assert found.arch == arch and found.scale == scale
+    assert found.model_type == find_format(arch).model_type
+    assert found.model_type == {'PCSRNet': 'PCSRModel', 'SMSRNet': 'SMSRModel', 'APEECBSR': 'APEModel',
                                    'CABMNet': 'CABMModel'}.get(arch, 'AdaptiveSRModel')
 
 
 def test_two_formats_never_claim_one_state_dict():
-    """An APE or CABM network on an ECBSR backbone is not taken for the plain ECBSR."""
+    """An APE or CABM network on an ECBSR backbone is not taken for the plain ECBSR (their formats come first)."""
     for arch, kwargs, scales in SAMPLES:
         sd = _build(arch, kwargs, scales[-1]).state_dict()
-        found = [f.arch for f in FORMATS if f.detect(sd)]
+        found = [f.arch for f in matching_formats(sd)]
         assert found == [arch], (arch, found)

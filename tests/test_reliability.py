@@ -44,7 +44,7 @@ def _photo(path, size=(40, 32)):
 
 
 def _infer(args):
-    from adaptsr.infer import main
+    from adaptsr.cli.infer import main
     with pytest.raises(SystemExit) as err:
         main(args + ['--quiet'])
     return str(err.value)
@@ -128,7 +128,7 @@ def test_a_folder_run_goes_on_past_an_unreadable_image_and_writes_its_table(tmp_
 # ------------------------------------------------------------------------------------------------ checkpoints, options
 def test_a_misspelt_param_key_is_refused_not_replaced_by_params(tmp_path, pcsr_ckpt):
     from basicsr.models import build_model
-    from adaptsr.convert import CheckpointError
+    from adaptsr.core.checkpoint_io import CheckpointError
     opt = model_options(tmp_path, 'PCSRModel', dict(TINY_PCSR), pretrain=pcsr_ckpt, val={'metrics': {}})
     opt['path']['param_key_g'] = 'parms'
     with pytest.raises(CheckpointError, match=r"pcsr.pth: no 'parms' in the checkpoint .* under \['params'\]"):
@@ -138,7 +138,7 @@ def test_a_misspelt_param_key_is_refused_not_replaced_by_params(tmp_path, pcsr_c
 
 
 def test_basicsr_srmodel_with_a_method_arch_is_refused_naming_the_model(tmp_path):
-    from adaptsr.options import OptionError, check_options
+    from adaptsr.core.options import OptionError, check_options
     opt = model_options(tmp_path, 'SRModel', dict(TINY_PCSR))
     with pytest.raises(OptionError, match='model_type: SRModel cannot run network_g PCSRNet .* set model_type: '
                                           'PCSRModel'):
@@ -147,7 +147,7 @@ def test_basicsr_srmodel_with_a_method_arch_is_refused_naming_the_model(tmp_path
 
 def test_a_number_yaml_reads_as_a_string_is_explained(tmp_path):
     import yaml
-    from adaptsr.options import OptionError, check_options
+    from adaptsr.core.options import OptionError, check_options
     val = yaml.safe_load('k: 1e9\nmetrics: {}')
     assert val['k'] == '1e9'  # YAML 1.1
     with pytest.raises(OptionError, match=r"val.k = '1e9': YAML read this as a string.* write 1.0e\+9"):
@@ -155,7 +155,7 @@ def test_a_number_yaml_reads_as_a_string_is_explained(tmp_path):
 
 
 def test_num_gpu_without_cuda_is_named(monkeypatch):
-    from adaptsr.options import OptionError, check_device
+    from adaptsr.core.options import OptionError, check_device
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     with pytest.raises(OptionError, match=r'num_gpu = 1, but torch sees 0 CUDA device\(s\); set num_gpu: 0'):
         check_device({'num_gpu': 1})
@@ -185,7 +185,7 @@ def _batch():
 
 
 def test_a_diverging_finite_loss_stops_the_run_naming_iteration_and_checkpoint(tmp_path):
-    from adaptsr.models.phased_model import DivergedLossError
+    from adaptsr.core.phased_model import DivergedLossError
     model = _etds_train(tmp_path, 1e3)
     batch = _batch()
     with pytest.raises(DivergedLossError) as err:
@@ -216,7 +216,7 @@ def test_a_normal_run_never_trips_the_divergence_bound(tmp_path):
 
 
 def test_divergence_options_are_checked(tmp_path):
-    from adaptsr.options import OptionError, check_options
+    from adaptsr.core.options import OptionError, check_options
     for bad, pattern in (({'factor': 0.5}, 'factor = 0.5: must be a number > 1'), ({'windw': 3}, "'windw'"),
                          ({'window': 0}, 'window = 0: must be an integer >= 1')):
         opt = model_options(tmp_path, 'PCSRModel', dict(TINY_PCSR), is_train=True,
@@ -231,7 +231,7 @@ CABM_NET = {'type': 'CABMEDSR', 'upscale': 4, 'num_block': 2, 'num_feat': 16, 'm
 
 def test_a_given_table_with_a_recipe_that_builds_its_own_is_refused_naming_both(tmp_path):
     from basicsr.models import build_model
-    from adaptsr.options import OptionError
+    from adaptsr.core.options import OptionError
     phases = [{'name': 'cadyq', 'iters': 1, 'cabm_mode': 'cadyq', 'on_end': 'build_lut',
                'losses': {'pixel_opt': {'type': 'L1Loss'}}},
               {'name': 'lut', 'iters': 1, 'cabm_mode': 'lut', 'losses': {'pixel_opt': {'type': 'L1Loss'}}}]
@@ -252,8 +252,8 @@ def test_a_table_file_that_is_not_json_is_named(tmp_path):
 
 
 def test_a_table_from_too_few_tiles_is_refused_naming_the_count(tmp_path):
-    from adaptsr.archs.cabm_arch import CABMEDSR
-    from adaptsr.ops.bitmap import build_table
+    from adaptsr.methods.cabm.cabm_arch import CABMEDSR
+    from adaptsr.methods.cabm.bitmap import build_table
     cv2.imwrite(str(tmp_path / 'dot.png'), np.full((1, 1, 3), 128, np.uint8))
     net = CABMEDSR(upscale=4, num_block=2, num_feat=16, mode='lut')
     with pytest.raises(ValueError, match=r'dot.png|1x1 pixels'):
@@ -273,8 +273,8 @@ def test_a_table_from_too_few_tiles_is_refused_naming_the_count(tmp_path):
 ])
 def test_bench_budgets_are_checked_as_the_options_are(tmp_path, budget, pattern):
     from basicsr.models import build_model
-    from adaptsr.cli.bench import check_budgets, parse_budget
-    from adaptsr.options import OptionError
+    from adaptsr.bench.options_file import check_budgets, parse_budget
+    from adaptsr.core.options import OptionError
     model = build_model(model_options(tmp_path, 'CABMModel', dict(CABM_NET, mode='fp'), val={'metrics': {}}))
     check_budgets(model, [100.0, 0.0, 1e9])
     with pytest.raises(OptionError, match=pattern):
@@ -311,7 +311,7 @@ def _pairs(tmp_path, n=2):
 
 
 def test_paired_folders_that_do_not_pair_are_named_before_basicsr_asserts(tmp_path):
-    from adaptsr.data.data_util import check_dataset_paths
+    from adaptsr.core.data_util import check_dataset_paths
     opt = _pairs(tmp_path)
     check_dataset_paths(opt)
     (tmp_path / 'HR' / 'notes.txt').write_text('x')
@@ -328,8 +328,8 @@ def test_paired_folders_that_do_not_pair_are_named_before_basicsr_asserts(tmp_pa
 
 
 def test_paired_lmdbs_with_other_keys_are_named(tmp_path):
-    from adaptsr.data.data_util import check_dataset_paths
-    from adaptsr.utils.data_prep import create_lmdb
+    from adaptsr.core.data_util import check_dataset_paths
+    from adaptsr.core.data_prep import create_lmdb
     opt = _pairs(tmp_path)
     os.remove(tmp_path / 'LR' / 'im1x4.png')
     create_lmdb(str(tmp_path / 'HR'), str(tmp_path / 'hr.lmdb'))

@@ -40,7 +40,7 @@ def _poisoned():
 
 # --------------------------------------------------------------------------------------------------- NaN / Inf
 def test_nonfinite_loss_stops_before_the_step_naming_iteration_term_and_last_checkpoint(tmp_path):
-    from adaptsr.models.phased_model import NonFiniteLossError
+    from adaptsr.core.phased_model import NonFiniteLossError
     model = _train_model(tmp_path)
     model.update_learning_rate(1)
     model.feed_data(_batch())
@@ -74,7 +74,7 @@ def test_nonfinite_skip_policy_skips_the_step_and_trains_on(tmp_path):
 
 
 def _nan_checkpoint(tmp_path):
-    from adaptsr.archs.pcsr_arch import PCSRNet
+    from adaptsr.methods.pcsr.pcsr_arch import PCSRNet
     net = PCSRNet(**{k: v for k, v in TINY_PCSR.items() if k != 'type'})
     sd = net.state_dict()
     sd['encoder.entry.weight'][0, 0, 0, 0] = float('nan')
@@ -84,9 +84,9 @@ def _nan_checkpoint(tmp_path):
 
 
 def test_a_nonfinite_checkpoint_is_refused_by_load_convert_and_export(tmp_path):
-    from adaptsr.convert import check_finite, save_checkpoint
-    from adaptsr.convert.onnx_export import export_onnx
-    from adaptsr.convert.registry import load_into
+    from adaptsr.core.checkpoint_io import check_finite, save_checkpoint
+    from adaptsr.deploy.onnx_export import export_onnx
+    from adaptsr.core.checkpoints import load_into
     net, path = _nan_checkpoint(tmp_path)
     with pytest.raises(ValueError, match=r'diverged\.pth \[params\]: 1 tensor\(s\) hold NaN or Inf '
                                          r'\(encoder\.entry\.weight\)'):
@@ -123,7 +123,7 @@ def _test_model(tmp_path, model_type, network, val=None, **extra):
 
 
 def test_random_weights_are_refused_at_test_time_unless_allowed(tmp_path):
-    from adaptsr.options import OptionError
+    from adaptsr.core.options import OptionError
     with pytest.raises(OptionError, match='path.pretrain_network_g is not set: PCSRNet would be tested with random'):
         _test_model(tmp_path, 'PCSRModel', dict(TINY_PCSR))
     _test_model(tmp_path, 'PCSRModel', dict(TINY_PCSR), allow_random_weights=True)
@@ -131,7 +131,7 @@ def test_random_weights_are_refused_at_test_time_unless_allowed(tmp_path):
 
 
 def test_misspelt_keys_are_named(tmp_path):
-    from adaptsr.options import OptionError, check_options
+    from adaptsr.core.options import OptionError, check_options
     from conftest import model_options
     opt = model_options(tmp_path, 'PCSRModel', dict(TINY_PCSR))
     opt['path']['pretrian_network_g'] = 'x.pth'
@@ -160,13 +160,13 @@ def test_a_missing_required_top_level_key_is_named_by_test_py(tmp_path):
     ('CABMModel', {'type': 'CABMEDSR', 'upscale': 4, 'num_block': 2, 'mode': 'fp'}, 'calibration', float('nan')),
 ], ids=['pcsr-k-nan', 'ape-threshold-negative', 'tile-size-zero', 'cabm-calibration-nan'])
 def test_knobs_outside_their_range_are_refused(tmp_path, model_type, network, key, value):
-    from adaptsr.options import OptionError
+    from adaptsr.core.options import OptionError
     with pytest.raises(OptionError, match=rf'val\.{key} = '):
         _test_model(tmp_path, model_type, dict(network), val={'metrics': {}, key: value}, allow_random_weights=True)
 
 
 def test_a_scale_the_network_contradicts_is_refused(tmp_path):
-    from adaptsr.options import OptionError
+    from adaptsr.core.options import OptionError
     from basicsr.models import build_model
     from conftest import model_options
     opt = model_options(tmp_path, 'SMSRModel', {'type': 'SMSRNet', 'upscale': 2}, scale=3)
@@ -258,7 +258,7 @@ def test_a_crop_mode_crop_is_reported(tmp_path, log):
 @pytest.mark.parametrize('damage', ['empty', 'truncated', 'not-an-image'])
 def test_an_unreadable_image_is_named(tmp_path, damage):
     from basicsr.data import build_dataset
-    from adaptsr.data.data_util import DataReadError, NamedErrorDataset
+    from adaptsr.core.data_util import DataReadError, NamedErrorDataset
     opt = _pair_folder(tmp_path, 'bad', 4)
     bad = osp.join(opt['dataroot_lq'], 'bird.png')
     data = open(bad, 'rb').read()
@@ -271,13 +271,13 @@ def test_an_unreadable_image_is_named(tmp_path, damage):
 
 
 def _lmdb(tmp_path):
-    from adaptsr.utils.data_prep import create_lmdb
+    from adaptsr.core.data_prep import create_lmdb
     opt = _pair_folder(tmp_path, 'lmdbsrc', 4)
     return create_lmdb(opt['dataroot_gt'], str(tmp_path / 'hr.lmdb'))
 
 
 def test_a_damaged_lmdb_is_detected_before_training(tmp_path):
-    from adaptsr.data.data_util import check_dataset_paths, check_lmdb
+    from adaptsr.core.data_util import check_dataset_paths, check_lmdb
     path = _lmdb(tmp_path)
     check_lmdb(path)
     with open(osp.join(path, 'meta_info.txt'), 'a') as f:
@@ -295,7 +295,7 @@ def test_a_damaged_lmdb_is_detected_before_training(tmp_path):
 
 
 def test_create_lmdb_checks_every_image_first_and_leaves_no_partial_output(tmp_path):
-    from adaptsr.utils.data_prep import create_lmdb
+    from adaptsr.core.data_prep import create_lmdb
     opt = _pair_folder(tmp_path, 'src', 4)
     bad = osp.join(opt['dataroot_gt'], 'zz_broken.png')
     open(bad, 'wb').close()

@@ -4,8 +4,8 @@ import os.path as osp
 import pytest
 import torch
 
-from adaptsr.archs.smsr_arch import SMSRNet, smsr_dense_gmacs
-from adaptsr.convert import load_checkpoint
+from adaptsr.methods.smsr.smsr_arch import SMSRNet, smsr_dense_gmacs
+from adaptsr.core.checkpoint_io import load_checkpoint
 from conftest import BENCHMARK, ROOT, WEIGHTS, read_rgb, require, run_script
 
 SET5 = {'baby': (38.888, 0.242), 'bird': (43.282, 0.377), 'butterfly': (35.382, 0.658), 'head': (35.988, 0.391),
@@ -38,7 +38,7 @@ def test_official_weights_load_strictly_with_the_published_channel_masks(officia
 
 
 def test_set5_reference_per_image_and_sparse_equals_masked_dense(official):
-    from adaptsr.utils.benchmark import quality
+    from adaptsr.bench.measure import quality
     psnrs = []
     for name, (psnr_ref, eta_ref) in SET5.items():
         lq, gt = pair(name)  # Set5 x2 LR sizes are all even: the official even-crop is a no-op here
@@ -91,7 +91,7 @@ def _use_path(net, path):
 def kernel_or_skip():
     """The compiled kernel; skips where this machine has no C++ compiler (CI and the quick start have one)."""
     import shutil
-    from adaptsr.ops.sparse_conv import load_kernel
+    from adaptsr.methods.smsr.sparse_conv import load_kernel
     kernel = load_kernel()
     if kernel is None:
         if shutil.which('c++') or shutil.which('g++'):
@@ -134,7 +134,7 @@ def test_kernel_equals_masked_dense_on_real_images_and_keeps_the_psnr(official):
     """Official x2 weights, Set5 and B100 images: the kernel path equals masked-dense within 1e-4 (0..1) and the
     PSNR is unchanged (B100 3096: 33.60 dB with either path)."""
     kernel_or_skip()
-    from adaptsr.utils.benchmark import quality
+    from adaptsr.bench.measure import quality
     for setname, name in (('Set5', 'butterfly'), ('B100', '3096'), ('B100', '148026')):
         lq, gt = pair(name, setname=setname)
         lq = lq[..., :lq.shape[2] // 2 * 2, :lq.shape[3] // 2 * 2]
@@ -154,7 +154,7 @@ def test_kernel_falls_back_to_the_torch_path_with_one_warning(monkeypatch):
     runs the torch path with the same result; ``ADAPTSR_SPARSE_KERNEL=0`` turns the kernel off."""
     import warnings
     from torch.utils import cpp_extension
-    import adaptsr.ops.sparse_conv as sc
+    import adaptsr.methods.smsr.sparse_conv as sc
 
     def no_compiler(*args, **kwargs):
         raise RuntimeError('Error building extension: c++: command not found')
@@ -180,7 +180,7 @@ def test_kernel_falls_back_to_the_torch_path_with_one_warning(monkeypatch):
 
 def test_training_forward_with_hard_masks_equals_eval(monkeypatch):
     """tau -> 0 with the noise removed: the training forward (fixed 'prev' index convention) equals masked-dense."""
-    import adaptsr.archs.smsr_arch as arch
+    import adaptsr.methods.smsr.smsr_arch as arch
     net = _random_net(5)
     x = torch.rand(2, 3, 24, 20)
     with torch.no_grad():
@@ -212,7 +212,7 @@ def test_mac_counter_matches_paper_convention_and_hooks():
     assert abs(smsr_dense_gmacs(4) - 57.1) <= 0.5
     smb = 5 * (4 * 9 * 64 * 64 + 256 * 64) * 640 * 360 / 1e9
     assert round(smsr_dense_gmacs(2) - smb + 0.51 * smb, 1) == 131.3
-    from adaptsr.ops.cost import count_flops
+    from adaptsr.core.cost import count_flops
     net = SMSRNet(upscale=2, use_masks=False).eval()
     x = torch.rand(1, 3, 20, 24)
     flops = count_flops(net, x, norm_layers=False, transposed='input')
@@ -223,7 +223,7 @@ def test_mac_counter_matches_paper_convention_and_hooks():
 
 
 def test_schedules_follow_the_iteration():
-    from adaptsr.models.smsr_model import smsr_lambda_ramp, smsr_tau
+    from adaptsr.methods.smsr.smsr_model import smsr_lambda_ramp, smsr_tau
     ramp = {1: 0.0, 1000: 0.0, 1001: 1 / 50, 50001: 1.0, 199001: 1.0, 500001: 1.0}
     tau = {1: 1.0, 1000: 1.0, 1001: 0.998, 50001: 0.9, 199001: 0.602, 500001: 0.4}
     for it in ramp:
@@ -292,9 +292,9 @@ def test_one_training_iteration_trains_the_masks(tmp_path):
 def test_set14_b100_reference(official):
     """Reference values of the official x2 weights (even-crop, Y, crop 2): Set14 33.623 / 0.9179, B100 32.163 /
     0.8992."""
-    from adaptsr.data.etds_dataset import ETDSPairedDataset  # noqa: F401  (registration only)
+    from adaptsr.methods.etds.etds_dataset import ETDSPairedDataset  # noqa: F401  (registration only)
     from basicsr.data import build_dataset
-    from adaptsr.utils.benchmark import quality
+    from adaptsr.bench.measure import quality
     for name, (p_ref, s_ref) in {'Set14': (33.623, 0.9179), 'B100': (32.163, 0.8992)}.items():
         ds = build_dataset({'name': name, 'type': 'PairedImageDataset', 'phase': 'test', 'scale': 2,
                             'dataroot_gt': osp.join(BENCHMARK, name, 'HR'), 'filename_tmpl': '{}x2',
@@ -322,7 +322,7 @@ def test_demo_training_kept_ratio_falls_as_lambda_ramps_and_beats_bicubic(tmp_pa
     etas = [float(v) for v in re.findall(r'# eta: ([0-9.]+)', log)]
     psnrs = [float(v) for v in re.findall(r'# psnr: ([0-9.]+)', log)]
     assert len(etas) >= 4 and etas[0] > etas[2] > etas[3] and etas[-1] < 0.5 * etas[0], etas
-    from adaptsr.utils.benchmark import quality
+    from adaptsr.bench.measure import quality
     from basicsr.utils.registry import ARCH_REGISTRY
     bicubic = ARCH_REGISTRY.get('BicubicSR')(upscale=2)
     ref = []

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adaptsr.ops.tiling import crop_size, tile_boxes, tiled_forward
+from adaptsr.core.tiling import crop_size, tile_boxes, tiled_forward
 from conftest import BENCHMARK, read_rgb, require
 
 
@@ -63,8 +63,8 @@ def test_batched_tiles_equal_single_tiles_for_k_rule(pcsr_official):
 def test_crop_merge_gives_the_whole_image_result_when_the_overlap_covers_the_receptive_field(size, scale):
     """A plain conv net (8 convs 3x3: receptive radius 8 LR pixels) tiled with overlap 16 and the ``crop`` merge
     equals its whole-image output; the ``average`` merge does not (its tile borders miss context)."""
-    from adaptsr.archs.etds_arch import ETDSPlain
-    from adaptsr.ops.tiling import tile_core
+    from adaptsr.methods.etds.etds_arch import ETDSPlain
+    from adaptsr.core.tiling import tile_core
     torch.manual_seed(0)
     net = ETDSPlain(num_block=6, num_feat=16, upscale=scale).eval()
     lq = torch.rand(1, 3, *size)
@@ -84,7 +84,7 @@ def test_crop_merge_gives_the_whole_image_result_when_the_overlap_covers_the_rec
 
 
 def test_an_unknown_tile_merge_is_refused_when_the_options_are_read():
-    from adaptsr.models.adaptive_model import AdaptiveSRModel
-    from adaptsr.options import OptionError, check_val_ranges
+    from adaptsr.core.adaptive_model import AdaptiveSRModel
+    from adaptsr.core.options import OptionError, check_val_ranges
     with pytest.raises(OptionError, match=r"val.tile_merge = 'mean': must be 'average' or 'crop'"):
         check_val_ranges({'tile_merge': 'mean'}, AdaptiveSRModel)

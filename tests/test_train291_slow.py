@@ -138,8 +138,8 @@ def test_ape_separate_exit_tails_on_a_part_of_the_291_set(tmp_path, data_root):
     iterations, then the bench on 3 Urban100 images. Direction of the full run: threshold 1 is the released ECBSR
     bit for bit (the backbone stays frozen), and lowering the threshold lowers FLOPs and PSNR together."""
     import torch
-    from adaptsr.convert import load_checkpoint
-    from adaptsr.convert.registry import checkpoint_state_dict
+    from adaptsr.core.checkpoint_io import load_checkpoint
+    from adaptsr.core.checkpoints import checkpoint_state_dict
 
     def edit(opt):
         shorten(opt, 300)

@@ -9,7 +9,7 @@ import cv2
 import pytest
 import torch
 
-from adaptsr.ops.phases import PhaseSchedule
+from adaptsr.core.phases import PhaseSchedule
 from conftest import BENCHMARK, ROOT, require, run_script, write_yaml
 
 PHASES = [
@@ -89,7 +89,7 @@ def _model(tmp_path, hr_dir):
 
 
 def test_gradients_reach_only_the_phase_modules(tmp_path, tiny_root):
-    from adaptsr.data.pcsr_dataset import PCSRHRDataset
+    from adaptsr.methods.pcsr.pcsr_dataset import PCSRHRDataset
     model = _model(tmp_path, str(tiny_root / 'hr'))
     data = PCSRHRDataset(dict(model.opt['datasets']['train']))[0]
     batch = {'lq': data['lq'][None], 'gt': data['gt'][None]}
@@ -130,8 +130,8 @@ def test_light_warmup_from_a_phase0_file_trains_only_the_light_sampler(tmp_path,
     that holds only the encoder and heavy upsampler: the classifier (trained first by the later phase) may be missing
     too; the warm-up's gradients reach only the light upsampler, its output is the dense light path, and its
     validation runs every pixel light."""
-    from adaptsr.archs.pcsr_arch import PCSRNet
-    from adaptsr.data.pcsr_dataset import PCSRHRDataset
+    from adaptsr.methods.pcsr.pcsr_arch import PCSRNet
+    from adaptsr.methods.pcsr.pcsr_dataset import PCSRHRDataset
     from basicsr.models import build_model
     net_opt = {k: v for k, v in NET.items() if k != 'type'}
     phase0 = {k: v for k, v in PCSRNet(**net_opt).state_dict().items() if k.startswith(('encoder', 'heavy_sampler'))}

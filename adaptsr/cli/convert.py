@@ -33,40 +33,38 @@ import os
 import os.path as osp
 import sys
 
-from adaptsr.cli.errors import int_at_least
-from adaptsr.convert import check_finite, load_checkpoint, save_checkpoint
-from adaptsr.convert.registry import CONVERTERS, ConversionError, build_target, keep_modules
+from adaptsr.core.checkpoint_io import check_finite, load_checkpoint, save_checkpoint
+from adaptsr.core.checkpoints import CONVERTERS, ConversionError, build_target, keep_modules
+from adaptsr.core.outputs import OutputPlanError, check_plan
+from adaptsr.utils.argtypes import int_at_least
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='adaptsr-convert', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--method', required=True, choices=sorted(CONVERTERS))
+    parser.add_argument('--method', required=True, choices=sorted(CONVERTERS),
+                        help='; '.join(f'{name}: {text}' for name, (_, text) in sorted(CONVERTERS.items())))
     parser.add_argument('--input', required=True, help='official checkpoint')
     parser.add_argument('--output', required=True, help='converted BasicSR checkpoint (.pth)')
     parser.add_argument('--scale', type=int_at_least(1), default=4)
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --output')
     parser.add_argument('--param_key', default='auto',
                         help="weights of a BasicSR checkpoint: params, params_ema, or auto (params_ema if present)")
-    parser.add_argument('--et', action='store_true', help='ecbsr: also apply the equivalent transformation')
+    parser.add_argument('--et', action='store_true',
+                        help='a converter to a re-parameterised form: go on to its equivalent plain form too')
     parser.add_argument('--keep', default=None,
-                        help='keep only these modules (comma-separated prefixes), e.g. encoder,heavy_sampler: the '
-                             'phase-0 part of a PCSR file, to train the rest again with train.start_phase')
+                        help='keep only these modules (comma-separated prefixes), e.g. encoder,heavy_sampler: the part '
+                             'of a file that an earlier phase trained, to train the rest again with train.start_phase')
     args = parser.parse_args(argv)
-    from adaptsr.utils.outputs import OutputPlanError, check_plan
     try:  # fail before any work, never after it; the source is never replaced, even with --overwrite
         check_plan([(args.output, 'converted checkpoint')], [args.input], args.overwrite)
     except OutputPlanError as err:
         parser.error(str(err))
-    kwargs = {}
-    if args.method in ('etds', 'ecbsr', 'abpn', 'smsr', 'pcsr'):
-        kwargs['param_key'] = args.param_key
-    if args.method in ('etds', 'ecbsr', 'abpn', 'smsr'):
-        kwargs['et'] = args.et
     try:
         source = load_checkpoint(args.input)
         check_finite(source, args.input)  # a diverged training's file is refused, not converted
-        ckpt = CONVERTERS[args.method](source, scale=args.scale, source=args.input, **kwargs)
+        convert, _ = CONVERTERS[args.method]
+        ckpt = convert(source, scale=args.scale, source=args.input, param_key=args.param_key, et=args.et)
         net = build_target(ckpt)
         net.load_state_dict(ckpt['params'], strict=True)
         if args.keep:

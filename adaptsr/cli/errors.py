@@ -4,10 +4,11 @@ import contextlib
 import os
 import sys
 
+from adaptsr.core.errors import USER_ERRORS
+
 
 def user_errors(*more):
     """The exception types that report a user's input (their messages name it), and ``more``."""
-    from adaptsr.core.errors import USER_ERRORS
     return USER_ERRORS + (FileNotFoundError, FileExistsError, ValueError) + more
 
 
@@ -25,25 +26,6 @@ def one_line_errors(prog, *more):
     except user_errors(*more) as err:
         if os.environ.get('ADAPTSR_TRACEBACK'):
             raise
-        from adaptsr.core.errors import USER_ERRORS
         msg = (str(err).strip() or type(err).__name__).splitlines()[0]
         ours = isinstance(err, USER_ERRORS + more + (FileNotFoundError, FileExistsError))
         sys.exit(f'{prog}: {msg}' + ('' if ours else f' [{type(err).__name__}; ADAPTSR_TRACEBACK=1 shows where]'))
-
-
-def int_at_least(low):
-    """An argparse ``type``: an integer >= ``low`` (e.g. ``--threads``, ``--repeats``, ``--scale``: 1; ``--tile``: 0),
-    refused by argparse with a message naming the flag's value otherwise."""
-    import argparse
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f'{value} is less than {low}')
-        return value
-
-    parse.__name__ = f'integer >= {low}'
-    return parse

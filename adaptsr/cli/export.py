@@ -28,18 +28,12 @@ import os
 import os.path as osp
 import sys
 
-from adaptsr.cli.errors import int_at_least
-import adaptsr  # noqa: F401  (registrations)
-from adaptsr.convert import check_finite, load_checkpoint
-from adaptsr.archs.etds_arch import ETDSAblationPlain, ETDSPlain
-from adaptsr.archs.etds_baselines_arch import ESPCN, FSRCNN
-from adaptsr.convert.etds import build_from_state_dict, et_convert
-from adaptsr.convert.onnx_export import export_onnx
-from adaptsr.convert.registry import checkpoint_state_dict
-from adaptsr.utils.outputs import OutputPlanError, check_plan
-
-#: networks exported as they are (already plain, or without an equivalent transformation: the released baselines)
-PLAIN_ARCHS = (ETDSPlain, ETDSAblationPlain, ESPCN, FSRCNN)
+from adaptsr.api import describe
+from adaptsr.core.outputs import OutputPlanError, check_plan
+from adaptsr.deploy.onnx_export import export_onnx
+from adaptsr.deploy.onnx_quant import calibration_inputs, quantize_onnx_int8, quantize_pams_qdq
+from adaptsr.deploy.tflite_export import export_tflite, quantize_tflite_int8
+from adaptsr.utils.argtypes import int_at_least
 
 
 def main(argv=None):
@@ -81,23 +75,19 @@ def main(argv=None):
         check_plan(plan, [args.input] + [c for c in args.calib or () if osp.isfile(c)], args.overwrite)
     except OutputPlanError as err:
         parser.error(str(err))
-    with _errors_exit():
-        sd = checkpoint_state_dict(load_checkpoint(args.input), args.input, args.param_key)
-        check_finite(sd, args.input)  # a diverged training's weights are refused, not exported
-    if any('.bitsel.' in k for k in sd):
-        return _export_pams(args, sd, fmt)
-    with _errors_exit():  # not an exportable arch, or another scale: the message names the file
-        net = build_from_state_dict(sd, args.scale, args.input)
-    if not isinstance(net, PLAIN_ARCHS):  # deploy the ET form: plain conv + activation, clamp embedded
-        net, info = et_convert(net)
-        print(f'converted {info["source_arch"]} -> ETDSPlain: max |difference| x 255 = {info["max_diff_255"]:.3g}')
+    with _errors_exit():  # not recognised, not exportable, another scale or NaN/Inf weights: the file is named
+        found = describe(args.input, args.scale, args.param_key)
+        net, info = found.deploy(args.input)
+    if info.get('note'):
+        print(info['note'])
+    if info.get('int8_clips') is not None:
+        return _export_with_clips(args, net, info, fmt)
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
     if fmt == '.tflite':
         return _export_tflite(args, net)
     res = export_onnx(net, args.output, opset=args.opset, overwrite=args.overwrite)
     _print_onnx(args, net, res)
     if args.int8:
-        from adaptsr.convert.onnx_quant import quantize_onnx_int8
         inputs = _calibration(args, args.calib_patch)
         with _errors_exit():
             q = quantize_onnx_int8(args.output, args.int8, inputs, args.calib_method, overwrite=args.overwrite)
@@ -123,14 +113,12 @@ def _print_onnx(args, net, res):
 
 
 def _calibration(args, patch):
-    from adaptsr.convert.onnx_quant import calibration_inputs
     with _errors_exit():
         return calibration_inputs(args.calib, args.scale, patch=patch, stride=max(1, patch * 3 // 4),
                                   downscale=not args.calib_lr)
 
 
 def _export_tflite(args, net):
-    from adaptsr.convert.tflite_export import export_tflite, quantize_tflite_int8
     with _errors_exit(RuntimeError, ImportError):  # litert-torch missing, or a conversion it refuses
         res = export_tflite(net, args.output, args.input_size, overwrite=args.overwrite)
     print(f'{args.input} -> {res["path"]} ({type(net).__name__}, TFLite fp32, input 1x3x{res["input_size"]}x'
@@ -145,15 +133,13 @@ def _export_tflite(args, net):
               f'calibrated on {q["calibration_inputs"]} LR patches of {args.calib or "scikit-image photographs"})')
 
 
-def _export_pams(args, sd, fmt):
-    from adaptsr.convert.onnx_quant import pams_backbone, quantize_pams_qdq
+def _export_with_clips(args, net, info, fmt):
+    """A network whose method learned its activation clips (``info['int8_clips']``): fp32 ONNX of its full-precision
+    network and, with ``--int8``, the QDQ model on those clips."""
+    clips = info['int8_clips']
     if fmt != '.onnx':
-        sys.exit(f'export: {args.input} is a PAMS/CADyQ/CABM checkpoint; it exports to ONNX only (--output x.onnx)')
-    with _errors_exit():
-        net, clips = pams_backbone(sd, args.scale, args.input)
-    found = getattr(net, 'upscale', None) or getattr(net, 'scale', None)
-    if found and int(found) != args.scale:
-        sys.exit(f'export: {args.input} upscales x{found}, not x{args.scale} (--scale)')
+        sys.exit(f'export: {args.input} is {info.get("onnx_only", "a checkpoint with learned clips")}; it exports to '
+                 'ONNX only (--output x.onnx)')
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
     res = export_onnx(net, args.output, opset=args.opset, overwrite=args.overwrite)
     _print_onnx(args, net, res)

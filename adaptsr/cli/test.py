@@ -2,6 +2,11 @@
 and pipeline patches; ``results/`` is created in the working directory."""
 import os
 
+from basicsr.test import test_pipeline
+
+from adaptsr.cli.errors import one_line_errors
+from adaptsr.compat import patch_pipelines
+
 
 def main(root=None):
     """Run BasicSR's ``test_pipeline`` (its command line); a bad input ends it with one line naming the culprit
@@ -10,11 +15,7 @@ def main(root=None):
     Args:
         root (str | None): where ``results/`` goes (default: the working directory).
     """
-    import adaptsr  # noqa: F401  (shims + registration)
-    from adaptsr.compat import patch_pipelines
     patch_pipelines()
-    from basicsr.test import test_pipeline
-    from adaptsr.cli.errors import one_line_errors
     with one_line_errors('adaptsr-test'):
         test_pipeline(os.path.abspath(root or os.getcwd()))
 

@@ -3,6 +3,11 @@ adaptsr's registrations and pipeline patches (:func:`adaptsr.compat.patch_pipeli
 in the working directory."""
 import os
 
+from basicsr.train import train_pipeline
+
+from adaptsr.cli.errors import one_line_errors
+from adaptsr.compat import patch_pipelines
+
 
 def main(root=None):
     """Run BasicSR's ``train_pipeline`` (its command line: ``-opt``, ``--auto_resume``, ``--force_yml``, ...); a bad
@@ -11,11 +16,7 @@ def main(root=None):
     Args:
         root (str | None): where ``experiments/`` and ``tb_logger/`` go (default: the working directory).
     """
-    import adaptsr  # noqa: F401  (shims + registration)
-    from adaptsr.compat import patch_pipelines
     patch_pipelines()
-    from basicsr.train import train_pipeline
-    from adaptsr.cli.errors import one_line_errors
     with one_line_errors('adaptsr-train'):
         train_pipeline(os.path.abspath(root or os.getcwd()))
 

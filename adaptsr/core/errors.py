@@ -23,6 +23,10 @@ class LoadError(ValueError):
     """A source that cannot be loaded as asked (the message names the source, the option or the knob)."""
 
 
+class InferError(ValueError):
+    """A bad input image, model flag or model for inference (``adaptsr-infer``, the bench; the message names it)."""
+
+
 class OutputPlanError(ValueError):
     """A planned output that collides with another, with an input, with an existing file, or cannot be written."""
 
@@ -40,5 +44,5 @@ class DivergedLossError(FloatingPointError):
 
 
 #: the types that report a user's input (the console commands end with their one-line message)
-USER_ERRORS = (OptionError, ConversionError, CheckpointError, LoadError, OutputPlanError, DataReadError,
+USER_ERRORS = (OptionError, ConversionError, CheckpointError, LoadError, InferError, OutputPlanError, DataReadError,
                NonFiniteLossError, DivergedLossError)

@@ -1,13 +1,4 @@
-"""Importing this package registers every ``*_dataset.py`` module's classes in BasicSR's registries."""
-from adaptsr import compat  # noqa: F401,I001  (torchvision shim before basicsr)
-
-import importlib
-from os import path as osp
-
-from basicsr.utils import scandir
-
-_folder = osp.dirname(osp.abspath(__file__))
-data_modules = [
-    importlib.import_module(f'adaptsr.data.{osp.splitext(name)[0]}')
-    for name in sorted(scandir(_folder)) if name.endswith('_dataset.py')
-]
+"""BasicSR's package name for the datasets: importing it registers every method's datasets (and the rest of
+:mod:`adaptsr.methods`) in BasicSR's registries, as ``import adaptsr.data`` did before each method had a room.
+"""
+import adaptsr.methods  # noqa: F401  (registrations)

@@ -1,13 +1,4 @@
-"""Importing this package registers every ``*_model.py`` module's classes in BasicSR's registries."""
-from adaptsr import compat  # noqa: F401,I001  (torchvision shim before basicsr)
-
-import importlib
-from os import path as osp
-
-from basicsr.utils import scandir
-
-_folder = osp.dirname(osp.abspath(__file__))
-models_modules = [
-    importlib.import_module(f'adaptsr.models.{osp.splitext(name)[0]}')
-    for name in sorted(scandir(_folder)) if name.endswith('_model.py')
-]
+"""BasicSR's package name for the models: importing it registers every method's models (and the rest of
+:mod:`adaptsr.methods`) in BasicSR's registries, as ``import adaptsr.models`` did before each method had a room.
+"""
+import adaptsr.methods  # noqa: F401  (registrations)

@@ -1,6 +1,6 @@
 """Pictures of adaptive routing: a per-pixel value drawn over the SR image, with a caption bar that names the scale.
 
-Used by the models' :meth:`~adaptsr.models.adaptive_model.AdaptiveSRModel.routing_maps` (PCSR's classification,
+Used by the models' :meth:`~adaptsr.core.adaptive_model.AdaptiveSRModel.routing_maps` (PCSR's classification,
 APE's exit depth, CABM's bits per tile) for ``adaptsr-infer --maps`` and ``val.save_img``.
 """
 import cv2
@@ -72,7 +72,7 @@ def box_values(shape, boxes_per_call, values_per_call, scale=1):
 
     Args:
         shape (tuple): (h, w) LR size. boxes_per_call (list[list[tuple]]): each call's tile boxes (top, left,
-            bottom, right) in LR pixels (:func:`adaptsr.ops.tiling.tiled_forward`'s ``boxes_out``).
+            bottom, right) in LR pixels (:func:`adaptsr.core.tiling.tiled_forward`'s ``boxes_out``).
         values_per_call (list[sequence[float]]): one value per tile, in the same order. scale (int): output pixels
             per LR pixel.
 

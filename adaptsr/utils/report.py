@@ -113,23 +113,6 @@ def write_sweep(rows, out_dir, dataset_name, title):
     return stem
 
 
-def write_layer_bits(path, hist, bits):
-    """Per-layer bit histogram as CSV: one row per quantised layer, tiles at each bit width and the mean bits.
-
-    Args:
-        path (str): output CSV path.
-        hist (list[list[int]]): (layers, len(bits)) tile counts.
-        bits (sequence[int]): the candidate bit widths, e.g. (4, 6, 8).
-    """
-    with atomic_write(path) as tmp, open(tmp, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['layer'] + [f'tiles_{b}bit' for b in bits] + ['mean_bits'])
-        for layer, row in enumerate(hist):
-            mean = sum(b * c for b, c in zip(bits, row)) / max(sum(row), 1)
-            writer.writerow([layer] + list(row) + [f'{mean:.3f}'])
-    return path
-
-
 def matched_cost_difference(rows, ref_rows, x='gflops', y='psnr_rgb'):
     """Quality of each point of one budget sweep against another sweep's curve at the same cost.
 

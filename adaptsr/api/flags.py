@@ -1,0 +1,142 @@
+"""The command-line description of a model, shared by ``adaptsr-infer`` and the bench's comparison spec: ``-opt`` or
+``--model``, ``--scale``, the knob flags and side-file flags every registered model declares (``knob_flags``,
+``side_files``), and the tile flags; :func:`model_options` turns them into BasicSR test options.
+"""
+import argparse
+
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from adaptsr.api import options_for
+from adaptsr.core.declarations import adaptsr_models, declared, side_file_keys
+from adaptsr.core.errors import InferError
+from adaptsr.core.options import check_options
+from adaptsr.utils.argtypes import int_at_least
+
+#: ``--tile`` without ``--tile-overlap``: LR pixels of overlap (at most a quarter of the tile) for a model whose tiles
+#: only bound memory (a model that decides per tile keeps its own overlap)
+DEFAULT_TILE_OVERLAP = 16
+
+
+
+def add_model_flags(parser):
+    """Add the model flags to ``parser`` (an ``argparse.ArgumentParser``)."""
+    parser.add_argument('-opt', '--opt', default=None, help='test options YAML (network_g, path, val)')
+    parser.add_argument('--model', default=None,
+                        help='checkpoint (adaptsr or official; recognised from its weights), "bicubic", or an ONNX '
+                             'or TFLite model (fp32 or INT8, adaptsr-export; run by onnxruntime or LiteRT)')
+    parser.add_argument('--scale', type=int_at_least(1), default=None,
+                        help='the scale, where the checkpoint does not say it')
+    parser.add_argument('--force_yml', nargs='+', default=[], help='with -opt: override options, key:sub=value')
+    for dest, (_, spec) in knob_flags().items():  # each model's knobs, declared on the model
+        if 'value' in spec:
+            parser.add_argument(spec['flag'], dest=dest, action='store_true', help=spec['help'])
+        else:
+            parser.add_argument(spec['flag'], dest=dest, type=spec['type'], default=None, help=spec['help'])
+    for key, spec in side_file_specs().items():  # the files models read beside their weights, declared on them
+        parser.add_argument(spec['flag'], dest=key, default=None, help=spec['help'])
+    parser.add_argument('--tile', type=int_at_least(0), default=None,
+                        help="tile size in LR pixels, to bound memory (0: whole image; default: the model's own: "
+                             "whole images, or the tiles of a model that decides per tile)")
+    parser.add_argument('--tile-overlap', dest='tile_overlap', type=int_at_least(0), default=None,
+                        help=f'tile overlap in LR pixels (default with --tile: {DEFAULT_TILE_OVERLAP}, at most a '
+                             "quarter of the tile; a model that decides per tile: its own)")
+    parser.add_argument('--tile-merge', dest='tile_merge', choices=('average', 'crop'), default=None,
+                        help="how overlapping tiles combine (default with --tile: crop, each tile's core, for a "
+                             "model that tiles only to bound memory; a model that decides per tile: average, its "
+                             "protocol)")
+
+
+def parse_model_args(argv):
+    """The model flags of ``argv`` (e.g. a comparison spec's ``args``: ``['--model', 'x.pth', '--k', '0']``).
+
+    Raises:
+        InferError: an unknown flag or a bad value (named).
+    """
+    parser = argparse.ArgumentParser(prog='model arguments', add_help=False, exit_on_error=False)
+    add_model_flags(parser)
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.set_defaults(output=None)
+    try:
+        args, unknown = parser.parse_known_args(list(argv))
+    except argparse.ArgumentError as err:
+        raise InferError(f'model arguments {list(argv)}: {err}') from None
+    if unknown:
+        raise InferError(f'model arguments {list(argv)}: unknown {unknown}')
+    return args
+
+
+def model_options(args):
+    """BasicSR test options for the model of ``args`` (``-opt`` or ``--model``; :func:`adaptsr.api.options_for`),
+    the command's knobs and tile flags set.
+
+    Raises:
+        InferError: neither or both of ``-opt``/``--model``, a knob the model does not have (the model is named), tile
+            flags without tiles. LoadError: see :func:`adaptsr.api.options_for`.
+        ConversionError / CheckpointError / FileNotFoundError: a checkpoint that is not recognised (the supported
+            archs are listed) or cannot be read.
+    """
+    if bool(args.opt) == bool(args.model):
+        raise InferError('give the model as -opt <test options YAML> or as --model <checkpoint | bicubic>')
+    source = args.opt or args.model
+    if args.model == 'bicubic' and args.scale is None:
+        raise InferError('--model bicubic needs --scale')
+    files = {key: getattr(args, key) for key in side_file_keys()}
+    opt = options_for(source, args.scale, args.device, files, args.force_yml, args.output)
+    val = opt['val']
+    val['crop_mode'] = 'none'
+    if args.tile is not None:
+        val['tile_size'] = args.tile or None
+    # a model that tiles only to bound memory (not APE/CABM, whose tiles are their decision units): hide the seams
+    memory_tiles = bool(args.tile) and _declared_val(opt['model_type']).get('tile_size') is None
+    if args.tile_overlap is not None:
+        val['tile_overlap'] = args.tile_overlap
+    elif memory_tiles:
+        val['tile_overlap'] = min(DEFAULT_TILE_OVERLAP, args.tile // 4)
+    if args.tile_merge is not None:
+        val['tile_merge'] = args.tile_merge
+    elif memory_tiles:
+        val['tile_merge'] = 'crop'
+    for dest, (model_type, spec) in knob_flags().items():
+        value = getattr(args, dest)
+        if value is None or value is False:
+            continue
+        if opt['model_type'] != model_type:
+            raise InferError(f'{spec["flag"]} is a knob of {model_type}, but {source} is a '
+                             f'{opt["network_g"]["type"]} ({opt["model_type"]})')
+        val[spec['val']] = spec.get('value', value)
+    tile = val.get('tile_size', _declared_val(opt['model_type']).get('tile_size'))
+    if not tile and (args.tile_overlap is not None or args.tile_merge is not None):
+        raise InferError('--tile-overlap / --tile-merge need tiles: give --tile N (this model runs whole images)')
+    check_options(opt)
+    return opt
+
+
+def _declared_val(model_type):
+    return declared(MODEL_REGISTRY.get(model_type), 'val_options')
+
+
+def knob_flags():
+    """The knob flags every registered model declares (``knob_flags``): ``dest -> (model_type, spec)``."""
+    flags = {}
+    for name, cls in MODEL_REGISTRY._obj_map.items():
+        for dest, spec in (cls.__dict__.get('knob_flags') or {}).items():
+            flags.setdefault(dest, (name, spec))
+    return flags
+
+
+def side_file_specs():
+    """``{path key: spec}`` of the side files every registered model declares (``side_files``; the first
+    declaration of a key gives its flag and help)."""
+    specs = {}
+    for cls in adaptsr_models().values():
+        for key, spec in declared(cls, 'side_files').items():
+            specs.setdefault(key, spec)
+    return specs
+
+
+def summary_stats():
+    """The statistics the one-row-per-image table keeps: every registered model's ``summary_stats``, in order."""
+    stats = []
+    for cls in MODEL_REGISTRY._obj_map.values():
+        stats += [s for s in cls.__dict__.get('summary_stats', ()) if s not in stats]
+    return stats

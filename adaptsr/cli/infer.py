@@ -1,0 +1,246 @@
+"""Super-resolve your own images with any adaptsr model: ``adaptsr-infer`` (or ``python -m adaptsr.cli.infer``).
+
+Examples::
+
+    # a checkpoint alone: the arch, its sizes, the scale and the model are recognised from the weights
+    adaptsr-infer photos/ -o out/ --model $ADAPTSR_WEIGHTS/PCSR/carn-pcsr-phase1/iter_last.pth --k 0 --maps
+    adaptsr-infer 'photos/*.jpg' -o out/ --model experiments/ape_ecbsr_m6c40_x4_291/models/net_g_latest.pth \
+        --exit-threshold 0.9 --maps
+    adaptsr-infer photo.png -o out/ --model experiments/cabm_ecbsr_m6c40_x4_291/models/net_g_latest.pth \
+        --calibration 7.4 --maps                  # cabm_lut.json beside the checkpoint is found (or --cabm-lut)
+    adaptsr-infer photos/ -o out/ --model $ADAPTSR_WEIGHTS/SMSR/SMSR_x2_model_1000.pt --maps
+    adaptsr-infer photos/ -o out/ --model $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --tile 256 --tile-overlap 16
+    adaptsr-infer photos/ -o out/ --model bicubic --scale 4
+    # or a test options file (its network_g / path / val; its datasets are not read)
+    adaptsr-infer photos/ -o out/ -opt options/test/pcsr_carn_x4.yml --adaptive --hr photos_hr/
+
+Per input it writes ``<out>/<stem>.png`` (the SR image), with ``--maps`` the method's routing pictures
+(``<stem>_classes.png`` PCSR, ``_exits.png`` APE, ``_bits.png`` CABM, ``_masks.png`` SMSR), and one row per image in
+``<out>/adaptsr_infer.csv`` / ``.json``: sizes, seconds (the model's test, without reading and writing), GFLOPs
+spent and of the full model (FLOPs = 2 x multiply-adds, each method's paper convention), ``gflops_real`` (2 x the
+multiply-adds that actually ran: counted in a second, untimed run for an adaptive model; ``--no-real-flops`` skips
+it), the method's statistics
+(PCSR ``heavy_ratio``, APE ``mean_exit``, CABM ``fab`` = average bits, SMSR ``mask_density``/``eta``) and, with
+``--hr``, PSNR/SSIM on Y (crop_border = scale) against the ground truth of the same stem; ``peak_rss_mib`` is the
+process's peak resident memory (MiB, Linux ``VmHWM``, reset before each image) while the image was read, super-resolved
+and written.
+
+Images: 8- and 16-bit PNG/TIFF, JPEG, WebP, BMP. Grey in, grey out (the network sees the grey image in three
+channels; its output's luma is written). An alpha channel is upscaled separately by bicubic interpolation and
+written back. A 16-bit input gives a 16-bit output (the network runs in float32 on [0, 1]; PSNR with ``--hr`` is
+computed at 8 bits). Existing outputs are never replaced unless ``--overwrite``, and an input never (the outputs
+are planned before the run, see :func:`run`). An input that cannot be read is reported in the table's ``error``
+column and the others are processed; the command then exits with status 1.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import cv2
+import numpy as np
+import torch
+from basicsr.utils import img2tensor
+from basicsr.utils.registry import MODEL_REGISTRY
+from tqdm import tqdm
+
+from adaptsr.api import build_model, load
+from adaptsr.api.flags import add_model_flags, knob_flags, model_options, side_file_keys, summary_stats
+from adaptsr.api.images import (IMAGE_EXTENSIONS, find_hr, finish_image, list_inputs, quality, quantize,  # noqa: F401
+                                read_hr, read_image)
+from adaptsr.bench.measure import peak_rss_bytes, reset_peak_rss, timed_test
+from adaptsr.cli.errors import one_line_errors
+from adaptsr.core.errors import InferError
+from adaptsr.core.outputs import check_plan
+from adaptsr.utils.argtypes import int_at_least
+from adaptsr.utils.report import format_table, write_table
+
+
+def warm_up(model, rgb, size=48):
+    """One untimed test on a corner of the first image (at most ``size`` pixels a side), so that one-time work
+    (SMSR's sparse kernel build, allocator growth, cost tables) is not counted in the first image's seconds."""
+    crop = np.ascontiguousarray(rgb[:size, :size])
+    model.feed_data({'lq': img2tensor(crop, bgr2rgb=False, float32=True).unsqueeze(0).to(model.device)})
+    model.test()
+    del model.lq, model.output
+
+
+# ------------------------------------------------------------------------------------------------ the command
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog='adaptsr-infer', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('inputs', nargs='+', help='image files, folders or glob patterns (quoted)')
+    parser.add_argument('-o', '--output', required=True, help='output folder (created)')
+    add_model_flags(parser)
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--threads', type=int_at_least(1), default=None, help='torch CPU threads')
+    parser.add_argument('--maps', action='store_true', help="write the method's routing pictures next to each image")
+    parser.add_argument('--hr', default=None, help='folder of ground-truth HR images (same stems): PSNR/SSIM')
+    parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (refused otherwise)')
+    parser.add_argument('--no-real-flops', dest='real_flops', action='store_false',
+                        help='skip gflops_real (the multiply-adds that actually ran, x 2), which an adaptive model '
+                             'counts in a second, untimed run of each image')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    return parser.parse_args(argv)
+
+
+def map_names_of(opt, maps):
+    """The routing-map names (``<stem>_<name>.png``) the model of ``opt`` writes with ``--maps`` (its model class's
+    ``routing_map_names``); none without ``--maps`` or for an exported model."""
+    if not maps:
+        return ()
+    if opt['model_type'] not in MODEL_REGISTRY:
+        return ()
+    return tuple(getattr(MODEL_REGISTRY.get(opt['model_type']), 'routing_map_names', ()))
+
+
+def planned_outputs(out_dir, files, map_names=()):
+    """Every file the run writes, with what writes it: the SR image and the maps of each input, and the tables.
+
+    Returns:
+        list[tuple[str, str]]: ``(path, what)`` (see :func:`adaptsr.core.outputs.check_plan`).
+    """
+    plan = []
+    for f in files:
+        stem = osp.splitext(osp.basename(f))[0]
+        plan.append((osp.join(out_dir, stem + '.png'), f'SR image of {f}'))
+        plan += [(osp.join(out_dir, f'{stem}_{name}.png'), f'{name} map of {f}') for name in map_names]
+    plan += [(osp.join(out_dir, 'adaptsr_infer' + e), 'table of the run') for e in ('.csv', '.json')]
+    return plan
+
+
+def run_inputs(args, files):
+    """The files the run reads: the images, the model and options files, the CABM table and the HR images."""
+    given = [args.model, args.opt] + [getattr(args, key) for key in side_file_keys()]
+    inputs = list(files) + [p for p in given if p and osp.isfile(p)]
+    if args.hr and osp.isdir(args.hr):
+        inputs += [osp.join(args.hr, f) for f in os.listdir(args.hr)]
+    return inputs
+
+
+def load_model(args):
+    """The model of ``args`` (``-opt`` or ``--model``: a checkpoint, ``bicubic``, ONNX or TFLite), not built yet.
+
+    Returns:
+        tuple: ``(opt, build)``: the options (``scale``, ``network_g.type``, ``model_type``) and a function that
+        builds the model.
+    """
+    kind = {'.onnx': 'ONNX', '.tflite': 'TFLite'}.get(osp.splitext(args.model or '')[1].lower())
+    if kind:
+        if args.opt or any(getattr(args, k) not in (None, False) for k in knob_flags()) or args.tile or args.maps:
+            raise InferError(f'an {kind} model takes no -opt, knobs, --tile or --maps')
+        runner = load(args.model, args.scale, threads=args.threads)
+        return runner.opt, lambda: runner.model
+    opt = model_options(args)
+    return opt, lambda: build_model(opt)
+
+
+def _infer_one(model, args, path, scale, warm):
+    """Super-resolve one file into ``args.output``; returns its row. Raises InferError for a bad file."""
+    image = read_image(path)
+    stem = osp.splitext(osp.basename(path))[0]
+    hr_path = find_hr(args.hr, stem, scale) if args.hr else None
+    # read (and a mismatched HR refused) before the SR is written
+    hr_rgb = read_hr(hr_path, image['rgb'].shape[:2], scale) if hr_path else None
+    if not warm:
+        warm_up(model, image['rgb'])
+    lq = img2tensor(image['rgb'], bgr2rgb=False, float32=True).unsqueeze(0).to(model.device)
+    model.feed_data({'lq': lq})
+    seconds = timed_test(model, args.device, count_real=args.real_flops)
+    bgr = quantize(model.output[0], image['bits'])
+    sr_h, sr_w = bgr.shape[:2]
+    del model.output
+    out_path = osp.join(args.output, stem + '.png')
+    if not cv2.imwrite(out_path, finish_image(bgr, image, scale)):
+        raise InferError(f'{out_path}: could not be written')
+    sr_u8 = bgr if image['bits'] == 8 else (bgr.astype(np.float32) / 257).round().astype(np.uint8)
+    del bgr
+    values = model.cost_metric_values() if model.val_opt.get('cost', True) else {}
+    row = {'image': osp.basename(path), 'lr_h': image['rgb'].shape[0], 'lr_w': image['rgb'].shape[1],
+           'sr_h': sr_h, 'sr_w': sr_w, 'mode': image['mode'], 'bits': image['bits'],
+           'seconds': seconds, 'gflops': values.get('gflops'), 'gflops_real': values.get('gflops_real'),
+           'gflops_full': values.get('gflops_full')}
+    row.update({k: values[k] for k in getattr(model, 'summary_stats', ()) if k in values})
+    if hr_path:
+        row['psnr_y'], row['ssim_y'] = quality(sr_u8, hr_rgb, scale)
+        del hr_rgb
+        row['hr'] = osp.basename(hr_path)
+    if args.maps:
+        maps = model.save_extra_images(out_path, sr_u8)
+        row['maps'] = ';'.join(osp.basename(m) for m in maps)
+    row['output'] = osp.basename(out_path)
+    del model.lq, sr_u8
+    return row
+
+
+def run(args):
+    """Run ``adaptsr-infer`` (see the module docstring). The outputs are planned before anything runs
+    (:func:`planned_outputs`, :func:`adaptsr.core.outputs.check_plan`): an SR image or map that would replace an
+    input, another output of the run or (without ``--overwrite``) an existing file refuses the whole run. An input
+    that cannot be read (or whose ``--hr`` file is missing or of another size) is reported in its row's ``error``
+    and the run goes on with the others.
+
+    Returns:
+        tuple: the rows (one per image, also written as CSV/JSON) and the options.
+
+    Raises:
+        InferError: bad inputs/options; OutputPlanError: outputs that collide, replace inputs or exist.
+    """
+    try:
+        reset_peak_rss()
+        track_rss = True
+    except OSError:  # not Linux: no peak memory in the rows
+        track_rss = False
+    files = list_inputs(args.inputs)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        raise InferError('--device cuda, but torch sees no CUDA device')
+    if args.hr and not osp.isdir(args.hr):
+        raise InferError(f'--hr {args.hr}: not a folder')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    opt, build_model = load_model(args)
+    check_plan(planned_outputs(args.output, files, map_names_of(opt, args.maps)), run_inputs(args, files),
+               args.overwrite)
+    model = build_model()
+    scale = opt['scale']
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as err:
+        raise InferError(f'-o {args.output}: the folder cannot be made ({err.strerror}: {err.filename})') from err
+    rows, warm = [], False
+    for path in tqdm(files, unit='image', disable=args.quiet, desc='adaptsr-infer'):
+        if track_rss:
+            reset_peak_rss()
+        try:
+            row = _infer_one(model, args, path, scale, warm)
+            warm = True
+        except (InferError, ValueError, RuntimeError) as err:  # this image only (unreadable, too small, memory)
+            why = str(err) if isinstance(err, InferError) else f'{path}: {type(err).__name__}: {err}'
+            row = {'image': osp.basename(path), 'error': why.splitlines()[0]}
+            if not args.quiet:
+                tqdm.write(f'adaptsr-infer: {row["error"]} (skipped; the run goes on)')
+        row['peak_rss_mib'] = peak_rss_bytes() / 2**20 if track_rss else None
+        rows.append(row)
+    write_table(rows, osp.join(args.output, 'adaptsr_infer'))
+    return rows, opt
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with one_line_errors('adaptsr-infer', InferError, OSError):
+        rows, opt = run(args)
+    cols = ['image', 'mode', 'bits', 'lr_w', 'lr_h', 'seconds', 'gflops', 'gflops_real', 'gflops_full'] + \
+        summary_stats() + \
+        ['psnr_y', 'ssim_y', 'maps', 'error']
+    print(format_table(rows, cols))
+    net = opt['network_g']['type']
+    failed = [r for r in rows if r.get('error')]
+    print(f'{len(rows) - len(failed)} image(s) x{opt["scale"]} with {net} ({opt["model_type"]}) -> {args.output} '
+          f'(adaptsr_infer.csv, adaptsr_infer.json)')
+    if failed:
+        sys.exit(f'adaptsr-infer: {len(failed)} of {len(rows)} input(s) failed (their rows in adaptsr_infer.csv say '
+                 f'why): ' + '; '.join(r['error'] for r in failed[:3]) + ('; ...' if len(failed) > 3 else ''))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,97 @@
+"""Export a plain (deployable) network to ONNX with dynamic batch/height/width, verified with onnxruntime.
+
+Uses ``torch.onnx.export(..., dynamo=False)`` (the TorchScript exporter): it needs no extra package and writes the
+plain opsets mobile runtimes accept (conv, ReLU/PReLU, slice, DepthToSpace). Source of the deployment flow:
+Chao et al., CVPR 2023 (github.com/ECNUSR/ETDS).
+"""
+import copy
+import os.path as osp
+import warnings
+
+import numpy as np
+import torch
+
+from adaptsr.core.checkpoint_io import check_finite
+from adaptsr.utils.atomic import atomic_write
+
+DEFAULT_CHECK_SHAPES = ((1, 3, 64, 64), (2, 3, 37, 53))
+
+
+def export_onnx(net, path, opset=13, check_shapes=DEFAULT_CHECK_SHAPES, tol=1e-5, overwrite=False, seed=0):
+    """Export ``net`` (N, 3, H, W) -> (N, 3, sH, sW) to ``path`` and compare onnxruntime with PyTorch.
+
+    Args:
+        net (nn.Module): the network (put in eval mode; a tuple output keeps its first element).
+        path (str): output ``.onnx`` file.
+        opset (int): ONNX opset (>= 11 for DepthToSpace CRD mode; 13 default).
+        check_shapes (tuple): input shapes (N, 3, H, W) checked after export, other than the traced one.
+        tol (float): largest allowed max |onnxruntime - PyTorch| (pixel range [0, 1]); raised to twice PyTorch's own
+            float32 rounding error (max |PyTorch fp32 - PyTorch fp64|) where that is larger, since no float32
+            runtime can agree more closely than that (deep nets with large activations, e.g. ECBSR).
+        overwrite (bool): replace an existing ``path``.
+        seed (int): seed of the random check inputs in [0, 1].
+
+    Returns:
+        dict: ``{'path', 'opset', 'max_abs_diff', 'fp32_error', 'tol', 'shapes'}``; ``fp32_error`` is
+        max |PyTorch fp32 - PyTorch fp64|.
+
+    Raises:
+        FileExistsError: ``path`` exists and not ``overwrite``.
+        RuntimeError: onnxruntime output differs by ``tol`` or more (NaN included), or has the wrong shape; the
+            file is then not written.
+        ValueError: a parameter or buffer of ``net`` holds NaN/Inf (named).
+    """
+    if osp.exists(path) and not overwrite:
+        raise FileExistsError(f'{path!r} exists; choose another output or pass --overwrite')
+    net = net.eval().cpu()
+    check_finite(net.state_dict(), f'refusing to export {type(net).__name__} to {path}')
+    with atomic_write(path) as tmp:
+        result = _export_and_check(net, tmp, opset, check_shapes, tol, seed, path)
+    return dict(result, path=path)
+
+
+def _export_and_check(net, path, opset, check_shapes, tol, seed, name):
+    import onnx
+    import onnxruntime as ort
+
+    class _First(torch.nn.Module):
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            out = self.inner(x)
+            return out[0] if isinstance(out, (tuple, list)) else out
+
+    model = _First(net).eval()
+    dummy = torch.rand(1, 3, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(model, (dummy, ), path, dynamo=False, opset_version=opset, input_names=['lq'],
+                          output_names=['sr'], dynamic_axes={'lq': {0: 'n', 2: 'h', 3: 'w'},
+                                                             'sr': {0: 'n', 2: 'sh', 3: 'sw'}})
+    onnx.checker.check_model(onnx.load(path))
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    model64 = copy.deepcopy(model).double()
+    g = torch.Generator().manual_seed(seed)
+    worst = fp32_error = 0.0
+    for shape in check_shapes:
+        x = torch.rand(*shape, generator=g)
+        with torch.no_grad():
+            ref = model(x).numpy()
+            ref64 = model64(x.double()).numpy()
+        out = session.run(None, {'lq': x.numpy()})[0]
+        if out.shape != ref.shape:
+            raise RuntimeError(f'{name}: onnxruntime output {out.shape} != PyTorch {ref.shape} for input {shape}')
+        diff = float(np.abs(out - ref).max())
+        if not (np.isfinite(ref).all() and np.isfinite(diff)):
+            raise RuntimeError(f'{name}: NaN/Inf in the PyTorch or onnxruntime output for input {shape}')
+        worst = max(worst, diff)
+        fp32_error = max(fp32_error, float(np.abs(ref - ref64).max()))
+    limit = max(tol, 2 * fp32_error)
+    if not worst < limit:
+        raise RuntimeError(f'{name}: onnxruntime differs from PyTorch by {worst:.3g} >= {limit:.3g} (PyTorch fp32 vs '
+                           f'fp64: {fp32_error:.3g})')
+    return {'path': path, 'opset': opset, 'max_abs_diff': worst, 'fp32_error': fp32_error, 'tol': limit,
+            'shapes': [list(s) for s in check_shapes]}
