@@ -122,7 +122,8 @@ def main(argv=None):
     parser.add_argument('--json', default=None, help='write the report here (.json)')
     parser.add_argument('--overwrite', action='store_true')
     args = parser.parse_args(argv)
-    from adaptsr.utils.atomic import atomic_write, refuse_existing
+    from adaptsr.core.outputs import OutputPlanError, check_plan
+    from adaptsr.utils.atomic import atomic_write
 
     with open(args.opt) as f:
         opt = yaml.safe_load(f)
@@ -143,8 +144,10 @@ def main(argv=None):
     if args.json:
         if not args.json.endswith('.json'):
             parser.error('--json must name a .json file')
-        if not args.overwrite:
-            refuse_existing([args.json])
+        try:
+            check_plan([(args.json, 'report')], [args.opt], args.overwrite)
+        except OutputPlanError as err:
+            parser.error(str(err))
     for exp in exps.values():
         for old in [exp] + glob.glob(exp + '_archived_*'):
             if osp.exists(old):

@@ -86,7 +86,7 @@ def test_prepare_data_never_overwrites_and_leaves_no_partial_lmdb(hr_folder, tmp
     assert (out / 'LR_bicubic_X3_sub96.lmdb' / 'mine.txt').read_text() == 'user data'
     shutil.rmtree(out)
 
-    from adaptsr.utils import data_prep
+    from adaptsr.core import data_prep
     calls = {'n': 0}
     real_put = data_prep.AtomicLmdb.put
 

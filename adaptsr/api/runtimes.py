@@ -1,5 +1,6 @@
-"""Exported models (ONNX, TFLite; fp32 or INT8, :mod:`adaptsr.cli.export`) behind the few model methods that
-:class:`adaptsr.api.Runner` and ``adaptsr-infer`` use; no cost is counted and there are no routing maps."""
+"""Exported models (ONNX, TFLite; fp32 or INT8, :mod:`adaptsr.cli.export`) and bare networks behind the few model
+methods that :class:`adaptsr.api.Runner`, ``adaptsr-infer`` and the bench use; no cost is counted and there are no
+routing maps."""
 import numpy as np
 import torch
 
@@ -72,3 +73,20 @@ class TFLiteModel(_ExportedModel):
 
     def test(self):
         self.output = self.runner(self.lq.cpu().float())
+
+
+class NetworkModel(_ExportedModel):
+    """A bare PyTorch network (e.g. the exported form of a checkpoint, :meth:`adaptsr.core.checkpoints.Descriptor.
+    deploy`) behind the same methods: the whole image in one forward, no tiles, no cost counted.
+
+    Args:
+        net (nn.Module): (N, 3, h, w) in [0, 1] -> (N, 3, h s, w s), eval mode. scale (int): its scale s.
+    """
+
+    def __init__(self, net, scale):
+        self.net, self.scale = net, int(scale)
+
+    @torch.no_grad()
+    def test(self):
+        self.output = self.net(self.lq)
+

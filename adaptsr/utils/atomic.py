@@ -40,18 +40,6 @@ def _umask():
     return mask
 
 
-def refuse_existing(paths, flag='--overwrite'):
-    """Raise FileExistsError naming every path of ``paths`` that exists (checked before a long run writes them).
-
-    Raises:
-        FileExistsError: some outputs exist; the message names them and ``flag``.
-    """
-    existing = [p for p in paths if osp.exists(p)]
-    if existing:
-        raise FileExistsError(f'{", ".join(existing)}: already exist{"s" if len(existing) == 1 else ""}; pass '
-                              f'{flag} to replace {"it" if len(existing) == 1 else "them"}, or choose another name')
-
-
 def atomic_torch_save(obj, path):
     """``torch.save(obj, path)`` through :func:`atomic_write`, flushed to disk before the rename: a process killed
     while saving leaves the previous ``path`` (or none), never a truncated checkpoint or training state.
