@@ -7,8 +7,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from adaptsr.core.checkpoints import FORMATS, build_detected, detect_arch, matching_formats
 from adaptsr.core.reparam import ConversionError
 
-# (arch, constructor kwargs without the scale, scales); the scale is read back from the weights where the family
-# can (PCSR's x4, SMSR's tail) and given explicitly where it cannot (ETDS family)
+# (arch, constructor kwargs without the scale, scales); the scale is read back from the weights (the output convs,
+# PCSR's x4) except where they do not hold it (FSRCNN's transposed-conv stride)
 SAMPLES = [
     ('PCSRNet', {'encoder': 'carn', 'encoder_opt': {'num_feat': 16}, 'heavy_hidden': [16, 16], 'light_hidden': [8],
                  'cls_hidden': [8]}, (4, )),

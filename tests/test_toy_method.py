@@ -55,7 +55,9 @@ for name, kwargs in (('range', {'strength': 3.0}), ('unknown', {'k': 1.0})):
         adaptsr.load(ckpt, **kwargs)
     except (LoadError, OptionError) as err:
         errors[name] = str(err)
-print(json.dumps({'arch': found.arch, 'method': found.method, 'scale': found.scale, 'model_type': found.model_type,
+with torch.no_grad():
+    built = float((found.build()(lq) - net(lq)).abs().max())
+print(json.dumps({'built_equal': built, 'arch': found.arch, 'method': found.method, 'scale': found.scale, 'model_type': found.model_type,
                   'knobs': found.knobs, 'zero_is_bicubic': float((zero - bicubic).abs().max()),
                   'half_is_midway': float((half - (full + zero) / 2).abs().max()),
                   'full_stats': full_stats, 'zero_stats': zero_stats, 'errors': errors}))
@@ -91,6 +93,7 @@ def test_the_checkpoint_is_recognised_and_the_api_runs_the_knob(toy):
     assert (api['arch'], api['method'], api['scale'], api['model_type']) == \
         ('ToyResidualSR', 'toy_method', 2, 'ToyResidualModel')
     assert api['knobs']['strength'] == 1.0
+    assert api['built_equal'] == 0.0  # the descriptor builds the same network from the file alone
     assert api['zero_is_bicubic'] == 0.0  # strength 0: the residual is not computed at all
     assert api['half_is_midway'] < 1e-6
     assert api['full_stats']['residual_ratio'] == 1.0 and api['full_stats']['gflops'] > 0

@@ -191,8 +191,8 @@ class Descriptor:
     Attributes:
         arch (str): registered arch. kwargs (dict): its constructor arguments. scale (int): upscaling factor.
         method (str): the method package of its format. model_type (str): the BasicSR model that runs it.
-        param_key (str): the checkpoint key that holds the weights. state_dict (dict): the weights.
-        format (CheckpointFormat): the format that recognised it.
+        param_key (str): the checkpoint key that holds the weights. source (str): the file.
+        state_dict (dict): the weights. format (CheckpointFormat): the format that recognised it.
     """
     arch: str
     kwargs: dict
@@ -200,6 +200,7 @@ class Descriptor:
     method: str
     model_type: str
     param_key: str
+    source: str
     state_dict: dict = field(repr=False)
     format: CheckpointFormat = field(repr=False)
 
@@ -213,6 +214,11 @@ class Descriptor:
         return declared_knobs(self.model_cls)
 
     @property
+    def tile_size(self):
+        """The model's own tiles in LR pixels (a method that decides per tile), or None: whole images."""
+        return declared(self.model_cls, 'val_options').get('tile_size')
+
+    @property
     def side_files(self):
         """Files the model reads beside its weights (``path`` keys, e.g. an edge-to-bit table), as declared by
         its model type (``side_files``)."""
@@ -220,14 +226,15 @@ class Descriptor:
 
     def build(self):
         """The network, with the weights loaded strictly (through its ``adapt_state_dict`` where it has one)."""
-        return build_network(self.arch, self.kwargs, self.state_dict, self.param_key)
+        return build_network(self.arch, self.kwargs, self.state_dict, self.source)
 
-    def deploy(self, source='?'):
+    def deploy(self, source=None):
         """The network to export and what to report (:attr:`CheckpointFormat.deploy`).
 
         Raises:
             ConversionError: the format does not export (the exportable archs are named).
         """
+        source = source or self.source
         if self.format.deploy is None:
             ok = sorted({f.arch for f in FORMATS if f.deploy is not None})
             raise ConversionError(f'{source}: {self.arch} does not export to ONNX/TFLite; exportable archs: {ok}')
@@ -268,7 +275,7 @@ def recognise_checkpoint(path, scale=None, param_key='auto'):
         raise ConversionError(f'{path}: cannot tell the scale from the weights (the weights do not fix it: {err}); '
                               'give it (--scale)') from None
     found = kwargs.get('upscale', kwargs.get('scale', scale))
-    return Descriptor(fmt.arch, kwargs, int(found), fmt.method, fmt.model_type, key, sd, fmt)
+    return Descriptor(fmt.arch, kwargs, int(found), fmt.method, fmt.model_type, key, str(path), sd, fmt)
 
 
 def build_network(arch, kwargs, sd, source='?'):

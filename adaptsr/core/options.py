@@ -7,7 +7,10 @@ hierarchy, so a subclass only adds its own):
 * ``train_section`` (str | None) and ``train_options`` (dict): the method's own ``train.<section>`` block (``ape``,
   ``smsr``, ``cabm``) -> its keys and defaults;
 * ``phase_keys`` (frozenset): method keys of ``train.phases[i]`` (see :mod:`adaptsr.core.phases`);
-* ``phase_hooks`` (frozenset): the model methods a phase may name in ``on_start`` / ``on_end``.
+* ``phase_hooks`` (frozenset): the model methods a phase may name in ``on_start`` / ``on_end``;
+* ``side_files`` (dict): ``path.<key>`` -> a file the model reads beside its weights (e.g. an edge-to-bit table):
+  ``{'what', 'flag', 'default', 'network', 'help'}``, read by :mod:`adaptsr.api` and ``adaptsr-infer``
+  (:mod:`adaptsr.core.declarations`).
 
 :func:`check_options` rejects any other key of ``val``, ``train``, ``train.<section>`` and ``train.phases[i]``, a hook
 that is not declared, a ``train.total_iter`` that differs from the phases' sum, and a ``network_g`` key the arch's
