@@ -9,10 +9,9 @@ from copy import deepcopy
 
 import torch
 from basicsr.data import build_dataset
-from basicsr.models import build_model
-from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from adaptsr.api import build_model
 from adaptsr.bench.measure import (add_speedups, fresh_process_env, fresh_process_peak_mib, largest, peak_memory,
                                    run_configs, summarise)
 from adaptsr.core.data_util import NamedErrorDataset, check_dataset_paths
@@ -171,7 +170,6 @@ def run(args):
         torch.set_num_threads(args.threads)
 
     opt = load_test_options(args.opt, args.root, args.force_yml)
-    get_root_logger(log_level=40)  # the bench prints its own table; keep BasicSR's INFO lines out of it
     if args.probe_memory:
         memory_probe_main(args, opt)
         return
