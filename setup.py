@@ -1,5 +1,12 @@
 """adaptsr: adaptive and efficient SR methods as BasicSR plugins (``pip install -e .``)."""
+import glob
+
 from setuptools import find_packages, setup
+
+# the shipped options files, found by name (adaptsr-train -opt pcsr_carn_x4) in a checkout and, installed from a
+# wheel, under <prefix>/share/adaptsr/options (adaptsr.core.options.find_options)
+OPTION_FILES = [(f'share/adaptsr/options/{kind}', sorted(glob.glob(f'options/{kind}/*.yml')))
+                for kind in ('train', 'test', 'bench', 'compare')]
 
 setup(
     name='adaptsr',
@@ -9,7 +16,8 @@ setup(
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['adaptsr', 'adaptsr.*']),
-    package_data={'adaptsr.methods.smsr': ['csrc/*.cpp']},  # SMSR's sparse kernel, compiled on first use for the CPU
+    package_data={'adaptsr.methods.smsr': ['csrc/*.cpp']},
+    data_files=OPTION_FILES,  # SMSR's sparse kernel, compiled on first use for the CPU
     python_requires='>=3.9,<3.13',
     install_requires=[
         'basicsr==1.4.2', 'torch>=2.0', 'torchvision', 'pyyaml', 'lmdb', 'opencv-python', 'numpy',

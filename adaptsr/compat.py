@@ -29,7 +29,9 @@ attributes replaced:
 * ``basicsr.utils.options.init_dist``: 1.4.2 calls ``torch.cuda.set_device(rank % 0)`` without CUDA; the replacement
   uses the gloo backend, so ``--launcher pytorch`` trains on CPU;
 * ``basicsr.train.parse_options`` and ``basicsr.test.parse_options`` (the same wrapper; each pipeline module
-  imported the function by name): environment variables in dataset roots, ``path`` entries and ``train.<method>``
+  imported the function by name): ``-opt`` may name a shipped options file (``-opt pcsr_carn_x4``,
+  :func:`adaptsr.core.options.find_options`); environment variables in dataset roots, ``path`` entries and
+  ``train.<method>``
   strings are expanded (``${ADAPTSR_BENCHMARK}``, ``${ADAPTSR_WEIGHTS}``, ``${ADAPTSR_DATA}``), dataset paths are
   checked, ``num_gpu`` is checked against the CUDA devices torch sees, ``train.total_iter`` is derived from
   ``train.phases`` when absent, and
@@ -43,11 +45,13 @@ import os
 import os.path as osp
 import sys
 
+import yaml
 from basicsr.utils import check_resume, dist_util
 
 from adaptsr.core.data_util import NamedErrorDataset, check_dataset_paths
 from adaptsr.core.declarations import side_file_keys
-from adaptsr.core.options import OptionError, check_device, check_options, default_env, expand_paths
+from adaptsr.core.options import (OptionError, check_device, check_options, default_env, expand_paths, find_options,
+                                  set_by_path)
 from adaptsr.core.phases import PhaseSchedule
 from adaptsr.utils.resume import find_resume_state, remove_partial_writes, resumable_prefetcher
 
@@ -103,10 +107,53 @@ def _init_dist_any_device(launcher, backend='nccl', **kwargs):
     dist_util.init_dist(launcher, backend, **kwargs)
 
 
+def _take_indexed_force_yml(argv):
+    """Remove from ``argv`` the ``--force_yml`` entries whose key path indexes a list (``train:phases:0:iters=10``;
+    BasicSR 1.4.2 indexes every segment as a dict key, a ``TypeError``) and return them, to be applied after
+    BasicSR's parse by :func:`adaptsr.core.options.set_by_path`."""
+    if '--force_yml' not in argv:
+        return []
+    start = argv.index('--force_yml') + 1
+    end = start
+    while end < len(argv) and not argv[end].startswith('-'):
+        end += 1
+    entries = argv[start:end]
+    indexed = [e for e in entries if any(k.strip().isdigit() for k in e.split('=', 1)[0].split(':'))]
+    kept = [e for e in entries if e not in indexed]
+    argv[start - (0 if kept else 1):end] = kept
+    return indexed
+
+
+def _apply_indexed_force_yml(opt, entries, path):
+    """Apply the entries :func:`_take_indexed_force_yml` took; a phase's ``iters`` changed this way re-derives a
+    ``train.total_iter`` that equalled the phases' sum.
+
+    Raises:
+        OptionError: an entry that is not ``key=value``, or a key or index the options do not have (named).
+    """
+    train = opt.get('train') or {}
+    phases = train.get('phases') or []
+    old_sum = sum(int(p.get('iters', 0)) for p in phases if isinstance(p, dict))
+    for entry in entries:
+        if '=' not in entry:
+            raise OptionError(f'--force_yml {entry!r}: expected key:sub=value')
+        key, value = entry.split('=', 1)
+        try:
+            set_by_path(opt, key.strip(), yaml.safe_load(value.strip()))
+        except (KeyError, IndexError, ValueError, TypeError) as err:
+            raise OptionError(f'--force_yml {entry}: {path} has no such key or index ({err})') from None
+    if phases and train.get('total_iter') == old_sum:
+        train['total_iter'] = sum(int(p.get('iters', 0)) for p in phases)
+
+
 def _wrap_parse_options(parse_options):
 
     def parse_options_checked(root_path, is_train=True):
         default_env(root_path)
+        if '-opt' in sys.argv[:-1]:  # a shipped options file by name: -opt pcsr_carn_x4
+            i = sys.argv.index('-opt') + 1
+            sys.argv[i] = find_options(sys.argv[i], 'train' if is_train else 'test')
+        indexed = _take_indexed_force_yml(sys.argv)
         try:
             opt, args = parse_options(root_path, is_train)
         except KeyError as err:  # BasicSR reads required top-level keys without a check
@@ -117,6 +164,7 @@ def _wrap_parse_options(parse_options):
         for key in ('name', 'model_type', 'datasets', 'network_g', 'path') + (('train', 'logger') if is_train else ()):
             if key not in opt:
                 raise OptionError(f'{args.opt}: required top-level key {key!r} is missing')
+        _apply_indexed_force_yml(opt, indexed, args.opt)
         opt['root_path'] = root_path
         expand_paths(opt)
         check_device(opt)

@@ -25,6 +25,7 @@ import os.path as osp
 
 from adaptsr.bench import compare, options_file, sizes
 from adaptsr.cli.errors import one_line_errors
+from adaptsr.core.options import find_options
 from adaptsr.core.outputs import OutputPlanError, check_plan
 from adaptsr.utils.argtypes import int_at_least
 
@@ -34,7 +35,8 @@ def main(argv=None, root=None):
     reported from (default: the working directory; ``scripts/benchmark.py`` passes the checkout)."""
     parser = argparse.ArgumentParser(prog='adaptsr-bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', default=None, help='test options YAML')
+    parser.add_argument('-opt', default=None, help='test options YAML: a path, or the name of a shipped one '
+                        '(e.g. pcsr_carn_x4)')
     parser.add_argument('--sizes', default=None,
                         help='large-input mode: a spec YAML (e.g. options/bench/large_x4.yml; adaptsr.bench.sizes)')
     parser.add_argument('--compare', default=None,
@@ -65,6 +67,12 @@ def main(argv=None, root=None):
     if sum(bool(a) for a in (args.opt, args.sizes, args.compare)) != 1:
         parser.error('give one of -opt <test options>, --sizes <large-input spec>, --compare <comparison spec>')
 
+    try:  # a shipped file by name: -opt pcsr_carn_x4, --compare x4, --sizes large_x4
+        for attr, kind in (('opt', 'test'), ('compare', 'compare'), ('sizes', 'bench')):
+            if getattr(args, attr):
+                setattr(args, attr, find_options(getattr(args, attr), kind))
+    except FileNotFoundError as err:
+        parser.error(str(err))
     if not args.probe_memory:  # before the run: a long bench must not end by replacing a user's results
         if not args.json.lower().endswith('.json'):
             parser.error(f'--json {args.json}: must name a .json file (the CSV and the PNG are written beside it)')

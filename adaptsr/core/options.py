@@ -20,9 +20,11 @@ imports adaptsr checks them too). :func:`resolved` gives a section's values with
 Strict configs of this kind follow traiNNer-redux (github.com/the-database/traiNNer-redux).
 """
 import difflib
+import glob
 import inspect
 import os
 import os.path as osp
+import sysconfig
 
 import torch
 import yaml
@@ -319,7 +321,7 @@ def check_options(opt, model_cls=None):
         hook(opt)
 
 
-def _set_by_path(opt, dotted, value):
+def set_by_path(opt, dotted, value):
     """``a:b:0:c=value`` style assignment (BasicSR's --force_yml syntax; list indices allowed)."""
     keys = dotted.split(':')
     node = opt
@@ -338,17 +340,17 @@ def load_test_options(opt_path, root_path, force_yml=()):
     """Test options as BasicSR's ``parse_options(is_train=False)`` would build them, without argv.
 
     Raises:
-        FileNotFoundError: ``opt_path`` missing. KeyError: a --force_yml key that does not exist.
+        FileNotFoundError: ``opt_path`` is neither a file nor a shipped test options name (:func:`find_options`).
+        KeyError: a --force_yml key that does not exist.
     """
-    if not os.path.isfile(opt_path):
-        raise FileNotFoundError(f'options file {opt_path!r} does not exist')
+    opt_path = find_options(opt_path, 'test')
     with open(opt_path) as f:
         opt = yaml.load(f, Loader=ordered_yaml()[0])
     for entry in force_yml or ():
         if '=' not in entry:
             raise ValueError(f'--force_yml entries are key:sub=value, got {entry!r}')
         key, value = entry.split('=', 1)
-        _set_by_path(opt, key.strip(), yaml.safe_load(value.strip()))
+        set_by_path(opt, key.strip(), yaml.safe_load(value.strip()))
     default_env(root_path)
     opt['dist'] = False
     opt['rank'], opt['world_size'] = 0, 1
@@ -367,3 +369,50 @@ def load_test_options(opt_path, root_path, force_yml=()):
     expand_paths(opt)
     check_options(opt)
     return opt
+
+
+#: the kinds of shipped options files (the folders of ``options/``)
+OPTION_KINDS = ('train', 'test', 'bench', 'compare')
+
+
+def options_roots():
+    """The folders that hold the shipped options files: a checkout's (or an editable install's) ``options/``, then
+    what a wheel installs under ``<prefix>/share/adaptsr/options``."""
+    package_parent = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    roots = [osp.join(package_parent, 'options'), osp.join(sysconfig.get_path('data'), 'share', 'adaptsr', 'options')]
+    return [r for r in dict.fromkeys(roots) if osp.isdir(r)]
+
+
+def shipped_options(kind):
+    """``{name: path}`` of the shipped options files of ``kind`` (``train``, ``test``, ``bench``, ``compare``)."""
+    found = {}
+    for root in reversed(options_roots()):  # a checkout's files win over installed ones
+        for path in glob.glob(osp.join(root, kind, '*.yml')):
+            found[osp.splitext(osp.basename(path))[0]] = path
+    return dict(sorted(found.items()))
+
+
+def find_options(name, kind):
+    """An options file by path, or a shipped one by name (``pcsr_carn_x4`` -> ``options/<kind>/pcsr_carn_x4.yml``).
+
+    Args:
+        name (str): a path, or the name of a shipped file of ``kind`` (with or without ``.yml``).
+        kind (str): one of :data:`OPTION_KINDS`.
+
+    Returns:
+        str: the file.
+
+    Raises:
+        FileNotFoundError: neither a file nor a shipped name (the closest shipped names are given).
+    """
+    if osp.isfile(name):
+        return name
+    stem = osp.splitext(name)[0] if name.endswith(('.yml', '.yaml')) else name
+    shipped = shipped_options(kind)
+    if osp.basename(stem) == stem and stem in shipped:
+        return shipped[stem]
+    close = difflib.get_close_matches(osp.basename(stem), list(shipped), n=3)
+    raise FileNotFoundError(f'options file {name!r} does not exist, and no shipped {kind} options have that name' +
+                            (f' (did you mean {", ".join(close)}?)' if close else
+                             f' (shipped: {", ".join(shipped)})' if len(shipped) <= 10 else
+                             f' ({len(shipped)} shipped, e.g. {", ".join(list(shipped)[:3])})'))
