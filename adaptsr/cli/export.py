@@ -37,6 +37,15 @@ from adaptsr.utils.argtypes import int_at_least
 
 
 def main(argv=None):
+    """``adaptsr-export`` (see the module docstring); a missing optional package (onnx, onnxruntime, litert-torch)
+    ends it with one line saying how to install it."""
+    try:
+        return _main(argv)
+    except ImportError as err:
+        sys.exit(f'export: {err}')
+
+
+def _main(argv=None):
     parser = argparse.ArgumentParser(prog='adaptsr-export', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--input', required=True, help='checkpoint (.pth)')

@@ -129,7 +129,9 @@ def match_format(sd, source='?', archs=None, what=None):
         what = what or (f'the state_dict of {", ".join(sorted(set(archs)))}' if archs else
                         'the state_dict of a known arch')
         supported = sorted({f.arch for f in FORMATS if archs is None or f.arch in archs})
-        raise ConversionError(f'{source}: not {what} (keys: {sorted(sd)[:6]}...); supported archs: {supported}')
+        hint = '' if archs else (f'; an official file in another layout may need converting first: adaptsr-convert '
+                                 f'--method {"|".join(sorted(CONVERTERS))}')
+        raise ConversionError(f'{source}: not {what} (keys: {sorted(sd)[:6]}...); supported archs: {supported}{hint}')
     if len(found) > 1:
         raise ConversionError(f'{source}: ambiguous state_dict, recognised as {[f.arch for f in found]}')
     return found[0]

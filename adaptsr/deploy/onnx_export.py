@@ -17,6 +17,21 @@ from adaptsr.utils.atomic import atomic_write
 DEFAULT_CHECK_SHAPES = ((1, 3, 64, 64), (2, 3, 37, 53))
 
 
+def require_onnx():
+    """``(onnx, onnxruntime)``, the optional packages of the ONNX export (the ``deploy`` extra).
+
+    Raises:
+        ImportError: one is missing; the message says how to install them.
+    """
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as err:  # an optional dependency: say which packages bring it
+        raise ImportError(f"ONNX export needs onnx and onnxruntime: pip install 'adaptsr[deploy]' (or pip install onnx "
+                          f'onnxruntime; scripts/setup_env.sh installs them): {err}') from err
+    return onnx, onnxruntime
+
+
 def export_onnx(net, path, opset=13, check_shapes=DEFAULT_CHECK_SHAPES, tol=1e-5, overwrite=False, seed=0):
     """Export ``net`` (N, 3, H, W) -> (N, 3, sH, sW) to ``path`` and compare onnxruntime with PyTorch.
 
@@ -51,8 +66,7 @@ def export_onnx(net, path, opset=13, check_shapes=DEFAULT_CHECK_SHAPES, tol=1e-5
 
 
 def _export_and_check(net, path, opset, check_shapes, tol, seed, name):
-    import onnx
-    import onnxruntime as ort
+    onnx, ort = require_onnx()
 
     class _First(torch.nn.Module):
 

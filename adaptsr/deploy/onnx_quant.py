@@ -11,6 +11,7 @@ import numpy as np
 from basicsr.utils.matlab_functions import imresize
 
 from adaptsr.core.data_util import IMG_EXTENSIONS
+from adaptsr.deploy.onnx_export import require_onnx
 from adaptsr.utils.atomic import atomic_write
 
 #: onnxruntime calibration methods by name
@@ -101,8 +102,7 @@ def quantize_onnx_int8(fp32_path, out_path, inputs, method='percentile', overwri
     Raises:
         FileExistsError: ``out_path`` exists and not ``overwrite``. ValueError: an unknown method.
     """
-    import onnx
-    import onnxruntime as ort
+    onnx, ort = require_onnx()
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     if method not in CALIBRATION_METHODS:
         raise ValueError(f'calibration method must be one of {CALIBRATION_METHODS}, got {method!r}')
@@ -150,7 +150,7 @@ def quantize_pams_qdq(fp32_path, out_path, clips, inputs, int8_outputs=False, me
         FileExistsError: ``out_path`` exists and not ``overwrite``. ValueError: a clip is not 8-bit, or a quantised
             conv has no Conv node in the ONNX model, or an unknown method.
     """
-    import onnx
+    onnx, _ = require_onnx()
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     if osp.exists(out_path) and not overwrite:
         raise FileExistsError(f'{out_path!r} exists; choose another name or pass --overwrite')

@@ -2,18 +2,19 @@
 of a raw OrderedDict, whose names adaptsr's :class:`~adaptsr.methods.smsr.smsr_arch.SMSRNet` keeps)."""
 from adaptsr.core.checkpoint_io import basicsr_checkpoint
 from adaptsr.core.checkpoints import checkpoint_state_dict, detect_arch, register_converter, register_format
+from adaptsr.core.errors import WrongScaleError
 
 
 def smsr_net_kwargs(sd, scale=None, source='?'):
     """SMSRNet kwargs read off an SMSR state_dict (official names): width and the scale of its tail.
 
     Raises:
-        ValueError: ``scale`` given and the tail is for another one.
+        WrongScaleError: ``scale`` given and the tail is for another one.
     """
     found = round((sd['tail.0.weight'].shape[0] / 3)**0.5)
     if scale is not None and found != scale:
-        raise ValueError(f'{source}: SMSR checkpoint is x{found} (tail.0 has {sd["tail.0.weight"].shape[0]} '
-                         f'channels), but the scale is {scale}')
+        raise WrongScaleError(f'{source}: SMSR checkpoint is x{found} (tail.0 has {sd["tail.0.weight"].shape[0]} '
+                              f'channels), but the scale is {scale}')
     return {'num_feat': sd['head.0.weight'].shape[0], 'upscale': found}
 
 

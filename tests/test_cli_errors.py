@@ -1,0 +1,41 @@
+"""The commands' error cases a new user met (issue "a product outside the clone"): each ends in one line naming the
+value at fault, with the way out where there is one."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import torch
+
+from conftest import BENCHMARK, ROOT, WEIGHTS, require
+
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get('PYTHONPATH')) if p))
+
+
+def _last_line(args, cwd):
+    proc = subprocess.run([sys.executable] + args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def test_a_file_of_another_scale_and_an_official_file_to_convert(tmp_path):
+    lr = require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X2/babyx2.png'))
+    smsr = require(osp.join(WEIGHTS, 'SMSR/SMSR_x2_model_1000.pt'))
+    line = _last_line(['-m', 'adaptsr.cli.infer', lr, '-o', 'a', '--model', smsr, '--scale', '4'], tmp_path)
+    assert line == f'adaptsr-infer: {smsr}: SMSR checkpoint is x2 (tail.0 has 12 channels), but the scale is 4'
+    carn_m = require(osp.join(WEIGHTS, 'CARN/carn_m.pth'))
+    line = _last_line(['-m', 'adaptsr.cli.infer', lr, '-o', 'b', '--model', carn_m], tmp_path)
+    assert line.startswith(f'adaptsr-infer: {carn_m}: not the state_dict of a known arch')
+    assert line.endswith('may need converting first: adaptsr-convert --method abpn|carn_m|ecbsr|etds|pcsr|smsr')
+    assert not os.listdir(tmp_path)
+
+
+def test_export_without_onnx_says_how_to_install_it(tmp_path):
+    from adaptsr.methods.etds.etds_arch import ETDSPlain
+    path = str(tmp_path / 'plain.pth')
+    torch.save({'params': ETDSPlain(upscale=2, num_block=1, num_feat=8).state_dict()}, path)
+    code = ("import sys; sys.modules['onnx'] = None; from adaptsr.cli.export import main; "
+            f"main(['--input', {path!r}, '--scale', '2', '--output', 'm.onnx'])")
+    line = _last_line(['-c', code], tmp_path)
+    assert line.startswith("export: ONNX export needs onnx and onnxruntime: pip install 'adaptsr[deploy]'")
+    assert not (tmp_path / 'm.onnx').exists()
