@@ -39,3 +39,23 @@ def test_export_without_onnx_says_how_to_install_it(tmp_path):
     line = _last_line(['-c', code], tmp_path)
     assert line.startswith("export: ONNX export needs onnx and onnxruntime: pip install 'adaptsr[deploy]'")
     assert not (tmp_path / 'm.onnx').exists()
+
+
+def test_flags_are_dashed_and_the_underscore_spellings_still_work(capsys):
+    """One CLI style: dashed flags in every command's help, ``-o/--output`` for what it writes; the underscore
+    spellings of earlier releases are hidden aliases."""
+    import pytest
+    from adaptsr.cli import bench, convert, export, infer
+    for main in (bench.main, convert.main, export.main, lambda a: infer.parse_args(a)):
+        with pytest.raises(SystemExit):
+            main(['--help'])
+        text = capsys.readouterr().out
+        flags = [w for w in text.split() if w.startswith('--')]
+        assert flags and not [f for f in flags if '_' in f.split('=')[0].strip('[],')], flags
+        assert '-o' in text.split() or '-o,' in text or '-o ' in text
+    from adaptsr.utils.argtypes import CLIParser
+    parser = CLIParser(prog='x')
+    parser.add_argument('--max-images', type=int)
+    parser.add_argument('-o', '--output', '--json', dest='json')
+    assert vars(parser.parse_args(['--max_images', '3', '--json', 'a.json'])) == {'max_images': 3, 'json': 'a.json'}
+    assert vars(parser.parse_args(['--max-images', '4', '-o', 'b.json'])) == {'max_images': 4, 'json': 'b.json'}

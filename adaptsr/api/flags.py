@@ -10,7 +10,7 @@ from adaptsr.api import options_for
 from adaptsr.core.declarations import adaptsr_models, declared, side_file_keys
 from adaptsr.core.errors import InferError
 from adaptsr.core.options import check_options
-from adaptsr.utils.argtypes import int_at_least
+from adaptsr.utils.argtypes import CLIParser, int_at_least
 
 #: ``--tile`` without ``--tile-overlap``: LR pixels of overlap (at most a quarter of the tile) for a model whose tiles
 #: only bound memory (a model that decides per tile keeps its own overlap)
@@ -26,7 +26,7 @@ def add_model_flags(parser):
                              'or TFLite model (fp32 or INT8, adaptsr-export; run by onnxruntime or LiteRT)')
     parser.add_argument('--scale', type=int_at_least(1), default=None,
                         help='the scale, where the checkpoint does not say it')
-    parser.add_argument('--force_yml', nargs='+', default=[], help='with -opt: override options, key:sub=value')
+    parser.add_argument('--force-yml', nargs='+', default=[], help='with -opt: override options, key:sub=value')
     for dest, (_, spec) in knob_flags().items():  # each model's knobs, declared on the model
         if 'value' in spec:
             parser.add_argument(spec['flag'], dest=dest, action='store_true', help=spec['help'])
@@ -52,7 +52,7 @@ def parse_model_args(argv):
     Raises:
         InferError: an unknown flag or a bad value (named).
     """
-    parser = argparse.ArgumentParser(prog='model arguments', add_help=False, exit_on_error=False)
+    parser = CLIParser(prog='model arguments', add_help=False, exit_on_error=False)
     add_model_flags(parser)
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.set_defaults(output=None)

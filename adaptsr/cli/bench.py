@@ -1,7 +1,7 @@
 """Benchmark an adaptive method against its full/original model, side by side, in one run.
 
-    adaptsr-bench -opt options/test/pcsr_carn_x4.yml [--force_yml key:sub=value ...]
-        [--budgets 0,1,adaptive] [--threads 2] [--datasets Urban100] [--max_images N] [--repeats K] --json out.json
+    adaptsr-bench -opt pcsr_carn_x4 [--force-yml key:sub=value ...] [--budgets 0,1,adaptive] [--threads 2]
+        [--datasets Urban100] [--max-images N] [--repeats K] -o out.json
 
 For every dataset of the test YAML and every budget (default: ``val.budget_sweep``, else the YAML's knob) it
 measures, on the same images and threads: the options' ``val.metrics``, computed as ``test.py`` computes them (the
@@ -27,21 +27,20 @@ from adaptsr.bench import compare, options_file, sizes
 from adaptsr.cli.errors import one_line_errors
 from adaptsr.core.options import find_options
 from adaptsr.core.outputs import OutputPlanError, check_plan
-from adaptsr.utils.argtypes import int_at_least
+from adaptsr.utils.argtypes import CLIParser, int_at_least
 
 
 def main(argv=None, root=None):
     """``adaptsr-bench`` (see the module docstring); ``root``: where ``results/`` goes and relative option paths are
     reported from (default: the working directory; ``scripts/benchmark.py`` passes the checkout)."""
-    parser = argparse.ArgumentParser(prog='adaptsr-bench', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CLIParser(prog='adaptsr-bench', description=__doc__)
     parser.add_argument('-opt', default=None, help='test options YAML: a path, or the name of a shipped one '
                         '(e.g. pcsr_carn_x4)')
     parser.add_argument('--sizes', default=None,
                         help='large-input mode: a spec YAML (e.g. options/bench/large_x4.yml; adaptsr.bench.sizes)')
     parser.add_argument('--compare', default=None,
                         help='cross-method mode: a spec YAML (e.g. options/compare/x4.yml; adaptsr.bench.compare)')
-    parser.add_argument('--force_yml', nargs='+', default=[], help='override options: key:sub=value')
+    parser.add_argument('--force-yml', nargs='+', default=[], help='override options: key:sub=value')
     parser.add_argument('--budgets', default=None, help='comma-separated knob values (e.g. 0,1,adaptive)')
     parser.add_argument('--base', choices=('reference', 'budget'), default='reference',
                         help="speed-ups of the budgets against the first reference model (default) or against the "
@@ -50,17 +49,17 @@ def main(argv=None, root=None):
     parser.add_argument('--threads', type=int_at_least(1), default=None,
                         help='torch CPU threads (default: torch default)')
     parser.add_argument('--datasets', default=None, help='comma-separated dataset names to run (default: all)')
-    parser.add_argument('--max_images', type=int_at_least(1), default=None, help='first N images of each dataset')
-    parser.add_argument('--no_reference', action='store_true', help='skip the reference models')
+    parser.add_argument('--max-images', type=int_at_least(1), default=None, help='first N images of each dataset')
+    parser.add_argument('--no-reference', action='store_true', help='skip the reference models')
     parser.add_argument('--references', default=None,
                         help='comma-separated labels of the reference models to run (reference, network_refs labels)')
-    parser.add_argument('--no_memory', action='store_true',
+    parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory probe (on CPU a fresh process per configuration)')
     parser.add_argument('--repeats', type=int_at_least(1), default=1,
                         help='time each image K times and keep the fastest')
-    parser.add_argument('--json', required=True, help='output JSON (a CSV and a PNG plot are written beside it)')
+    parser.add_argument('-o', '--output', '--json', dest='json', required=True, help='output JSON (a CSV and a PNG plot are written beside it)')
     parser.add_argument('--overwrite', action='store_true', help='replace existing output files (refused otherwise)')
-    parser.add_argument('--probe_memory', default=None, help=argparse.SUPPRESS)  # internal: fresh-process probe
+    parser.add_argument('--probe-memory', default=None, help=argparse.SUPPRESS)  # internal: fresh-process probe
     parser.add_argument('--root', default=None, help=argparse.SUPPRESS)  # internal: the probe's root
     args = parser.parse_args(argv)
     args.root = osp.abspath(args.root or root or os.getcwd())

@@ -28,7 +28,6 @@ Examples::
 The converted file is loaded strictly into the target arch before it is written; conversions to a plain form
 print the measured max |difference| x 255 on random inputs and fail above 0.01.
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -36,19 +35,18 @@ import sys
 from adaptsr.core.checkpoint_io import check_finite, load_checkpoint, save_checkpoint
 from adaptsr.core.checkpoints import CONVERTERS, ConversionError, build_target, keep_modules
 from adaptsr.core.outputs import OutputPlanError, check_plan
-from adaptsr.utils.argtypes import int_at_least
+from adaptsr.utils.argtypes import CLIParser, int_at_least
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='adaptsr-convert', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CLIParser(prog='adaptsr-convert', description=__doc__)
     parser.add_argument('--method', required=True, choices=sorted(CONVERTERS),
                         help='; '.join(f'{name}: {text}' for name, (_, text) in sorted(CONVERTERS.items())))
     parser.add_argument('--input', required=True, help='official checkpoint')
-    parser.add_argument('--output', required=True, help='converted BasicSR checkpoint (.pth)')
+    parser.add_argument('-o', '--output', required=True, help='converted BasicSR checkpoint (.pth)')
     parser.add_argument('--scale', type=int_at_least(1), default=4)
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --output')
-    parser.add_argument('--param_key', default='auto',
+    parser.add_argument('--param-key', default='auto',
                         help="weights of a BasicSR checkpoint: params, params_ema, or auto (params_ema if present)")
     parser.add_argument('--et', action='store_true',
                         help='a converter to a re-parameterised form: go on to its equivalent plain form too')

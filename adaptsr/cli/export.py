@@ -22,7 +22,6 @@ from PyTorch by 1e-5 (or twice PyTorch's own float32 error against float64, wher
 sizes than the traced one (64x64 and an odd 37x53, batch 2); the TFLite export fails at 1e-4. ``adaptsr-infer
 --model x.onnx|x.tflite`` runs any of these models on images (seconds, PSNR with ``--hr``).
 """
-import argparse
 import contextlib
 import os
 import os.path as osp
@@ -33,7 +32,7 @@ from adaptsr.core.outputs import OutputPlanError, check_plan
 from adaptsr.deploy.onnx_export import export_onnx
 from adaptsr.deploy.onnx_quant import calibration_inputs, quantize_onnx_int8, quantize_pams_qdq
 from adaptsr.deploy.tflite_export import export_tflite, quantize_tflite_int8
-from adaptsr.utils.argtypes import int_at_least
+from adaptsr.utils.argtypes import CLIParser, int_at_least
 
 
 def main(argv=None):
@@ -46,13 +45,12 @@ def main(argv=None):
 
 
 def _main(argv=None):
-    parser = argparse.ArgumentParser(prog='adaptsr-export', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CLIParser(prog='adaptsr-export', description=__doc__)
     parser.add_argument('--input', required=True, help='checkpoint (.pth)')
     parser.add_argument('--scale', type=int_at_least(1), required=True)
-    parser.add_argument('--output', required=True, help='.onnx or .tflite file to write (the format)')
+    parser.add_argument('-o', '--output', required=True, help='.onnx or .tflite file to write (the format)')
     parser.add_argument('--opset', type=int_at_least(7), default=13)
-    parser.add_argument('--param_key', default='auto', help='params, params_ema or auto (params_ema if present)')
+    parser.add_argument('--param-key', default='auto', help='params, params_ema or auto (params_ema if present)')
     parser.add_argument('--overwrite', action='store_true')
     parser.add_argument('--int8', default=None,
                         help='also write an INT8 model of the same format here (ONNX: static QDQ, int8 per-channel '

@@ -32,7 +32,6 @@ computed at 8 bits). Existing outputs are never replaced unless ``--overwrite``,
 are planned before the run, see :func:`run`). An input that cannot be read is reported in the table's ``error``
 column and the others are processed; the command then exits with status 1.
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -52,7 +51,7 @@ from adaptsr.bench.measure import peak_rss_bytes, reset_peak_rss, timed_test
 from adaptsr.cli.errors import one_line_errors
 from adaptsr.core.errors import InferError
 from adaptsr.core.outputs import check_plan
-from adaptsr.utils.argtypes import int_at_least
+from adaptsr.utils.argtypes import CLIParser, int_at_least
 from adaptsr.utils.report import format_table, write_table
 
 
@@ -67,8 +66,7 @@ def warm_up(model, rgb, size=48):
 
 # ------------------------------------------------------------------------------------------------ the command
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog='adaptsr-infer', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CLIParser(prog='adaptsr-infer', description=__doc__)
     parser.add_argument('inputs', nargs='+', help='image files, folders or glob patterns (quoted)')
     parser.add_argument('-o', '--output', required=True, help='output folder (created)')
     add_model_flags(parser)
