@@ -16,18 +16,19 @@ setup(
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['adaptsr', 'adaptsr.*']),
-    package_data={'adaptsr.methods.smsr': ['csrc/*.cpp']},
+    package_data={'adaptsr.methods.smsr': ['csrc/*.cpp'], 'adaptsr.api': ['weights.json']},
     data_files=OPTION_FILES,  # SMSR's sparse kernel, compiled on first use for the CPU
     python_requires='>=3.9,<3.13',
     install_requires=[
         'basicsr==1.4.2', 'torch>=2.0', 'torchvision', 'pyyaml', 'lmdb', 'opencv-python', 'numpy',
         'scipy', 'scikit-image', 'tensorboard', 'tqdm', 'matplotlib', 'ninja', 'setuptools', 'addict', 'future', 'yapf',
-        'requests', 'Pillow'
+        'requests', 'Pillow', 'pooch'
     ],
     extras_require={'test': ['pytest'], 'deploy': ['onnx', 'onnxruntime', 'litert-torch']},
     entry_points={'console_scripts': [
         'adaptsr-infer=adaptsr.cli.infer:main', 'adaptsr-train=adaptsr.cli.train:main',
         'adaptsr-test=adaptsr.cli.test:main', 'adaptsr-bench=adaptsr.cli.bench:main',
-        'adaptsr-convert=adaptsr.cli.convert:main', 'adaptsr-export=adaptsr.cli.export:main'
+        'adaptsr-convert=adaptsr.cli.convert:main', 'adaptsr-export=adaptsr.cli.export:main',
+        'adaptsr-weights=adaptsr.cli.weights:main'
     ]},
 )

@@ -22,6 +22,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from adaptsr.api.runtimes import OnnxModel, TFLiteModel
+from adaptsr.api.weights import resolve
 from adaptsr.core.checkpoints import recognise_checkpoint
 from adaptsr.core.declarations import adaptsr_models, declared, declared_knobs, side_file_keys
 from adaptsr.core.errors import LoadError  # noqa: F401  (importable from here too)
@@ -41,7 +42,8 @@ def options_for(source, scale=None, device='cpu', files=None, force_yml=(), out_
     """BasicSR test options for ``source`` (see the module docstring), before any knob is set.
 
     Args:
-        source (str): checkpoint file, test options YAML (``.yml``/``.yaml``) or ``'bicubic'``.
+        source (str): checkpoint file, the name of an official file (``etds_m6c32_x4``, :mod:`adaptsr.api.weights`),
+            test options YAML (``.yml``/``.yaml``) or ``'bicubic'``.
         scale (int | None): the scale where the source does not give it (bicubic; a file whose weights do not hold
             it); checked against the YAML's ``scale``.
         device (str): ``'cpu'`` or ``'cuda'``.
@@ -76,6 +78,9 @@ def options_for(source, scale=None, device='cpu', files=None, force_yml=(), out_
         opt = _base_options('bicubic', scale, 'AdaptiveSRModel', {'type': 'BicubicSR', 'upscale': scale}, out_dir,
                             device)
     else:
+        source, official = resolve(source)  # an official weights name: its verified file (fetched when needed)
+        if official and scale is None:
+            scale = official['scale']
         found = recognise_checkpoint(source, scale)
         opt = _base_options(osp.splitext(osp.basename(source))[0], found.scale, found.model_type,
                             dict(found.kwargs, type=found.arch), out_dir, device)
