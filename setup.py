@@ -24,7 +24,8 @@ setup(
         'scipy', 'scikit-image', 'tensorboard', 'tqdm', 'matplotlib', 'ninja', 'setuptools', 'addict', 'future', 'yapf',
         'requests', 'Pillow', 'pooch'
     ],
-    extras_require={'test': ['pytest'], 'deploy': ['onnx', 'onnxruntime', 'litert-torch']},
+    extras_require={'test': ['pytest'], 'deploy': ['onnx', 'onnxruntime', 'litert-torch'],
+                    'spandrel': ['spandrel>=0.4']},
     entry_points={'console_scripts': [
         'adaptsr-infer=adaptsr.cli.infer:main', 'adaptsr-train=adaptsr.cli.train:main',
         'adaptsr-test=adaptsr.cli.test:main', 'adaptsr-bench=adaptsr.cli.bench:main',
