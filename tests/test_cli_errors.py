@@ -59,3 +59,31 @@ def test_flags_are_dashed_and_the_underscore_spellings_still_work(capsys):
     parser.add_argument('-o', '--output', '--json', dest='json')
     assert vars(parser.parse_args(['--max_images', '3', '--json', 'a.json'])) == {'max_images': 3, 'json': 'a.json'}
     assert vars(parser.parse_args(['--max-images', '4', '-o', 'b.json'])) == {'max_images': 4, 'json': 'b.json'}
+
+
+def test_a_folder_run_continues_with_skip_existing(tmp_path):
+    """A folder with one broken file: the others' rows are written and the command exits 1 with a summary; after the
+    file is fixed, ``--skip-existing`` runs only it and keeps the earlier rows and images."""
+    import json
+
+    import cv2
+    from skimage import data
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    astronaut = data.astronaut()[:, :, ::-1]
+    cv2.imwrite(str(photos / 'a.png'), astronaut[100:132, 150:190])
+    cv2.imwrite(str(photos / 'b.png'), astronaut[300:328, 200:236])
+    (photos / 'c.png').write_bytes(b'not a png')
+    args = ['-m', 'adaptsr.cli.infer', str(photos), '-o', 'sr', '--model', 'bicubic', '--scale', '2', '--quiet']
+    line = _last_line(args, tmp_path)
+    assert line.startswith('adaptsr-infer: 1 of 3 input(s) failed') and 'c.png' in line
+    rows = json.load(open(tmp_path / 'sr' / 'adaptsr_infer.json'))
+    assert [r['image'] for r in rows] == ['a.png', 'b.png', 'c.png'] and 'error' in rows[2]
+    before = (tmp_path / 'sr' / 'a.png').stat().st_mtime_ns
+    cv2.imwrite(str(photos / 'c.png'), astronaut[50:80, 60:90])
+    proc = subprocess.run([sys.executable] + args + ['--skip-existing'], cwd=tmp_path, env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.load(open(tmp_path / 'sr' / 'adaptsr_infer.json'))
+    assert [r['image'] for r in rows] == ['a.png', 'b.png', 'c.png'] and not any(r.get('error') for r in rows)
+    assert rows[2]['sr_w'] == 60 and (tmp_path / 'sr' / 'a.png').stat().st_mtime_ns == before

@@ -32,6 +32,7 @@ computed at 8 bits). Existing outputs are never replaced unless ``--overwrite``,
 are planned before the run, see :func:`run`). An input that cannot be read is reported in the table's ``error``
 column and the others are processed; the command then exits with status 1.
 """
+import json
 import os
 import os.path as osp
 import sys
@@ -75,6 +76,9 @@ def parse_args(argv=None):
     parser.add_argument('--maps', action='store_true', help="write the method's routing pictures next to each image")
     parser.add_argument('--hr', default=None, help='folder of ground-truth HR images (same stems): PSNR/SSIM')
     parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (refused otherwise)')
+    parser.add_argument('--skip-existing', action='store_true',
+                        help='continue an interrupted run: inputs whose SR image and row are in -o already are kept, '
+                             'the others run (and the tables are rewritten with all rows)')
     parser.add_argument('--no-real-flops', dest='real_flops', action='store_false',
                         help='skip gflops_real (the multiply-adds that actually ran, x 2), which an adaptive model '
                              'counts in a second, untimed run of each image')
@@ -90,6 +94,25 @@ def map_names_of(opt, maps):
     if opt['model_type'] not in MODEL_REGISTRY:
         return ()
     return tuple(getattr(MODEL_REGISTRY.get(opt['model_type']), 'routing_map_names', ()))
+
+
+def finished_inputs(args, files):
+    """``--skip-existing``: the inputs whose SR image (and maps, with ``--maps``) an earlier run wrote, and that
+    run's rows by image name (from ``adaptsr_infer.json``, where it is readable; rows with an error are run again)."""
+    previous = {}
+    table = osp.join(args.output, 'adaptsr_infer.json')
+    if osp.isfile(table):
+        try:
+            with open(table) as f:
+                previous = {r['image']: r for r in json.load(f) if not r.get('error')}
+        except (ValueError, KeyError, TypeError):
+            previous = {}
+    done = set()
+    for path in files:
+        stem = osp.splitext(osp.basename(path))[0]
+        if osp.isfile(osp.join(args.output, stem + '.png')) and osp.basename(path) in previous:
+            done.add(path)
+    return done, previous
 
 
 def planned_outputs(out_dir, files, map_names=()):
@@ -197,8 +220,12 @@ def run(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     opt, build_model = load_model(args)
-    check_plan(planned_outputs(args.output, files, map_names_of(opt, args.maps)), run_inputs(args, files),
-               args.overwrite)
+    done, previous = finished_inputs(args, files) if args.skip_existing else (set(), {})
+    todo = [f for f in files if f not in done]
+    plan = planned_outputs(args.output, todo, map_names_of(opt, args.maps))
+    if args.skip_existing:  # the tables are rewritten with the earlier rows kept
+        plan = [(p, what) for p, what in plan if not p.startswith(osp.join(args.output, 'adaptsr_infer.'))]
+    check_plan(plan, run_inputs(args, files), args.overwrite)
     model = build_model()
     scale = opt['scale']
     try:
@@ -207,6 +234,9 @@ def run(args):
         raise InferError(f'-o {args.output}: the folder cannot be made ({err.strerror}: {err.filename})') from err
     rows, warm = [], False
     for path in tqdm(files, unit='image', disable=args.quiet, desc='adaptsr-infer'):
+        if path in done:  # --skip-existing: its SR image is there; its row from the earlier run, where there is one
+            rows.append(previous.get(osp.basename(path), {'image': osp.basename(path), 'skipped': 'exists'}))
+            continue
         if track_rss:
             reset_peak_rss()
         try:

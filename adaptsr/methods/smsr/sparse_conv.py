@@ -22,6 +22,7 @@ import logging
 import os
 import os.path as osp
 import platform
+import sys
 import time
 import warnings
 
@@ -147,7 +148,9 @@ def load_kernel(verbose=False):
                 cpp_logger.setLevel(level)
             src = osp.join(osp.dirname(__file__), 'csrc', 'sparse_conv.cpp')
             flags = ['-O3', '-march=native', '-ffp-contract=fast', '-fopenmp']
-            module = cpp_extension.load(f'adaptsr_sparse_conv_{_cpu_tag()}', [src], extra_cflags=flags,
+            name = f'adaptsr_sparse_conv_{_cpu_tag()}'
+            _say_if_building(cpp_extension, name)
+            module = cpp_extension.load(name, [src], extra_cflags=flags,
                                         extra_ldflags=['-fopenmp'], verbose=verbose)
             _KERNEL['seconds'] = time.perf_counter() - start
         except Exception as err:  # no compiler, no ninja, a read-only cache: fall back, say why once
@@ -157,6 +160,19 @@ def load_kernel(verbose=False):
             module = None
     _KERNEL['module'] = module
     return module
+
+
+def _say_if_building(cpp_extension, name):
+    """One line on stderr before the kernel is compiled (the first use on a machine takes about a minute; later
+    uses load the cached build silently)."""
+    try:
+        build_dir = cpp_extension._get_build_directory(name, False)
+    except Exception:  # noqa: BLE001  (a private helper of torch: say nothing rather than fail)
+        return
+    if not osp.isfile(osp.join(build_dir, f'{name}.so')):
+        sys.stderr.write(f'adaptsr: compiling SMSR\'s sparse convolution kernel for this CPU (once, about a minute; '
+                         f'cached in {build_dir})\n')
+        sys.stderr.flush()
 
 
 def kernel_build_seconds():
