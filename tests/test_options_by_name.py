@@ -64,3 +64,18 @@ def test_force_yml_indexes_lists():
     assert opt['train']['phases'][1]['iters'] == 7 and opt['train']['total_iter'] == 17
     with pytest.raises(OptionError, match=r'--force_yml train:phases:5:iters=1: x.yml has no such key or index'):
         _apply_indexed_force_yml(opt, ['train:phases:5:iters=1'], 'x.yml')
+
+
+def test_train_and_test_help_and_dashed_flags(capsys):
+    """``adaptsr-train/-test --help`` has a description, examples and BasicSR's flags; dashed spellings reach BasicSR's
+    parser as its underscore ones."""
+    from adaptsr.cli.pipeline_args import prepare_argv
+    from adaptsr.cli.train import __doc__ as train_doc
+    with pytest.raises(SystemExit) as exit_:
+        prepare_argv('adaptsr-train', train_doc, train=True, argv=['adaptsr-train', '--help'])
+    text = capsys.readouterr().out
+    assert exit_.value.code == 0 and 'adaptsr-train -opt pcsr_carn_x4_demo' in text
+    assert '--auto-resume' in text and '--force-yml' in text and '--auto_resume' not in text
+    argv = ['adaptsr-train', '-opt', 'x', '--auto-resume', '--force-yml', 'a=1', '--local-rank', '0']
+    assert prepare_argv('adaptsr-train', train_doc, True, argv) == \
+        ['adaptsr-train', '-opt', 'x', '--auto_resume', '--force_yml', 'a=1', '--local_rank', '0']

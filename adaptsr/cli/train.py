@@ -1,11 +1,17 @@
-"""``adaptsr-train -opt options/train/X.yml [--auto_resume] [--force_yml k=v]``: BasicSR's training pipeline with
-adaptsr's registrations and pipeline patches (:func:`adaptsr.compat.patch_pipelines`); ``experiments/`` is created
-in the working directory."""
+"""Train with BasicSR's pipeline, adaptsr's registrations and its pipeline patches (CPU resume, gloo, checked
+options): one YAML holds a method's whole recipe, all phases; ``experiments/`` and ``tb_logger/`` are created in the
+working directory.
+
+    adaptsr-train -opt pcsr_carn_x4_demo                      # a shipped options file by name, or a path
+    adaptsr-train -opt options/train/etds_m4c32_x4.yml --auto-resume
+    adaptsr-train -opt smsr_x2_291 --force-yml train:phases:0:iters=2000 name=smsr_short
+"""
 import os
 
 from basicsr.train import train_pipeline
 
 from adaptsr.cli.errors import one_line_errors
+from adaptsr.cli.pipeline_args import prepare_argv
 from adaptsr.compat import patch_pipelines
 
 
@@ -16,6 +22,7 @@ def main(root=None):
     Args:
         root (str | None): where ``experiments/`` and ``tb_logger/`` go (default: the working directory).
     """
+    prepare_argv('adaptsr-train', __doc__, train=True)
     patch_pipelines()
     with one_line_errors('adaptsr-train'):
         train_pipeline(os.path.abspath(root or os.getcwd()))
