@@ -17,6 +17,7 @@ import cv2
 import pytest
 import yaml
 
+from adaptsr.core.options import locate
 from conftest import BENCHMARK, ROOT, require
 
 TEST_YAMLS = sorted(glob.glob(osp.join(ROOT, 'options', 'test', '*.yml')))
@@ -42,14 +43,14 @@ def _cases():
 
 
 def _expand(path, demo_data):
-    path = osp.expandvars(path)
     if path.startswith('datasets/demo'):
         return osp.join(demo_data, path[len('datasets/demo/'):])
+    path = locate('dataroot', path)  # the default layout under ADAPTSR_*, as adaptsr-bench reads it
     return path if osp.isabs(path) else osp.join(ROOT, path)
 
 
 def _missing(path):
-    return bool(path) and not osp.exists(osp.expandvars(path))
+    return bool(path) and not osp.exists(locate('path', path))
 
 
 def _crop_first_pair(dopt, scale, out_dir):

@@ -121,7 +121,8 @@ def test_train291_images_read_losslessly_as_the_manifest_says():
 
 
 def test_shipped_291_options_read_the_data_root():
-    """Every *_291 training YAML reads its LMDBs from ${ADAPTSR_DATA}/train291 (the layout prepare_data.py writes)."""
+    """Every *_291 training YAML reads its LMDBs from datasets/train291, the default layout (relocated by ADAPTSR_DATA,
+    where prepare_data.py writes them)."""
     import glob
     import yaml
     files = sorted(glob.glob(osp.join(ROOT, 'options/train/*_291*.yml')))
@@ -132,4 +133,4 @@ def test_shipped_291_options_read_the_data_root():
         for key in ('dataroot_gt', 'dataroot_lq'):
             value = opt['datasets']['train'].get(key)
             if value is not None:
-                assert value.startswith('${ADAPTSR_DATA}/train291/') and value.endswith('_sub144.lmdb'), (path, key)
+                assert value.startswith('datasets/train291/') and value.endswith('_sub144.lmdb'), (path, key)

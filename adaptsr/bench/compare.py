@@ -39,7 +39,7 @@ from adaptsr.api.images import find_hr, list_inputs, read_hr, read_image
 from adaptsr.bench.measure import quality, run_configs, summarise
 from adaptsr.bench.sizes import run_infer
 from adaptsr.core.errors import InferError
-from adaptsr.core.options import expand_env
+from adaptsr.core.options import locate
 from adaptsr.utils.atomic import atomic_write
 from adaptsr.utils.report import format_table, save_figure, write_table
 
@@ -66,12 +66,12 @@ def load_spec(path):
             raise ValueError(f'{path}: datasets.{name}: keys {sorted(DATASET_KEYS)} (lr and hr required); '
                              f'unknown {bad}')
         for key in ('lr', 'hr'):
-            d[key] = expand_env(f'datasets.{name}.{key}', d[key])
+            d[key] = locate(f'datasets.{name}.{key}', d[key])
     for label, entry in spec['models'].items():
         bad = sorted(set(entry) - MODEL_KEYS)
         if bad or 'args' not in entry:
             raise ValueError(f'{path}: models.{label}: keys {sorted(MODEL_KEYS)} (args required); unknown {bad}')
-        entry['args'] = [str(expand_env(f'models.{label}.args', str(a))) for a in entry['args']]
+        entry['args'] = [str(locate(f'models.{label}.args', str(a))) for a in entry['args']]
         for budget, extra in (entry.get('sweep') or {}).items():
             entry['sweep'][budget] = [str(a) for a in extra]
     return spec

@@ -16,7 +16,7 @@ from adaptsr.bench.measure import (add_speedups, fresh_process_env, fresh_proces
                                    run_configs, summarise)
 from adaptsr.core.data_util import NamedErrorDataset, check_dataset_paths
 from adaptsr.core.declarations import declared
-from adaptsr.core.options import OptionError, expand_env, load_test_options
+from adaptsr.core.options import OptionError, load_test_options, locate
 from adaptsr.utils.atomic import atomic_write
 from adaptsr.utils.report import format_table, matched_cost_difference, plot_tradeoff, write_table
 
@@ -83,7 +83,7 @@ def reference_options(opt):
         if not isinstance(entry, dict) or 'network' not in entry:
             raise ValueError(f'network_refs.{label}: expected {{network: {{type: ...}}, pretrain: ...}}, got {entry!r}')
         pretrain = entry.get('pretrain')
-        pretrain = expand_env(f'network_refs.{label}.pretrain', pretrain)
+        pretrain = locate(f'network_refs.{label}.pretrain', pretrain)
         unknown = sorted(set(entry) - {'network', 'pretrain', 'model_type', 'val', 'allow_random_weights'})
         if unknown:
             raise ValueError(f'network_refs.{label}: unknown key(s) {unknown}; known: network, pretrain, model_type, '

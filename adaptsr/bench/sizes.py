@@ -31,7 +31,7 @@ import yaml
 
 from adaptsr.bench.measure import fresh_process_env
 from adaptsr.core.data_util import IMG_EXTENSIONS
-from adaptsr.core.options import expand_env
+from adaptsr.core.options import locate
 from adaptsr.utils.atomic import atomic_write
 from adaptsr.utils.report import format_table, write_table
 
@@ -54,11 +54,11 @@ def load_spec(path):
         bad = sorted(set(entry) - MODEL_KEYS)
         if bad or 'args' not in entry:
             raise ValueError(f'{path}: models.{label}: keys {sorted(MODEL_KEYS)} (args required); unknown {bad}')
-        entry['args'] = [str(expand_env(f'models.{label}.args', str(a))) for a in entry['args']]
-    spec['mosaic']['source'] = expand_env('mosaic.source', spec['mosaic']['source'])
+        entry['args'] = [str(locate(f'models.{label}.args', str(a))) for a in entry['args']]
+    spec['mosaic']['source'] = locate('mosaic.source', spec['mosaic']['source'])
     if spec.get('tiling_psnr'):
         for key in ('lr', 'hr'):
-            spec['tiling_psnr'][key] = expand_env(f'tiling_psnr.{key}', spec['tiling_psnr'][key])
+            spec['tiling_psnr'][key] = locate(f'tiling_psnr.{key}', spec['tiling_psnr'][key])
     return spec
 
 

@@ -7,6 +7,7 @@ from basicsr.data.data_util import paths_from_lmdb
 from basicsr.utils import FileClient, img2tensor
 
 from adaptsr.core.errors import DataReadError  # noqa: F401  (importable from here too)
+from adaptsr.core.options import locate
 
 #: image file types adaptsr reads from folders (cv2 decodes them all)
 IMG_EXTENSIONS = ('.png', '.webp', '.bmp', '.jpg', '.jpeg', '.tif', '.tiff')
@@ -21,6 +22,7 @@ def check_dataroot(opt, key):
     path = opt.get(key)
     if path is None:
         raise KeyError(f"dataset {opt.get('name', '?')!r}: option {key!r} is required")
+    path = opt[key] = locate(f"datasets.{opt.get('name', '?')}.{key}", path)  # also under plain BasicSR
     if not osp.exists(path):
         raise FileNotFoundError(f"dataset {opt.get('name', '?')!r}: {key} = {path!r} does not exist "
                                 '(see datasets/README.md for the expected layouts)')

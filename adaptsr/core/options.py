@@ -76,6 +76,34 @@ def expand_env(where, value):
     return out
 
 
+#: the documented default layout of the shipped options files: a relative path under one of these prefixes is
+#: relocated by its environment variable where that is set (adaptsr's commands set them, see :func:`default_env`);
+#: without it (a plain BasicSR pipeline) the path stays relative to the working directory
+#: (the embedded demo data, ``datasets/demo/``, is built in the checkout by ``scripts/prepare_demo_data.py`` and
+#: never relocated)
+DEFAULT_LAYOUT = (('datasets/demo/', None), ('datasets/benchmark/', 'ADAPTSR_BENCHMARK'),
+                  ('weights/official/', 'ADAPTSR_WEIGHTS'), ('datasets/', 'ADAPTSR_DATA'))
+
+
+def locate(where, value):
+    """``value`` with environment variables expanded (:func:`expand_env`), and a relative path of the default layout
+    (``datasets/benchmark/Set5/HR``, ``weights/official/ETDS/...``, ``datasets/train291/...``) relocated under its
+    variable (``ADAPTSR_BENCHMARK``, ``ADAPTSR_WEIGHTS``, ``ADAPTSR_DATA``) where that is set; ``~`` is expanded.
+
+    Raises:
+        OptionError: a variable in ``value`` that is not set.
+    """
+    value = expand_env(where, value)
+    if not isinstance(value, str):
+        return value
+    value = osp.expanduser(value)
+    if not osp.isabs(value):
+        for prefix, var in DEFAULT_LAYOUT:
+            if value.startswith(prefix):
+                return osp.join(os.environ[var], value[len(prefix):]) if var and os.environ.get(var) else value
+    return value
+
+
 def default_env(root_path):
     """Defaults of the data/weights locations used in the shipped YAML files.
 
@@ -90,8 +118,8 @@ def default_env(root_path):
 
 
 def expand_paths(opt):
-    """Expand environment variables in ``datasets.*.dataroot_*``/``meta_info_file``, ``path.*`` strings and the
-    strings of the method's ``train.<section>`` (e.g. CABM's ``train.cabm.lut_dataroot``).
+    """:func:`locate` the ``datasets.*.dataroot_*``/``meta_info_file``, ``path.*`` strings and the strings of the
+    method's ``train.<section>`` (e.g. CABM's ``train.cabm.lut_dataroot``).
 
     Raises:
         ValueError: a variable that is not set (the option and value are named).
@@ -100,13 +128,13 @@ def expand_paths(opt):
     for name, dopt in (opt.get('datasets') or {}).items():
         for key in list(dopt):
             if key.startswith('dataroot') or key == 'meta_info_file':
-                dopt[key] = expand_env(f'datasets.{name}.{key}', dopt[key])
+                dopt[key] = locate(f'datasets.{name}.{key}', dopt[key])
     for key in list(opt.get('path') or {}):
-        opt['path'][key] = expand_env(f'path.{key}', opt['path'][key])
+        opt['path'][key] = locate(f'path.{key}', opt['path'][key])
     for section, sub in (opt.get('train') or {}).items():
         if isinstance(sub, dict):
             for key in list(sub):
-                sub[key] = expand_env(f'train.{section}.{key}', sub[key])
+                sub[key] = locate(f'train.{section}.{key}', sub[key])
     return opt
 
 

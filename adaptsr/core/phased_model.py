@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from adaptsr.core.checkpoints import load_into
 from adaptsr.core.errors import DivergedLossError, NonFiniteLossError  # noqa: F401
 from adaptsr.core.options import (BASICSR_VAL_OPTIONS, DIVERGENCE_DEFAULTS, OptionError, check_options, declared,
-                                  resolved)
+                                  locate, resolved)
 from adaptsr.core.phases import Phase, PhaseSchedule
 from adaptsr.utils.atomic import atomic_torch_save
 from adaptsr.utils.resume import POSITION
@@ -92,6 +92,7 @@ class PhasedSRModel(SRModel):
         Raises:
             FileNotFoundError, ValueError, KeyError, RuntimeError: see :func:`~adaptsr.core.checkpoints.load_into`.
         """
+        load_path = locate('path.pretrain_network', load_path)  # the default layout, also under plain BasicSR
         load_into(self.get_bare_model(net), load_path, strict=strict, param_key=param_key, scale=self.opt.get('scale'),
                   may_be_missing=self.keys_new_at_start(net))
 
