@@ -31,13 +31,13 @@ from adaptsr.core.checkpoint_io import load_checkpoint  # noqa: E402
 from adaptsr.core.checkpoints import checkpoint_state_dict  # noqa: E402
 from adaptsr.bench.measure import quality  # noqa: E402
 from adaptsr.core.data_util import read_image  # noqa: E402
-from adaptsr.core.options import expand_env  # noqa: E402
+from adaptsr.core.options import locate  # noqa: E402
 from adaptsr.core.data_prep import list_images  # noqa: E402
 from adaptsr.utils.atomic import atomic_write  # noqa: E402
 
 
 def _path(value, what):
-    path = expand_env(what, str(value))
+    path = locate(what, str(value))
     if not osp.exists(path):
         raise FileNotFoundError(f'{what}: {value!r} -> {path!r} does not exist (set ADAPTSR_WEIGHTS / '
                                 'ADAPTSR_BENCHMARK?)')
