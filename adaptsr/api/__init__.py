@@ -24,7 +24,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from adaptsr.api.runtimes import OnnxModel, TFLiteModel
 from adaptsr.api.weights import resolve
 from adaptsr.core.checkpoints import recognise_checkpoint
-from adaptsr.core.declarations import adaptsr_models, declared, declared_knobs, side_file_keys
+from adaptsr.core.declarations import adaptsr_models, declared, declared_knobs, side_file_keys, side_file_specs
 from adaptsr.core.errors import LoadError  # noqa: F401  (importable from here too)
 from adaptsr.core.options import check_options, default_env, load_test_options
 
@@ -106,11 +106,8 @@ def options_for(source, scale=None, device='cpu', files=None, force_yml=(), out_
 
 def _side_file_what(key):
     """How a side file is named in messages: ``a <what>`` where a model declares one, else ``path.<key>``."""
-    for cls in adaptsr_models().values():
-        spec = declared(cls, 'side_files').get(key)
-        if spec and spec.get('what'):
-            return f'a {spec["what"]}'
-    return f'path.{key}'
+    what = side_file_specs().get(key, {}).get('what')
+    return f'a {what}' if what else f'path.{key}'
 
 
 def knob_names(model_type):

@@ -7,7 +7,7 @@ import argparse
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from adaptsr.api import options_for
-from adaptsr.core.declarations import adaptsr_models, declared, side_file_keys
+from adaptsr.core.declarations import declared, side_file_keys, side_file_specs
 from adaptsr.core.errors import InferError
 from adaptsr.core.options import check_options
 from adaptsr.utils.argtypes import CLIParser, int_at_least
@@ -122,16 +122,6 @@ def knob_flags():
         for dest, spec in (cls.__dict__.get('knob_flags') or {}).items():
             flags.setdefault(dest, (name, spec))
     return flags
-
-
-def side_file_specs():
-    """``{path key: spec}`` of the side files every registered model declares (``side_files``; the first
-    declaration of a key gives its flag and help)."""
-    specs = {}
-    for cls in adaptsr_models().values():
-        for key, spec in declared(cls, 'side_files').items():
-            specs.setdefault(key, spec)
-    return specs
 
 
 def summary_stats():

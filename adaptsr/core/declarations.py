@@ -43,3 +43,13 @@ def side_file_keys():
         for key in declared(cls, 'side_files'):
             keys.setdefault(key, []).append(name)
     return keys
+
+
+def side_file_specs():
+    """``{path key: spec}`` of the side files every registered model declares (``side_files``; the first
+    declaration of a key gives its flag and help)."""
+    specs = {}
+    for cls in adaptsr_models().values():
+        for key, spec in declared(cls, 'side_files').items():
+            specs.setdefault(key, spec)
+    return specs
