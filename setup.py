@@ -30,6 +30,7 @@ setup(
         'adaptsr-infer=adaptsr.cli.infer:main', 'adaptsr-train=adaptsr.cli.train:main',
         'adaptsr-test=adaptsr.cli.test:main', 'adaptsr-bench=adaptsr.cli.bench:main',
         'adaptsr-convert=adaptsr.cli.convert:main', 'adaptsr-export=adaptsr.cli.export:main',
-        'adaptsr-weights=adaptsr.cli.weights:main'
+        'adaptsr-weights=adaptsr.cli.weights:main', 'adaptsr-prepare=adaptsr.cli.prepare:main',
+        'adaptsr-cabm-table=adaptsr.methods.cabm.table_cli:main'
     ]},
 )

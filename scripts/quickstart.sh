@@ -7,12 +7,12 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 . .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-python scripts/prepare_demo_data.py
-python train.py -opt options/train/pcsr_carn_x4_demo.yml 2>&1 | grep -E "Entering phase|Validation|psnr|gflops|heavy|iter:.*00,|End of|Error" || true
+adaptsr-prepare demo
+adaptsr-train -opt pcsr_carn_x4_demo 2>&1 | grep -E "Entering phase|Validation|psnr|gflops|heavy|iter:.*00,|End of|Error" || true
 test -f experiments/pcsr_carn_x4_demo/models/net_g_latest.pth
-python test.py -opt options/test/pcsr_carn_x4_demo.yml 2>&1 | sed -n '/Budget sweep/,/^$/p' | grep -v "^$" || true
+adaptsr-test -opt pcsr_carn_x4_demo 2>&1 | sed -n '/Budget sweep/,/^$/p' | grep -v "^$" || true
 test -f results/pcsr_carn_x4_demo/demo_val_sweep.csv
-python scripts/benchmark.py -opt options/test/pcsr_carn_x4_demo.yml --json results/pcsr_carn_x4_demo/bench.json --overwrite
+adaptsr-bench -opt pcsr_carn_x4_demo -o results/pcsr_carn_x4_demo/bench.json --overwrite
 # the trained model on images as a user has them (README "Your own images"): SR, classification maps, a CSV row each
 adaptsr-infer datasets/demo/val/LR_bicubic/X4 -o results/pcsr_carn_x4_demo/infer --overwrite --quiet --maps \
     --model experiments/pcsr_carn_x4_demo/models/net_g_latest.pth --hr datasets/demo/val/HR

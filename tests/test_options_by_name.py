@@ -44,7 +44,8 @@ def test_the_commands_take_a_name(tmp_path):
     assert not os.listdir(tmp_path)  # nothing made before the options are known
     proc = subprocess.run([sys.executable, '-m', 'adaptsr.cli.bench', '--compare', 'x5', '--json', 'c.json'],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and 'no shipped compare options have that name (shipped: fsrcnn_pcsr_x4, x2, x4)' in proc.stderr
+    assert proc.returncode == 2
+    assert 'no shipped compare options have that name (shipped: fsrcnn_pcsr_x4, x2, x4)' in proc.stderr
 
 
 def test_force_yml_indexes_lists():

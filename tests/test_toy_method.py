@@ -57,7 +57,8 @@ for name, kwargs in (('range', {'strength': 3.0}), ('unknown', {'k': 1.0})):
         errors[name] = str(err)
 with torch.no_grad():
     built = float((found.build()(lq) - net(lq)).abs().max())
-print(json.dumps({'built_equal': built, 'arch': found.arch, 'method': found.method, 'scale': found.scale, 'model_type': found.model_type,
+print(json.dumps({'built_equal': built, 'arch': found.arch, 'method': found.method, 'scale': found.scale,
+                  'model_type': found.model_type,
                   'knobs': found.knobs, 'zero_is_bicubic': float((zero - bicubic).abs().max()),
                   'half_is_midway': float((half - (full + zero) / 2).abs().max()),
                   'full_stats': full_stats, 'zero_stats': zero_stats, 'errors': errors}))

@@ -2,7 +2,8 @@
 the benchmark sets, through the bench's one loop (:func:`adaptsr.bench.measure.run_configs`: interleaved image by
 image, each image's time the fastest of ``repeats`` after a warm-up run).
 
-Each model is ``label=path``: ``.onnx`` and ``.tflite`` load as ``adaptsr.load`` loads them (:mod:`adaptsr.api.runtimes`);
+Each model is ``label=path``: ``.onnx`` and ``.tflite`` load as ``adaptsr.load`` loads them
+(:mod:`adaptsr.api.runtimes`);
 a ``.pth`` is the network its checkpoint format builds, run bare in PyTorch fp32 (no tiles, no cost counting), a
 ``torch_plain`` label prefix its exported form (the format's ``deploy``: e.g. ETDS's equivalent plain net), and a
 network with a ``pams`` mode (a bit-mapped checkpoint) its PAMS w8a8 simulation. Reads

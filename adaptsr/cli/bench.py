@@ -57,7 +57,8 @@ def main(argv=None, root=None):
                         help='skip the peak-memory probe (on CPU a fresh process per configuration)')
     parser.add_argument('--repeats', type=int_at_least(1), default=1,
                         help='time each image K times and keep the fastest')
-    parser.add_argument('-o', '--output', '--json', dest='json', required=True, help='output JSON (a CSV and a PNG plot are written beside it)')
+    parser.add_argument('-o', '--output', '--json', dest='json', required=True,
+                        help='output JSON (a CSV and a PNG plot are written beside it)')
     parser.add_argument('--overwrite', action='store_true', help='replace existing output files (refused otherwise)')
     parser.add_argument('--probe-memory', default=None, help=argparse.SUPPRESS)  # internal: fresh-process probe
     parser.add_argument('--root', default=None, help=argparse.SUPPRESS)  # internal: the probe's root

@@ -1,18 +1,23 @@
 """Data preparation: sub-images, bicubic LR and LMDBs from any folder of HR images.
 
-Shared by ``scripts/prepare_data.py`` (any HR folder -> training LMDBs), ``prepare_demo_data.py``,
-``extract_subimages.py`` and ``create_lmdb.py``. BasicSR 1.4.2 on PyPI ships ``LmdbMaker`` and the MATLAB-compatible
+Behind ``adaptsr-prepare`` (:mod:`adaptsr.cli.prepare`: ``demo``, ``lmdb``, ``subimages``, ``pack``) and the
+repository's ``scripts/prepare_*.py`` wrappers. BasicSR 1.4.2 on PyPI ships ``LmdbMaker`` and the MATLAB-compatible
 ``imresize`` but not its ``scripts/``; this module re-implements the sub-image rule and writes LMDBs atomically.
 """
+import contextlib
+import io
 import math
 import os
 import os.path as osp
 import re
 import shutil
+import tempfile
 from functools import reduce
+from multiprocessing import Pool
 
 import cv2
 import numpy as np
+import skimage.data
 from basicsr.utils import scandir
 from basicsr.utils.lmdb_util import LmdbMaker, make_lmdb_from_imgs
 from basicsr.utils.matlab_functions import imresize
@@ -270,10 +275,153 @@ def create_lmdb(folder, lmdb_path, suffix_to_strip=None, n_thread=2):
     try:
         # BasicSR sizes the map from the first image (x 10 x count), too small for tiny images (MDB_MAP_FULL); the
         # map is virtual address space, as AtomicLmdb's
-        make_lmdb_from_imgs(folder, partial, names, keys, n_thread=n_thread, multiprocessing_read=False,
-                            map_size=1 << 36)
+        # BasicSR's writer prints a line and a progress bar per image; the callers print one summary line instead
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            make_lmdb_from_imgs(folder, partial, names, keys, n_thread=n_thread, multiprocessing_read=False,
+                                map_size=1 << 36)
         os.replace(partial, lmdb_path)
     finally:
         if osp.exists(partial):
             shutil.rmtree(partial)
     return lmdb_path
+
+
+def _subimages_of_file(job):
+    """Sub-images of one file into ``out_dir`` (:func:`extract_subimage_folder`'s worker); returns their count."""
+    path, out_dir, crop_size, step, thresh_size, compress_level, strip_suffix, augment_scales = job
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f'cannot read image {path!r}')
+    stem = osp.splitext(osp.basename(path))[0]
+    if strip_suffix and stem.endswith(strip_suffix):
+        stem = stem[:-len(strip_suffix)]
+    n = 0
+    for scale in augment_scales or [None]:
+        src, prefix = img, ''
+        if scale is not None:
+            prefix = f's{int(round(scale * 100)):03d}_'
+            if scale != 1:
+                src = resize_uint8(img, scale)
+        for i, sub in enumerate(extract_subimages(src, crop_size, step, thresh_size)):
+            write_png(osp.join(out_dir, f'{prefix}{stem}_s{i + 1:03d}.png'), sub, compress_level)
+            n += 1
+    return n
+
+
+def extract_subimage_folder(input_dir, output_dir, crop_size=480, step=240, thresh_size=0, compress_level=3,
+                            strip_suffix=None, augment_scales=None, n_thread=2):
+    """Crop every image of a folder into sub-images (BasicSR's ``extract_subimages`` rule), all or nothing.
+
+    Names are ``<stem>_s###.png``; with ``augment_scales`` (PCSR's multi-scale HR, MATLAB bicubic) the factor is
+    prefixed as ``s090_<stem>_s###.png`` (a dot in a name would break LMDB keys).
+
+    Args:
+        input_dir (str): images (PNG, WebP, BMP, JPEG, TIFF; uint8 or uint16).
+        output_dir (str): the folder to create; it must not exist (never overwritten).
+        crop_size, step, thresh_size (int): the sub-image size, stride and the border remainder (pixels) that gets
+            its own flush crop.
+        compress_level (int): PNG compression 0-9.
+        strip_suffix (str | None): removed from stems (e.g. ``x4``) so GT and LQ names match.
+        augment_scales (list[float] | None): HR resize factors, e.g. ``[1, 0.9, 0.8, 0.7, 0.6]``.
+        n_thread (int): worker processes.
+
+    Returns:
+        tuple[int, int]: the images read and the sub-images written.
+
+    Raises:
+        FileExistsError: ``output_dir`` exists. ValueError: no images, or one that cannot be decoded (every image is
+            checked before anything is written; an interrupted run leaves no partial ``output_dir``).
+    """
+    names = list_images(input_dir)
+    if not names:
+        raise ValueError(f'no images in {input_dir!r}')
+    if osp.exists(output_dir):
+        raise FileExistsError(f'{output_dir!r} already exists; remove it first (adaptsr never overwrites data)')
+    for n in names:
+        if cv2.imread(osp.join(input_dir, n), cv2.IMREAD_UNCHANGED) is None:
+            raise ValueError(f'{osp.join(input_dir, n)}: cannot be read as an image (empty, truncated or not an image '
+                             'file); nothing was written')
+    out = osp.abspath(output_dir)
+    partial = tempfile.mkdtemp(prefix=f'.{osp.basename(out)}.', suffix='.partial', dir=osp.dirname(out))
+    try:
+        jobs = [(osp.join(input_dir, n), partial, crop_size, step, thresh_size, compress_level, strip_suffix,
+                 augment_scales) for n in names]
+        if n_thread > 1:
+            with Pool(n_thread) as pool:
+                counts = pool.map(_subimages_of_file, jobs)
+        else:
+            counts = [_subimages_of_file(j) for j in jobs]
+        os.rename(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return len(names), sum(counts)
+
+
+#: the demo set's photographs, from scikit-image's bundled data (no download): training and validation
+DEMO_TRAIN = ('astronaut', 'rocket', 'motorcycle_left', 'hubble_deep_field', 'immunohistochemistry')
+DEMO_VAL = ('chelsea', 'coffee')
+DEMO_SCALES = (2, 3, 4)
+
+
+def _skimage_photo(name):
+    """A photograph bundled with scikit-image, as uint8 BGR (H, W, 3)."""
+    img = skimage.data.stereo_motorcycle()[0] if name == 'motorcycle_left' else getattr(skimage.data, name)()
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    return cv2.cvtColor(img[..., :3].astype(np.uint8), cv2.COLOR_RGB2BGR)
+
+
+def build_demo_data(root, crop=128, step=64):
+    """Build the embedded demo data set from photographs bundled with scikit-image (installed with adaptsr).
+
+    Layout under ``root`` (the shipped ``*_demo.yml`` options read ``datasets/demo`` in the working directory)::
+
+        train/HR/<name>.png                     full training photographs
+        train/HR_sub128/<name>_s###.png         HR sub-images (crop x crop, stride step): PCSR's training crops
+        train/LR_bicubic_sub/X{2,3,4}/...       their bicubic LR (uint8), for paired-data baselines
+        train_HR_sub128.lmdb                    LMDB of the HR sub-images (meta_info.txt inside)
+        train_LR_bicubic_X{2,3,4}_sub.lmdb      LMDBs of the paired LR sub-images
+        val/HR/<name>.png, val/LR_bicubic/X{s}/<name>x{s}.png   validation pairs (EDSR layout)
+
+    LR images are BasicSR's MATLAB-compatible bicubic ``imresize`` rounded to uint8. A finished set (``.complete``
+    inside) is kept as it is.
+
+    Args:
+        root (str): the folder to build.
+        crop, step (int): HR sub-image size and stride in pixels.
+
+    Returns:
+        dict | None: ``train``, ``val`` (photo counts) and ``sub_images``; None when ``root`` is already complete.
+
+    Raises:
+        FileExistsError: ``root`` exists, is not empty and is not a finished demo set (nothing is overwritten).
+    """
+    root = osp.abspath(root)
+    if osp.exists(osp.join(root, '.complete')):
+        return None
+    if osp.exists(root) and os.listdir(root):
+        raise FileExistsError(f'{root} exists but is not a finished demo set; delete it and run again (nothing is '
+                              'overwritten)')
+    n_sub = 0
+    for name in DEMO_TRAIN:
+        img = _skimage_photo(name)
+        write_png(osp.join(root, 'train', 'HR', f'{name}.png'), img)
+        for i, sub in enumerate(extract_subimages(img, crop, step, thresh_size=crop // 2)):
+            write_png(osp.join(root, 'train', 'HR_sub128', f'{name}_s{i + 1:03d}.png'), sub)
+            for s in DEMO_SCALES:
+                _, lr = bicubic_downscale(sub, s)
+                write_png(osp.join(root, 'train', 'LR_bicubic_sub', f'X{s}', f'{name}_s{i + 1:03d}.png'), lr)
+            n_sub += 1
+    for name in DEMO_VAL:
+        img = _skimage_photo(name)
+        write_png(osp.join(root, 'val', 'HR', f'{name}.png'), img)
+        for s in DEMO_SCALES:
+            _, lr = bicubic_downscale(img, s)
+            write_png(osp.join(root, 'val', 'LR_bicubic', f'X{s}', f'{name}x{s}.png'), lr)
+    create_lmdb(osp.join(root, 'train', 'HR_sub128'), osp.join(root, 'train_HR_sub128.lmdb'))
+    for s in DEMO_SCALES:
+        create_lmdb(osp.join(root, 'train', 'LR_bicubic_sub', f'X{s}'),
+                    osp.join(root, f'train_LR_bicubic_X{s}_sub.lmdb'))
+    open(osp.join(root, '.complete'), 'w').close()
+    return {'train': len(DEMO_TRAIN), 'val': len(DEMO_VAL), 'sub_images': n_sub}

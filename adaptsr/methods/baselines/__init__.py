@@ -1,4 +1,5 @@
-"""The released networks the methods compare with or build on: CARN and CARN-M, ECBSR, ABPN, ESPCN, FSRCNN, SRResNet parts, the plain net and bicubic.
+"""The released networks the methods compare with or build on: CARN and CARN-M, ECBSR, ABPN, ESPCN, FSRCNN,
+SRResNet parts, the plain net and bicubic.
 
 Importing the package registers its classes in BasicSR's registries and its checkpoint formats.
 """
