@@ -22,7 +22,7 @@ setup(
     install_requires=[
         'basicsr==1.4.2', 'torch>=2.0', 'torchvision', 'pyyaml', 'lmdb', 'opencv-python', 'numpy',
         'scipy', 'scikit-image', 'tensorboard', 'tqdm', 'matplotlib', 'ninja', 'setuptools', 'addict', 'future', 'yapf',
-        'requests', 'Pillow', 'pooch'
+        'requests', 'Pillow', 'pooch', 'safetensors'
     ],
     extras_require={'test': ['pytest'], 'deploy': ['onnx', 'onnxruntime', 'litert-torch'],
                     'spandrel': ['spandrel>=0.4']},

@@ -48,12 +48,14 @@ class OnnxModel(_ExportedModel):
         if len(inputs) != 1:
             raise LoadError(f'{path}: expected a model with one input, found {[i.name for i in inputs]}')
         self.input_name = inputs[0].name
-        probe = self.session.run(None, {self.input_name: np.zeros((1, 3, 8, 8), np.float32)})[0]
+        # an fp16 export (adaptsr-export --fp16) takes and returns float16: fed and read back as float32 pixels
+        self.input_dtype = np.float16 if inputs[0].type == 'tensor(float16)' else np.float32
+        probe = self.session.run(None, {self.input_name: np.zeros((1, 3, 8, 8), self.input_dtype)})[0]
         self.scale = self._check_scale(path, probe.shape[-1] / 8, scale)
 
     def test(self):
-        out = self.session.run(None, {self.input_name: self.lq.cpu().numpy().astype(np.float32)})[0]
-        self.output = torch.from_numpy(out)
+        out = self.session.run(None, {self.input_name: self.lq.cpu().numpy().astype(self.input_dtype)})[0]
+        self.output = torch.from_numpy(out.astype(np.float32))
 
 
 class TFLiteModel(_ExportedModel):

@@ -42,8 +42,9 @@ def main(argv=None):
     parser = CLIParser(prog='adaptsr-convert', description=__doc__)
     parser.add_argument('--method', required=True, choices=sorted(CONVERTERS),
                         help='; '.join(f'{name}: {text}' for name, (_, text) in sorted(CONVERTERS.items())))
-    parser.add_argument('--input', required=True, help='official checkpoint')
-    parser.add_argument('-o', '--output', required=True, help='converted BasicSR checkpoint (.pth)')
+    parser.add_argument('-i', '--input', required=True, help='official checkpoint')
+    parser.add_argument('-o', '--output', required=True,
+                        help='converted checkpoint: .pth (BasicSR) or .safetensors (one state_dict, meta in the header)')
     parser.add_argument('--scale', type=int_at_least(1), default=4)
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --output')
     parser.add_argument('--param-key', default='auto',

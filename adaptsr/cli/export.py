@@ -11,8 +11,14 @@
     adaptsr-export --input experiments/<cabm run>/models/net_t_pams.pth --scale 4 --output pams_fp32.onnx \
         --int8 pams_w8a8.onnx [--pams-int8-outputs]
 
-The format follows ``--output``'s extension (``.onnx`` or ``.tflite``); ``--int8`` writes the INT8 model of the same
-format. ``--input`` may be any checkpoint the ETDS converter reads: a plain ETDSPlain file (released or converted),
+    # fp16 ONNX beside the fp32 one (chaiNNer's and the GPU runtimes' "fp16" models: float16 weights, input, output)
+    adaptsr-export --input $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 --output etds_m.onnx --fp16 etds_m_fp16.onnx
+    # the deployable network's weights as safetensors (its metadata names the arch and scale), reloaded and compared
+    adaptsr-export --input $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 --output etds_m.safetensors
+
+The format follows ``--format`` or else ``--output``'s extension (``.onnx``, ``.tflite`` or ``.safetensors``);
+``--int8`` writes the INT8 model of the same format, ``--fp16`` an fp16 ONNX model (checked against PyTorch fp32
+within one 8-bit level, 1/255). ``--input`` may be any checkpoint the ETDS converter reads: a plain ETDSPlain file (released or converted),
 or anything with an equivalent plain form (ETDSNet, ETDS ablations, ECBSR in either form, ABPN; our own
 net_g_*.pth), which is first converted to ETDSPlain by the equivalent transformation and verified. The released
 baselines without an equivalent transformation (ESPCN, FSRCNN, Plain) are exported as they are. A PAMS / CADyQ /
@@ -27,7 +33,11 @@ import os
 import os.path as osp
 import sys
 
+import numpy as np
+import torch
+
 from adaptsr.api import describe
+from adaptsr.core.checkpoint_io import basicsr_checkpoint, save_checkpoint
 from adaptsr.core.outputs import OutputPlanError, check_plan
 from adaptsr.deploy.onnx_export import export_onnx
 from adaptsr.deploy.onnx_quant import calibration_inputs, quantize_onnx_int8, quantize_pams_qdq
@@ -46,9 +56,12 @@ def main(argv=None):
 
 def _main(argv=None):
     parser = CLIParser(prog='adaptsr-export', description=__doc__)
-    parser.add_argument('--input', required=True, help='checkpoint (.pth)')
+    parser.add_argument('-i', '--input', required=True, help='checkpoint (.pth or .safetensors)')
     parser.add_argument('--scale', type=int_at_least(1), required=True)
-    parser.add_argument('-o', '--output', required=True, help='.onnx or .tflite file to write (the format)')
+    parser.add_argument('-o', '--output', required=True, help='.onnx, .tflite or .safetensors file to write')
+    parser.add_argument('--format', choices=('onnx', 'tflite', 'safetensors'), default=None,
+                        help="the output's format (default: --output's extension)")
+    parser.add_argument('--fp16', default=None, help='also write an fp16 ONNX model here')
     parser.add_argument('--opset', type=int_at_least(7), default=13)
     parser.add_argument('--param-key', default='auto', help='params, params_ema or auto (params_ema if present)')
     parser.add_argument('--overwrite', action='store_true')
@@ -71,13 +84,18 @@ def _main(argv=None):
                              '--calib), so that they run as integer convolutions: faster, but no longer exactly '
                              "PAMS' function (by default the outputs stay float, as PAMS trains them)")
     args = parser.parse_args(argv)
-    fmt = osp.splitext(args.output)[1].lower()
-    if fmt not in ('.onnx', '.tflite'):
-        parser.error(f'--output {args.output}: the extension must be .onnx or .tflite')
-    if args.int8 and osp.splitext(args.int8)[1].lower() != fmt:
-        parser.error(f'--int8 {args.int8}: must be a {fmt} file, as --output')
+    fmt = f'.{args.format}' if args.format else osp.splitext(args.output)[1].lower()
+    if fmt not in ('.onnx', '.tflite', '.safetensors'):
+        parser.error(f'--output {args.output}: the extension must be .onnx, .tflite or .safetensors (or give --format)')
+    if args.int8 and (fmt == '.safetensors' or osp.splitext(args.int8)[1].lower() != fmt):
+        parser.error(f'--int8 {args.int8}: must be a {fmt} file, as --output' if fmt != '.safetensors' else
+                     '--int8: a safetensors export holds the float weights only; use --output x.onnx or x.tflite')
+    if args.fp16 and (fmt != '.onnx' or not args.fp16.lower().endswith('.onnx')):
+        parser.error(f'--fp16 {args.fp16}: an fp16 model is exported to ONNX only (--output x.onnx --fp16 '
+                     'x_fp16.onnx)')
     plan = [(args.output, f'{fmt[1:].upper()} fp32 model')] + \
-        ([(args.int8, f'{fmt[1:].upper()} INT8 model')] if args.int8 else [])
+        ([(args.int8, f'{fmt[1:].upper()} INT8 model')] if args.int8 else []) + \
+        ([(args.fp16, 'ONNX fp16 model')] if args.fp16 else [])
     try:  # before any work: the INT8 model never replaces the fp32 one, nor an output the checkpoint
         check_plan(plan, [args.input] + [c for c in args.calib or () if osp.isfile(c)], args.overwrite)
     except OutputPlanError as err:
@@ -92,8 +110,20 @@ def _main(argv=None):
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
     if fmt == '.tflite':
         return _export_tflite(args, net)
+    if fmt == '.safetensors':
+        return _export_safetensors(args, net, found)
     res = export_onnx(net, args.output, opset=args.opset, overwrite=args.overwrite)
     _print_onnx(args, net, res)
+    if args.fp16:
+        with _errors_exit(RuntimeError):
+            photos = calibration_inputs(args.calib, args.scale, patch=96, stride=96, downscale=not args.calib_lr)
+            # two photograph patches as a batch, and an odd-sized crop of another (the dynamic axes)
+            checks = [np.concatenate(photos[:2]), photos[-1][:, :, :37, :53]]
+            half = export_onnx(net, args.fp16, opset=args.opset, overwrite=args.overwrite, fp16=True,
+                               check_inputs=checks)
+        print(f'{args.input} -> {half["path"]} (fp16 weights, input and output): onnxruntime fp16 vs PyTorch fp32 '
+              f'max |difference| = {half["max_abs_diff"]:.3g} (limit {half["tol"]:.3g}) on photographs '
+              f'{half["shapes"]}')
     if args.int8:
         inputs = _calibration(args, args.calib_patch)
         with _errors_exit():
@@ -117,6 +147,22 @@ def _print_onnx(args, net, res):
     print(f'{args.input} -> {res["path"]} ({type(net).__name__}, opset {res["opset"]}, dynamic N/H/W): '
           f'onnxruntime vs PyTorch max |difference| = {res["max_abs_diff"]:.3g} (limit {res["tol"]:.3g}; PyTorch fp32 '
           f'vs fp64 {res["fp32_error"]:.3g}) on inputs {res["shapes"]}')
+
+
+def _export_safetensors(args, net, found):
+    """The deployable network's state_dict as safetensors (meta: arch, scale, method, source), then reloaded by
+    :func:`adaptsr.api.describe` and compared with ``net`` on a photograph: the difference must be 0."""
+    ckpt = basicsr_checkpoint(net.state_dict(), found.method, type(net).__name__, args.scale, args.input)
+    with _errors_exit():
+        save_checkpoint(ckpt, args.output, overwrite=args.overwrite)
+    x = torch.from_numpy(calibration_inputs(None, args.scale, patch=48, stride=48)[0])
+    with torch.no_grad(), _errors_exit():
+        diff = float((describe(args.output, args.scale).build()(x) - net.eval()(x)).abs().max())
+    if diff != 0:
+        sys.exit(f'export: {args.output} reloads to a network that differs by {diff:.3g}; the file was kept for '
+                 'inspection')
+    print(f'{args.input} -> {args.output} ({type(net).__name__} x{args.scale}, {len(ckpt["params"])} tensors, '
+          'safetensors): reloaded, identical output on a photograph (max |difference| 0)')
 
 
 def _calibration(args, patch):

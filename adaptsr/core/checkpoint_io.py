@@ -1,19 +1,47 @@
-"""Official checkpoint -> adaptsr (BasicSR) checkpoint converters, one module per method.
+"""Checkpoint files: reading and writing ``.pth`` (torch) and ``.safetensors`` files, and the BasicSR checkpoint the
+converters of each method return.
 
 Each converter returns a BasicSR checkpoint dict ``{'params': sd, 'params_ema': sd, 'meta': {...}}``; ``meta``
 records the method, arch, scale and source file, and adaptsr models refuse a checkpoint whose scale differs
 from the YAML's.
 """
+import json
 import os.path as osp
 
+import safetensors
+import safetensors.torch
 import torch
 
 from adaptsr.core.errors import CheckpointError  # noqa: F401  (importable from here too)
-from adaptsr.utils.atomic import atomic_torch_save
+from adaptsr.utils.atomic import atomic_torch_save, atomic_write
+
+#: the ``__metadata__`` key of an adaptsr ``.safetensors`` file that holds the checkpoint's ``meta`` (JSON)
+SAFETENSORS_META = 'adaptsr_meta'
+
+
+def is_safetensors(path):
+    """Whether ``path`` names a safetensors file (by its extension, as spandrel and chaiNNer tell them apart)."""
+    return str(path).lower().endswith('.safetensors')
+
+
+def _load_safetensors(path):
+    """A ``.safetensors`` file as a checkpoint: ``{'params': sd, 'meta': {...}}`` for one adaptsr wrote (its ``meta``
+    kept in the header), the bare state_dict otherwise (the usual layout of SR model files)."""
+    sd = safetensors.torch.load_file(path, device='cpu')
+    with safetensors.safe_open(path, framework='pt') as f:
+        header = f.metadata() or {}
+    if SAFETENSORS_META not in header:
+        return sd
+    try:
+        meta = json.loads(header[SAFETENSORS_META])
+    except ValueError as err:
+        raise CheckpointError(f'checkpoint {path}: the {SAFETENSORS_META!r} header is not JSON ({err})') from None
+    return {'params': sd, 'meta': meta}
 
 
 def load_checkpoint(path):
-    """``torch.load(path, map_location='cpu', weights_only=True)`` with errors that name the file.
+    """``torch.load(path, map_location='cpu', weights_only=True)``, or a ``.safetensors`` file (:func:`save_checkpoint`
+    writes them; a foreign one is its bare state_dict), with errors that name the file.
 
     Raises:
         FileNotFoundError: no such file.
@@ -26,7 +54,10 @@ def load_checkpoint(path):
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist')
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        return _load_safetensors(path) if is_safetensors(path) else torch.load(path, map_location='cpu',
+                                                                                weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as err:
         if osp.getsize(path) == 0:
             raise CheckpointError(f'checkpoint {path}: the file is empty') from err
@@ -59,6 +90,11 @@ def save_checkpoint(ckpt, path, overwrite=False):
     """Save a converted checkpoint (atomically); refuses to overwrite an existing file unless ``overwrite``, and
     refuses a checkpoint with NaN/Inf tensors.
 
+    A ``.safetensors`` ``path`` gets one network's state_dict (``params_ema`` where present, else ``params``; the flat
+    layout spandrel and chaiNNer read), with ``meta`` (method, arch, scale, source) as JSON in the header, so that
+    :func:`load_checkpoint` returns the same checkpoint less the other weights; anything else is written by
+    ``torch.save``.
+
     Raises:
         FileExistsError: ``path`` exists and not ``overwrite``.
         ValueError: a tensor holds NaN/Inf (named).
@@ -66,7 +102,17 @@ def save_checkpoint(ckpt, path, overwrite=False):
     if osp.exists(path) and not overwrite:
         raise FileExistsError(f'{path!r} exists; choose another --output or pass --overwrite')
     check_finite(ckpt, f'refusing to save {path}')
-    atomic_torch_save(ckpt, path)
+    if not is_safetensors(path):
+        atomic_torch_save(ckpt, path)
+        return path
+    key = 'params_ema' if isinstance(ckpt.get('params_ema'), dict) else 'params'
+    if not isinstance(ckpt.get(key), dict):
+        raise ValueError(f'{path}: a safetensors file holds one state_dict; the checkpoint has no params')
+    # safetensors refuses tensors that share memory (tied or viewed weights): each is written as its own copy
+    sd = {k: v.detach().contiguous().clone() for k, v in ckpt[key].items()}
+    header = {'format': 'pt', SAFETENSORS_META: json.dumps(ckpt.get('meta') or {}, default=str)}
+    with atomic_write(path) as tmp:
+        safetensors.torch.save_file(sd, tmp, metadata=header)
     return path
 
 
