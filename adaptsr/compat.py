@@ -35,7 +35,10 @@ attributes replaced:
   strings are expanded (``${ADAPTSR_BENCHMARK}``, ``${ADAPTSR_WEIGHTS}``, ``${ADAPTSR_DATA}``), dataset paths are
   checked, ``num_gpu`` is checked against the CUDA devices torch sees, ``train.total_iter`` is derived from
   ``train.phases`` when absent, and
-  :func:`adaptsr.core.options.check_options` rejects unknown keys, all before an experiment folder is made.
+  :func:`adaptsr.core.options.check_options` rejects unknown keys, all before an experiment folder is made;
+  adaptsr's ``--overwrite`` is taken out of ``sys.argv`` here;
+* ``basicsr.train.make_exp_dirs`` and ``basicsr.test.make_exp_dirs``: a file path declared by a model is not made a
+  directory, and ``--overwrite`` replaces the run's folders instead of archiving them (:func:`_wrap_make_exp_dirs`).
 
 Without :func:`patch_pipelines` (a plain BasicSR ``train.py`` that imports adaptsr) the shipped training YAMLs still
 run: they carry ``total_iter``, and the models check their options when they are built.
@@ -43,6 +46,7 @@ run: they carry ``total_iter``, and the models check their options when they are
 import importlib
 import os
 import os.path as osp
+import shutil
 import sys
 
 import yaml
@@ -56,6 +60,8 @@ from adaptsr.core.phases import PhaseSchedule
 from adaptsr.utils.resume import find_resume_state, remove_partial_writes, resumable_prefetcher
 
 _PATCHED = False
+#: this run's adaptsr-only flags, taken out of ``sys.argv`` before BasicSR's parser sees them
+_RUN = {'overwrite': False}
 
 
 def _cpu_safe_load_resume_state(opt):
@@ -150,6 +156,8 @@ def _wrap_parse_options(parse_options):
 
     def parse_options_checked(root_path, is_train=True):
         default_env(root_path)
+        _RUN['overwrite'] = '--overwrite' in sys.argv  # adaptsr's flag, unknown to BasicSR's parser
+        sys.argv[:] = [a for a in sys.argv if a != '--overwrite']
         if '-opt' in sys.argv[:-1]:  # a shipped options file by name: -opt pcsr_carn_x4
             i = sys.argv.index('-opt') + 1
             sys.argv[i] = find_options(sys.argv[i], 'train' if is_train else 'test')
@@ -164,6 +172,8 @@ def _wrap_parse_options(parse_options):
         for key in ('name', 'model_type', 'datasets', 'network_g', 'path') + (('train', 'logger') if is_train else ()):
             if key not in opt:
                 raise OptionError(f'{args.opt}: required top-level key {key!r} is missing')
+        if _RUN['overwrite'] and getattr(args, 'auto_resume', False):
+            raise OptionError('--overwrite and --auto-resume: choose one (start over, or continue the run)')
         _apply_indexed_force_yml(opt, indexed, args.opt)
         opt['root_path'] = root_path
         expand_paths(opt)
@@ -182,7 +192,9 @@ def _wrap_parse_options(parse_options):
 def _wrap_make_exp_dirs(make_exp_dirs):
     """``basicsr.utils.make_exp_dirs`` makes a directory at every ``path.*`` value but the checkpoint ones; the file
     that a model reads from ``path`` (a key some registered model declares in ``side_files``, e.g. an edge-to-bit
-    table) is left out, and a file where a directory is due is an error naming the key."""
+    table) is left out, and a file where a directory is due is an error naming the key. With ``--overwrite`` the
+    run's folders (``experiments/<name>`` and ``tb_logger/<name>``, or ``results/<name>``) are removed first; without
+    it BasicSR archives them as ``<folder>_archived_<time>``, so nothing is lost either way but by the flag."""
 
     def make_exp_dirs_files_kept(opt):
         path_opt = opt['path']
@@ -194,6 +206,12 @@ def _wrap_make_exp_dirs(make_exp_dirs):
             if osp.isfile(value):
                 raise OptionError(f'path.{key}: {value!r} is a file, but BasicSR makes a directory there')
         files = {k: path_opt.pop(k) for k in list(path_opt) if k in file_keys}
+        if _RUN['overwrite']:  # replace the run's folders instead of archiving them as <name>_archived_<time>
+            for folder in ([path_opt['experiments_root'], osp.join(opt['root_path'], 'tb_logger', opt['name'])]
+                           if opt['is_train'] else [path_opt['results_root']]):
+                if osp.isdir(folder):
+                    print(f'--overwrite: removing {folder}', flush=True)
+                    shutil.rmtree(folder)
         try:
             return make_exp_dirs(opt)
         finally:

@@ -87,3 +87,33 @@ def test_a_folder_run_continues_with_skip_existing(tmp_path):
     rows = json.load(open(tmp_path / 'sr' / 'adaptsr_infer.json'))
     assert [r['image'] for r in rows] == ['a.png', 'b.png', 'c.png'] and not any(r.get('error') for r in rows)
     assert rows[2]['sr_w'] == 60 and (tmp_path / 'sr' / 'a.png').stat().st_mtime_ns == before
+
+
+def test_test_overwrite_replaces_the_results_folder_and_the_default_archives_it(tmp_path, demo_data):
+    """``adaptsr-test`` keeps an earlier run's results (BasicSR archives them) unless ``--overwrite``."""
+    from conftest import WEIGHTS, require, write_yaml
+    opt = {'name': 'ow', 'model_type': 'ETDSModel', 'scale': 4, 'num_gpu': 0,
+           'datasets': {'test_1': {'name': 'demo', 'type': 'PairedImageDataset', 'phase': 'test', 'io_backend':
+                                   {'type': 'disk'}, 'dataroot_gt': osp.join(demo_data, 'val', 'HR'),
+                                   'dataroot_lq': osp.join(demo_data, 'val', 'LR_bicubic', 'X4'),
+                                   'filename_tmpl': '{}x4'}},
+           'network_g': {'type': 'ETDSPlain', 'upscale': 4, 'num_block': 6, 'num_feat': 32},
+           'path': {'pretrain_network_g': require(osp.join(WEIGHTS, 'ETDS/ETDS_M6C32_x4.pth')), 'strict_load_g': True,
+                    'param_key_g': 'params'},
+           'val': {'save_img': False, 'metrics': {}}}
+    yml = write_yaml(tmp_path / 'ow.yml', opt)
+
+    def run(*flags):
+        return subprocess.run([sys.executable, '-m', 'adaptsr.cli.test', '-opt', yml, *flags], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+
+    assert run().returncode == 0
+    (tmp_path / 'results' / 'ow' / 'mine.txt').write_text('kept')
+    assert run().returncode == 0
+    archived = [p for p in (tmp_path / 'results').iterdir() if p.name.startswith('ow_archived_')]
+    assert len(archived) == 1 and (archived[0] / 'mine.txt').read_text() == 'kept'
+    (tmp_path / 'results' / 'ow' / 'mine.txt').write_text('replaced')
+    proc = run('--overwrite')
+    assert proc.returncode == 0 and '--overwrite: removing' in proc.stdout + proc.stderr
+    assert not (tmp_path / 'results' / 'ow' / 'mine.txt').exists()
+    assert len([p for p in (tmp_path / 'results').iterdir() if p.name.startswith('ow_archived_')]) == 1

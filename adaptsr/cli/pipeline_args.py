@@ -17,6 +17,10 @@ def help_parser(prog, doc, train):
     if train:
         parser.add_argument('--auto-resume', action='store_true',
                             help="resume from the experiment's latest readable training state")
+    parser.add_argument('--overwrite', action='store_true',
+                        help=('remove experiments/<name> and tb_logger/<name> of an earlier run' if train else
+                              'remove results/<name> of an earlier run') + ' (default: BasicSR archives it as '
+                        '<folder>_archived_<time>)')
     parser.add_argument('--force-yml', nargs='+', metavar='KEY=VALUE',
                         help='override options, key:sub=value (list indices allowed: train:phases:0:iters=100)')
     parser.add_argument('--launcher', choices=('none', 'pytorch', 'slurm'), default='none',
