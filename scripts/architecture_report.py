@@ -4,7 +4,8 @@
 
 Prints: the number of modules; import loops (strongly connected groups of modules, by grimp's import graph);
 function-level imports of adaptsr's own modules (an optional heavy dependency, e.g. onnxruntime, is imported inside
-a function, never an adaptsr module); imports from ``adaptsr.core`` into ``adaptsr.methods``; and string constants
+a function, never an adaptsr module), those of the commands that import their work after parsing (``--help``
+without torch) counted apart; imports from ``adaptsr.core`` into ``adaptsr.methods``; and string constants
 outside a method's package that name the method (``pcsr``, ``etds``, ``smsr``, ``ape``, ``cabm`` as a word;
 docstrings aside). ``-v`` lists each finding. The contracts themselves are checked by ``lint-imports``
 (``.importlinter``).
@@ -17,6 +18,10 @@ import re
 import sys
 
 import grimp
+
+#: the modules that import their work after parsing the command line, so that ``--help`` imports no torch (counted
+#: apart from the function-level imports, which would otherwise hide an import loop)
+DEFERRING = ('adaptsr/__init__.py', 'adaptsr/cli/')
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 METHODS = ('pcsr', 'etds', 'smsr', 'ape', 'cabm')
@@ -62,8 +67,9 @@ def _docstrings(tree):
 
 
 def scan(package):
-    """``(function-level adaptsr imports, method-name strings outside their package)`` of the source files."""
-    local, names = [], []
+    """``(function-level adaptsr imports, those of :data:`DEFERRING`, method-name strings outside their package)`` of
+    the source files."""
+    local, deferred, names = [], [], []
     word = re.compile(r'\b(' + '|'.join(METHODS) + r')\b', re.I)
     for path in sorted(package.rglob('*.py')):
         rel = path.relative_to(package.parent)
@@ -75,14 +81,15 @@ def scan(package):
                 mods = [node.module or ''] if isinstance(node, ast.ImportFrom) else \
                     [a.name for a in node.names] if isinstance(node, ast.Import) else []
                 if any(m.startswith('adaptsr') for m in mods) or getattr(node, 'level', 0):
-                    local.append(f'{rel}:{node.lineno}: {ast.unparse(node)}')
+                    (deferred if str(rel).startswith(DEFERRING) else local).append(
+                        f'{rel}:{node.lineno}: {ast.unparse(node)}')
         docs = _docstrings(tree)
         room = rel.parts[2] if len(rel.parts) > 3 and rel.parts[1] == 'methods' else None
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
                 for name in sorted({m.lower() for m in word.findall(node.value)} - {room}):
                     names.append(f'{rel}:{node.lineno}: {name}: {node.value[:60]!r}')
-    return sorted(set(local)), names
+    return sorted(set(local)), sorted(set(deferred)), names
 
 
 def main(argv=None):
@@ -94,8 +101,9 @@ def main(argv=None):
     loops = import_loops(graph)
     core = [(a, b) for a in graph.modules if a.startswith('adaptsr.core')
             for b in graph.find_modules_directly_imported_by(a) if b.startswith('adaptsr.methods')]
-    local, names = scan(pathlib.Path(ROOT) / 'adaptsr')
+    local, deferred, names = scan(pathlib.Path(ROOT) / 'adaptsr')
     for label, found in (('import loops', loops), ('function-level imports of adaptsr modules', local),
+                         ('imports the commands defer until their command line is parsed (fast --help)', deferred),
                          ('core modules importing a method', core),
                          ('method names as string constants outside their package', names)):
         print(f'{label}: {len(found)}')

@@ -7,11 +7,8 @@ created in the working directory.
 """
 import os
 
-from basicsr.test import test_pipeline
-
 from adaptsr.cli.errors import one_line_errors
 from adaptsr.cli.pipeline_args import prepare_argv
-from adaptsr.compat import patch_pipelines
 
 
 def main(root=None):
@@ -22,6 +19,10 @@ def main(root=None):
         root (str | None): where ``results/`` goes (default: the working directory).
     """
     prepare_argv('adaptsr-test', __doc__, train=False)
+    # imported after the help is printed: BasicSR and torch take seconds to import, --help needs neither
+    from basicsr.test import test_pipeline
+
+    from adaptsr.compat import patch_pipelines
     patch_pipelines()
     with one_line_errors('adaptsr-test'):
         test_pipeline(os.path.abspath(root or os.getcwd()))

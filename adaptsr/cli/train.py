@@ -8,11 +8,8 @@ working directory.
 """
 import os
 
-from basicsr.train import train_pipeline
-
 from adaptsr.cli.errors import one_line_errors
 from adaptsr.cli.pipeline_args import prepare_argv
-from adaptsr.compat import patch_pipelines
 
 
 def main(root=None):
@@ -23,6 +20,10 @@ def main(root=None):
         root (str | None): where ``experiments/`` and ``tb_logger/`` go (default: the working directory).
     """
     prepare_argv('adaptsr-train', __doc__, train=True)
+    # imported after the help is printed: BasicSR and torch take seconds to import, --help needs neither
+    from basicsr.train import train_pipeline
+
+    from adaptsr.compat import patch_pipelines
     patch_pipelines()
     with one_line_errors('adaptsr-train'):
         train_pipeline(os.path.abspath(root or os.getcwd()))

@@ -10,11 +10,9 @@ Files are found under ``ADAPTSR_WEIGHTS`` (a copy of the official layout) or in 
 """
 import sys
 
-from adaptsr.api.weights import cache_dir, fetch, local_path, manifest, source_url
 from adaptsr.cli.errors import one_line_errors
 from adaptsr.core.errors import LoadError
 from adaptsr.utils.argtypes import CLIParser
-from adaptsr.utils.report import format_table
 
 
 def main(argv=None):
@@ -28,6 +26,9 @@ def main(argv=None):
     where = sub.add_parser('path', help='the local file of a name (fetched when needed)')
     where.add_argument('name')
     args = parser.parse_args(argv)
+    # imported after the command line is parsed: the API imports torch (seconds), --help needs none of it
+    from adaptsr.api.weights import cache_dir, fetch, local_path, manifest, source_url
+    from adaptsr.utils.report import format_table
     with one_line_errors('adaptsr-weights', LoadError):
         if args.command == 'list':
             rows = []
