@@ -25,7 +25,9 @@ def check_dataroot(opt, key):
     path = opt[key] = locate(f"datasets.{opt.get('name', '?')}.{key}", path)  # also under plain BasicSR
     if not osp.exists(path):
         raise FileNotFoundError(f"dataset {opt.get('name', '?')!r}: {key} = {path!r} does not exist "
-                                '(see datasets/README.md for the expected layouts)')
+                                '(adaptsr-prepare demo builds datasets/demo, adaptsr-prepare lmdb the training LMDBs of '
+                                'any HR folder; ADAPTSR_BENCHMARK / ADAPTSR_DATA relocate datasets/benchmark/ and '
+                                'datasets/)')
     return path
 
 
@@ -227,7 +229,7 @@ def check_lmdb(path):
         have = osp.getsize(data)
         if have < need:
             raise ValueError(f'LMDB {path}: data.mdb has {have} bytes but its pages need {need}: the file is '
-                             'truncated (an interrupted copy or write); rebuild it (scripts/create_lmdb.py)')
+                             'truncated (an interrupted copy or write); rebuild it (adaptsr-prepare pack or lmdb)')
         meta = osp.join(path, 'meta_info.txt')
         if osp.isfile(meta):
             with open(meta) as f:

@@ -79,7 +79,7 @@ def expand_env(where, value):
 #: the documented default layout of the shipped options files: a relative path under one of these prefixes is
 #: relocated by its environment variable where that is set (adaptsr's commands set them, see :func:`default_env`);
 #: without it (a plain BasicSR pipeline) the path stays relative to the working directory
-#: (the embedded demo data, ``datasets/demo/``, is built in the checkout by ``scripts/prepare_demo_data.py`` and
+#: (the embedded demo data, ``datasets/demo/``, is built in the working directory by ``adaptsr-prepare demo`` and
 #: never relocated)
 DEFAULT_LAYOUT = (('datasets/demo/', None), ('datasets/benchmark/', 'ADAPTSR_BENCHMARK'),
                   ('weights/official/', 'ADAPTSR_WEIGHTS'), ('datasets/', 'ADAPTSR_DATA'))
