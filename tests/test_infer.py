@@ -194,9 +194,10 @@ def test_every_console_entry_point_names_a_function():
     import importlib
     import re
     text = open(osp.join(ROOT, 'setup.py')).read()
-    entries = re.findall(r"'(adaptsr-[a-z]+)=([a-z_.]+):([a-z_]+)'", text)
-    assert sorted(e[0] for e in entries) == ['adaptsr-bench', 'adaptsr-convert', 'adaptsr-export', 'adaptsr-infer',
-                                             'adaptsr-test', 'adaptsr-train', 'adaptsr-weights']
+    entries = re.findall(r"'(adaptsr-[a-z-]+)=([a-z_.]+):([a-z_]+)'", text)
+    assert sorted(e[0] for e in entries) == ['adaptsr-bench', 'adaptsr-cabm-table', 'adaptsr-convert',
+                                             'adaptsr-export', 'adaptsr-infer', 'adaptsr-prepare', 'adaptsr-test',
+                                             'adaptsr-train', 'adaptsr-weights']
     for _, module, func in entries:
         assert callable(getattr(importlib.import_module(module), func))
 

@@ -17,6 +17,7 @@ from adaptsr.core.cost import run_inference, sum_costs
 from adaptsr.core.data_util import check_pair_scale
 from adaptsr.core.options import OptionError, check_val_ranges
 from adaptsr.core.phased_model import PhasedSRModel
+from adaptsr.core.precision import check_precision, inference_precision, to_memory_format
 from adaptsr.core.tiling import crop_size, tiled_forward
 from adaptsr.utils.report import format_table, write_sweep
 
@@ -35,6 +36,9 @@ class AdaptiveSRModel(PhasedSRModel):
       method's patch-grid protocol (``pcsr``: 32/28, ``ape``: 48/46; :func:`adaptsr.core.tiling.register_crop_mode`).
     * ``budget_sweep`` (list): knob values; the test reports each value and writes
       ``<results>/<dataset>_sweep.{csv,json,png}``. Needs a model that implements :meth:`apply_budget`.
+    * ``precision``: ``fp32`` (default), ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA): the network runs under autocast,
+      channels_last, with the modules its arch names in ``fp32_modules`` kept in float32
+      (:mod:`adaptsr.core.precision`); the cost figures count the same multiply-adds.
     * ``cost`` (bool, default true): add ``gflops`` (spent, the method paper's convention), ``gflops_full`` (full
       model on the same input), ``flops_ratio`` and ``gflops_real`` (the multiply-adds that actually ran, x 2) to the
       metrics; FLOPs = 2 x multiply-adds (:mod:`adaptsr.core.cost`).
@@ -46,7 +50,7 @@ class AdaptiveSRModel(PhasedSRModel):
     """
 
     val_options = {'tile_size': None, 'tile_overlap': 0, 'tile_batch': 1, 'tile_merge': 'average', 'crop_mode': 'none',
-                   'budget_sweep': None, 'cost': True}
+                   'budget_sweep': None, 'cost': True, 'precision': 'fp32'}
     #: ``val.<key>`` -> (low, high, integer): the knob's valid closed range (None for no bound), checked when the
     #: model is built and when a sweep sets it; NaN is never valid. A method adds its knob's range.
     val_ranges = {'tile_size': (1, None, True), 'tile_overlap': (0, None, True), 'tile_batch': (1, None, True)}
@@ -54,6 +58,10 @@ class AdaptiveSRModel(PhasedSRModel):
     def __init__(self, opt):
         super().__init__(opt)
         self.check_val_ranges()
+        try:
+            check_precision(self.val_opt.get('precision', 'fp32'), self.device.type)
+        except ValueError as err:
+            raise OptionError(str(err)) from None
         if not opt['is_train']:
             self._check_weights_and_scale()
 
@@ -116,13 +124,19 @@ class AdaptiveSRModel(PhasedSRModel):
         net.eval()
         bare = self.get_bare_model(net)
         tile = self.val_opt['tile_size']
+        precision = self.val_opt.get('precision', 'fp32')
+        if precision != 'fp32' and not self.opt['is_train']:
+            to_memory_format(bare, precision)
         costs = []
         self.tile_boxes = []
 
         def forward(lq):
-            out, cost = run_inference(bare, lq, **self.inference_kwargs(lq))
+            if precision != 'fp32':
+                lq = lq.contiguous(memory_format=torch.channels_last)
+            with inference_precision(bare, precision, lq.device.type):
+                out, cost = run_inference(bare, lq, **self.inference_kwargs(lq))
             costs.append(cost)
-            return out
+            return out.float().contiguous()
 
         with torch.no_grad():
             if tile:
@@ -145,7 +159,9 @@ class AdaptiveSRModel(PhasedSRModel):
     #: the knobs a command line offers for this model: argparse ``dest`` -> ``{'flag': '--x', 'val': <val option>,
     #: 'type': float, 'help': ...}``, or with ``'value': v`` a switch that sets the option to ``v`` (``adaptsr-infer``
     #: builds its flags from every registered model's declaration)
-    knob_flags = {}
+    knob_flags = {'precision': {'flag': '--precision', 'val': 'precision', 'type': str,
+                                'help': 'fp32 (default), bf16 (CPU matrix units or CUDA) or fp16 (CUDA): the '
+                                'network under autocast, its declared fp32 parts in float32'}}
     #: the cost metrics a one-row-per-image table keeps (``adaptsr-infer``'s CSV; the JSON has them all)
     summary_stats = ()
 

@@ -1,0 +1,64 @@
+"""val.precision: bf16 inference under autocast with each arch's fp32_modules in float32 (adaptsr.core.precision)."""
+import os.path as osp
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from conftest import WEIGHTS, require
+
+import adaptsr
+from adaptsr.core.precision import check_precision, inference_precision
+
+
+@pytest.fixture(scope='module')
+def lr():
+    """A 48x48 crop of scikit-image's astronaut: (1, 3, 48, 48) in [0, 1]."""
+    img = skimage.data.astronaut()[100:148, 200:248].astype(np.float32) / 255
+    return torch.from_numpy(img.transpose(2, 0, 1).copy())[None]
+
+
+class _Toy(torch.nn.Module):
+    fp32_modules = ('last', )
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.last = torch.nn.Conv2d(3, 8, 3, 1, 1), torch.nn.Conv2d(8, 3, 3, 1, 1)
+        self.seen = {}
+        self.first.register_forward_hook(lambda m, i, o: self.seen.__setitem__('first', o.dtype))
+        self.last.register_forward_hook(lambda m, i, o: self.seen.__setitem__('last', o.dtype))
+
+    def forward(self, x):
+        return self.last(torch.relu(self.first(x)))
+
+
+def test_declared_modules_run_in_float32_and_the_rest_in_bf16(lr):
+    net = _Toy().eval()
+    with torch.no_grad(), inference_precision(net, 'bf16'):
+        out = net(lr)
+    assert net.seen == {'first': torch.bfloat16, 'last': torch.float32} and out.dtype == torch.float32
+    with torch.no_grad():  # the declared module: float32 on the bf16 features
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            feat = torch.relu(net.first(lr))
+        assert feat.dtype == torch.bfloat16 and torch.equal(out, net.last(feat.float()))
+    assert 'forward' not in net.last.__dict__  # the class's forward is back after the block
+    with torch.no_grad(), inference_precision(net, 'fp32'):
+        net(lr)
+    assert net.seen['first'] == torch.float32
+
+
+def test_unknown_precisions_and_fp16_on_the_cpu_are_refused():
+    with pytest.raises(ValueError, match="val.precision: 'bf8' is not a precision"):
+        check_precision('bf8')
+    with pytest.raises(ValueError, match='fp16 runs on CUDA only'):
+        check_precision('fp16', 'cpu')
+
+
+def test_bf16_loads_by_knob_and_stays_close_to_fp32(lr):
+    path = require(osp.join(WEIGHTS, 'ETDS/ETDS_M6C32_x4.pth'))
+    with torch.no_grad():
+        ref = adaptsr.load(path)(lr).clamp(0, 1)
+        out = adaptsr.load(path, precision='bf16')(lr).clamp(0, 1)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    diff = (out - ref).abs()  # bf16 keeps 8 significant bits: about one 8-bit level on average, PSNR -0.005 dB
+    assert 0 < float(diff.mean()) * 255 < 2.0 and float(diff.max()) * 255 < 16
