@@ -62,6 +62,9 @@ class APEBackbone(nn.Module):
 
     #: key prefixes a backbone checkpoint may lack (with ``strict_load_g: false``): the regressor it never had
     optional_key_prefixes = ('regressor.', )
+    #: kept in float32 under ``val.precision: bf16`` (:mod:`adaptsr.core.precision`): the exit decision compares the
+    #: regressor's score with the threshold
+    fp32_modules = ('regressor', )
 
     def adapt_state_dict(self, sd, source='?'):
         """Any supported backbone/APE state_dict -> this network's names: BasicSR ``EDSR``/``RCAN`` layouts renamed,

@@ -30,9 +30,11 @@ def quantize_weight(weight, bits=8):
     Returns:
         Tensor: same shape, at most ``2 q + 1`` distinct values.
     """
-    scale = weight.detach().abs().max() + 1e-8
-    q = 2 ** (bits - 1) - 1
-    return round_ste(weight * q / scale) * scale / q
+    with torch.autocast(weight.device.type, enabled=False):  # float32 arithmetic under val.precision: bf16
+        weight = weight.float()
+        scale = weight.detach().abs().max() + 1e-8
+        q = 2 ** (bits - 1) - 1
+        return round_ste(weight * q / scale) * scale / q
 
 
 class QuantConv2d(nn.Conv2d):
@@ -72,6 +74,11 @@ class ActQuant(nn.Module):
         self.init_mode = False
 
     def forward(self, x):
+        # float32 arithmetic: in bfloat16 (8 significant bits) x / alpha * q would round before round() does
+        with torch.autocast(x.device.type, enabled=False):
+            return self._quantize(x.float())
+
+    def _quantize(self, x):
         q = 2 ** (self.bits - 1) - 1
         if self.init_mode and self.training:
             with torch.no_grad():

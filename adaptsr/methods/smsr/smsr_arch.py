@@ -236,8 +236,9 @@ class SMSRBlock(nn.Module):
         Returns:
             Tensor: (1, C, H, W) channels-last, equal to :meth:`forward_masked` up to float rounding.
         """
-        with torch.profiler.record_function('adaptsr::sparse_conv'):  # named in torch.profiler's tables
-            return self._forward_kernel(x, pixels, cd, cs, kernel)
+        # the kernel is float32 (under val.precision: bf16 its input is widened and autocast is off inside)
+        with torch.profiler.record_function('adaptsr::sparse_conv'), torch.autocast(x.device.type, enabled=False):
+            return self._forward_kernel(x.float(), pixels, cd, cs, kernel)
 
     def _forward_kernel(self, x, pixels, cd, cs, kernel):
         h, w = x.shape[-2:]
