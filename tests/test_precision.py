@@ -62,3 +62,37 @@ def test_bf16_loads_by_knob_and_stays_close_to_fp32(lr):
     assert out.dtype == torch.float32 and out.shape == ref.shape
     diff = (out - ref).abs()  # bf16 keeps 8 significant bits: about one 8-bit level on average, PSNR -0.005 dB
     assert 0 < float(diff.mean()) * 255 < 2.0 and float(diff.max()) * 255 < 16
+
+
+def _train_options(tmp_path, precision):
+    from conftest import model_options
+    train = {'precision': precision, 'total_iter': 2, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
+             'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+             'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5}}
+    net = {'type': 'ETDSPlain', 'upscale': 2, 'num_block': 2, 'num_feat': 8}
+    return model_options(tmp_path, 'AdaptiveSRModel', net, is_train=True, train=train)
+
+
+def test_a_bf16_training_step_keeps_float32_weights_gradients_and_loss(tmp_path, lr):
+    from basicsr.models import build_model
+    opt = _train_options(tmp_path, 'bf16')
+    model = build_model(opt)
+    assert model.train_dtype == torch.bfloat16
+    seen = {}
+    model.net_g.conv_first.register_forward_hook(lambda m, i, o: seen.__setitem__('conv', o.dtype))
+    gt = torch.nn.functional.interpolate(lr, scale_factor=2, mode='bicubic').clamp(0, 1)
+    model.feed_data({'lq': lr, 'gt': gt})
+    before = model.net_g.conv_first.weight.detach().clone()
+    model.optimize_parameters(1)
+    w = model.net_g.conv_first.weight
+    assert seen['conv'] == torch.bfloat16 and w.dtype == w.grad.dtype == torch.float32
+    assert model.log_dict['l_pix'] > 0 and not torch.equal(before, w.detach())
+
+
+def test_fp16_training_on_the_cpu_is_refused_naming_the_option(tmp_path):
+    from basicsr.models import build_model
+
+    from adaptsr.core.options import OptionError
+    opt = _train_options(tmp_path, 'fp16')
+    with pytest.raises(OptionError, match='train.precision: fp16 runs on CUDA only'):
+        build_model(opt)

@@ -100,7 +100,7 @@ def model_options(args):
         value = getattr(args, dest)
         if value is None or value is False:
             continue
-        if opt['model_type'] != model_type:
+        if not issubclass(MODEL_REGISTRY.get(opt['model_type']), MODEL_REGISTRY.get(model_type)):  # a base's knob
             raise InferError(f'{spec["flag"]} is a knob of {model_type}, but {source} is a '
                              f'{opt["network_g"]["type"]} ({opt["model_type"]})')
         val[spec['val']] = spec.get('value', value)

@@ -25,9 +25,9 @@ def check_dataroot(opt, key):
     path = opt[key] = locate(f"datasets.{opt.get('name', '?')}.{key}", path)  # also under plain BasicSR
     if not osp.exists(path):
         raise FileNotFoundError(f"dataset {opt.get('name', '?')!r}: {key} = {path!r} does not exist "
-                                '(adaptsr-prepare demo builds datasets/demo, adaptsr-prepare lmdb the training LMDBs of '
-                                'any HR folder; ADAPTSR_BENCHMARK / ADAPTSR_DATA relocate datasets/benchmark/ and '
-                                'datasets/)')
+                                '(adaptsr-prepare demo builds datasets/demo, adaptsr-prepare lmdb the training LMDBs '
+                                'of any HR folder; ADAPTSR_BENCHMARK / ADAPTSR_DATA relocate datasets/benchmark/ '
+                                'and datasets/)')
     return path
 
 

@@ -4,6 +4,7 @@ BasicSR splits ``BaseModel`` (devices, saving, EMA) from ``SRModel`` (one networ
 on top of ``SRModel``: :class:`PhasedSRModel` (this module: what a model trains, phase by phase) and
 :class:`~adaptsr.core.adaptive_model.AdaptiveSRModel` (how it is tested: crop, tiles, budget knob, cost).
 """
+import contextlib
 import os.path as osp
 from collections import OrderedDict
 from copy import deepcopy
@@ -22,6 +23,7 @@ from adaptsr.core.errors import DivergedLossError, NonFiniteLossError  # noqa: F
 from adaptsr.core.options import (BASICSR_VAL_OPTIONS, DIVERGENCE_DEFAULTS, OptionError, check_options, declared,
                                   locate, resolved)
 from adaptsr.core.phases import Phase, PhaseSchedule
+from adaptsr.core.precision import PRECISIONS, check_precision
 from adaptsr.utils.atomic import atomic_torch_save
 from adaptsr.utils.resume import POSITION
 
@@ -71,6 +73,10 @@ class PhasedSRModel(SRModel):
         self.method_opt = resolved(opt, type(self), self.train_section) if self.train_section else {}
         self.phase_losses = {}
         super().__init__(opt)
+        try:
+            self.train_dtype  # noqa: B018  (train.precision checked before the first step)
+        except ValueError as err:
+            raise OptionError(str(err)) from None
 
     # ------------------------------------------------------------------------------------------------ device / DDP
     def model_to_device(self, net):
@@ -356,7 +362,8 @@ class PhasedSRModel(SRModel):
         """Total loss and loss dict of the current phase (each ``train.phases[i].losses`` entry, summed); without
         phases, BasicSR's ``pixel_opt`` / ``perceptual_opt`` losses."""
         if self.schedule is None:
-            self.output = self.net_g(self.lq)
+            with self.train_precision():
+                self.output = _widen(self.net_g(self.lq))
             total, loss_dict = 0, OrderedDict()
             if self.cri_pix:
                 loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
@@ -368,7 +375,11 @@ class PhasedSRModel(SRModel):
                         loss_dict[name] = value
                         total = total + value
             return total, loss_dict
-        extras = self.forward_train()
+        with self.train_precision():
+            extras = self.forward_train()
+        if self.train_dtype != torch.float32:  # the losses in float32, on widened outputs
+            self.output = _widen(self.output)
+            extras = _widen(extras)
         total = 0
         loss_dict = OrderedDict()
         for key, loss_fn in self.phase_losses.items():
@@ -378,6 +389,21 @@ class PhasedSRModel(SRModel):
         for name, value in extras.get('log', {}).items():
             loss_dict[name] = value
         return total, loss_dict
+
+    @property
+    def train_dtype(self):
+        """The compute dtype of the training forward: ``train.precision`` (``fp32`` default, ``bf16`` on CPU or CUDA,
+        ``fp16`` on CUDA); the weights, their gradients, the optimizer state and the losses stay float32."""
+        precision = (self.opt.get('train') or {}).get('precision', 'fp32') if self.opt.get('is_train') else 'fp32'
+        return PRECISIONS[check_precision(precision, self.device.type, 'train.precision')]
+
+    def train_precision(self):
+        """Context of the training forward: autocast to :attr:`train_dtype` (a no-op in float32). Every phase of every
+        method runs under it; what must round exactly (quantisers, decisions) is float32 inside the arch
+        (:mod:`adaptsr.core.precision`)."""
+        if self.train_dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.train_dtype)
 
     def optimize_parameters(self, current_iter):
         """One step of the current phase. A NaN/Inf loss or gradient stops training before the optimizer step
@@ -477,3 +503,14 @@ class PhasedSRModel(SRModel):
             return 'none saved yet (the run starts from path.pretrain_network_g)'
         it, path = max(found)
         return f'iteration {it}: {osp.join(self.opt["path"]["models"], f"net_g_{it}.pth")} and {path}'
+
+
+def _widen(value):
+    """Floating tensors in ``value`` (a tensor, or dicts/lists/tuples of them) as float32."""
+    if torch.is_tensor(value):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, dict):
+        return {k: _widen(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_widen(v) for v in value)
+    return value
