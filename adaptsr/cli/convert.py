@@ -44,7 +44,8 @@ def main(argv=None):
                         help='; '.join(f'{name}: {text}' for name, (_, text) in sorted(CONVERTERS.items())))
     parser.add_argument('-i', '--input', required=True, help='official checkpoint')
     parser.add_argument('-o', '--output', required=True,
-                        help='converted checkpoint: .pth (BasicSR) or .safetensors (one state_dict, meta in the header)')
+                        help='converted checkpoint: .pth (BasicSR) or .safetensors (one state_dict, meta in '
+                             'the header)')
     parser.add_argument('--scale', type=int_at_least(1), default=4)
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --output')
     parser.add_argument('--param-key', default='auto',

@@ -12,17 +12,17 @@
         --int8 pams_w8a8.onnx [--pams-int8-outputs]
 
     # fp16 ONNX beside the fp32 one (chaiNNer's and the GPU runtimes' "fp16" models: float16 weights, input, output)
-    adaptsr-export --input $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 --output etds_m.onnx --fp16 etds_m_fp16.onnx
+    adaptsr-export -i $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 -o etds_m.onnx --fp16 etds_m_fp16.onnx
     # the deployable network's weights as safetensors (its metadata names the arch and scale), reloaded and compared
     adaptsr-export --input $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 --output etds_m.safetensors
 
 The format follows ``--format`` or else ``--output``'s extension (``.onnx``, ``.tflite`` or ``.safetensors``);
 ``--int8`` writes the INT8 model of the same format, ``--fp16`` an fp16 ONNX model (checked against PyTorch fp32
-within one 8-bit level, 1/255). ``--input`` may be any checkpoint the ETDS converter reads: a plain ETDSPlain file (released or converted),
-or anything with an equivalent plain form (ETDSNet, ETDS ablations, ECBSR in either form, ABPN; our own
-net_g_*.pth), which is first converted to ETDSPlain by the equivalent transformation and verified. The released
-baselines without an equivalent transformation (ESPCN, FSRCNN, Plain) are exported as they are. A PAMS / CADyQ /
-CABM checkpoint (``<conv>.bitsel.*`` keys) exports its full-precision backbone as the fp32 model and, with
+within one 8-bit level, 1/255). ``--input`` may be any checkpoint the ETDS converter reads: a plain ETDSPlain file
+(released or converted), or anything with an equivalent plain form (ETDSNet, ETDS ablations, ECBSR in either form,
+ABPN; our own net_g_*.pth), which is first converted to ETDSPlain by the equivalent transformation and verified. The
+released baselines without an equivalent transformation (ESPCN, FSRCNN, Plain) are exported as they are. A PAMS /
+CADyQ / CABM checkpoint (``<conv>.bitsel.*`` keys) exports its full-precision backbone as the fp32 model and, with
 ``--int8``, its 8-bit form with the clips it learned (ONNX only). The ONNX export fails when onnxruntime differs
 from PyTorch by 1e-5 (or twice PyTorch's own float32 error against float64, where larger) or more on inputs of other
 sizes than the traced one (64x64 and an odd 37x53, batch 2); the TFLite export fails at 1e-4. ``adaptsr-infer

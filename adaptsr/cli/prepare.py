@@ -39,7 +39,8 @@ def build_parser():
     lmdb.add_argument('--step', type=int_at_least(1), default=72, help='HR sub-image stride')
     lmdb.add_argument('--thresh-size', type=int_at_least(0), default=36, help='border remainder that gets its own crop')
     lmdb.add_argument('--scales', default='2,3,4', help='LR scales, comma-separated')
-    lmdb.add_argument('--augment-scales', default=None, help='HR resize factors of a multi-scale augmentation, e.g. 1,0.9,0.8,0.7,0.6')
+    lmdb.add_argument('--augment-scales', default=None,
+                      help='HR resize factors of a multi-scale augmentation, e.g. 1,0.9,0.8,0.7,0.6')
     lmdb.add_argument('--compression-level', type=int, choices=range(10), default=1, metavar='0-9',
                       help='PNG compression inside the LMDB')
 
@@ -53,7 +54,8 @@ def build_parser():
     subimages.add_argument('--thresh-size', type=int_at_least(0), default=0)
     subimages.add_argument('--compression-level', type=int, choices=range(10), default=3, metavar='0-9')
     subimages.add_argument('--strip-suffix', default=None, help='remove this from file stems (e.g. x4)')
-    subimages.add_argument('--augment-scales', default=None, help='HR resize factors of a multi-scale augmentation, comma-separated')
+    subimages.add_argument('--augment-scales', default=None,
+                           help='HR resize factors of a multi-scale augmentation, comma-separated')
     subimages.add_argument('--n-thread', type=int_at_least(1), default=2, help='worker processes')
 
     pack = sub.add_parser('pack', help='an image folder -> one BasicSR LMDB (keys = file stems)')

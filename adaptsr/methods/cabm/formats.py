@@ -28,7 +28,8 @@ def cabm_net_kwargs(sd, scale=None, source='?'):
 
 def pams_backbone(sd, scale=None, source='?'):
     """The full-precision backbone of a PAMS / CADyQ / CABM checkpoint (a
-    :class:`~adaptsr.methods.cabm.cabm_arch.CABMNet` state_dict) and the 8-bit clip of each quantised convolution's input.
+    :class:`~adaptsr.methods.cabm.cabm_arch.CABMNet` state_dict) and the 8-bit clip of each quantised convolution's
+    input.
 
     Args:
         sd (dict): the checkpoint's state_dict (``<conv>.bitsel.*`` keys beside the backbone's own).
