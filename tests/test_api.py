@@ -23,7 +23,7 @@ def test_an_official_plain_file_gives_exactly_its_network(bird):
     with torch.no_grad():
         assert torch.equal(sr(bird), net.eval()(bird))
     assert sr.scale == 4 and sr.stats['gflops'] > 0 and set(sr.knobs) == {'tile_size', 'tile_overlap', 'tile_batch',
-                                                                          'tile_merge'}
+                                                                          'tile_merge', 'precision'}
 
 
 def test_a_knob_applies_to_one_call_and_is_checked(bird):
@@ -34,7 +34,7 @@ def test_a_knob_applies_to_one_call_and_is_checked(bird):
     sr(bird, k=1.0)
     assert sr.stats['heavy_ratio'] < ratio0 and sr.knobs['k'] == 0.0  # the call's knob does not stay
     assert torch.equal(sr(bird), base)
-    with pytest.raises(adaptsr.api.LoadError, match=r'has no knob exit_threshold; its knobs: adaptive, k, refine'):
+    with pytest.raises(adaptsr.api.LoadError, match=r'has no knob exit_threshold; its knobs: adaptive, k, precision, refine'):
         sr(bird, exit_threshold=0.5)
     from adaptsr.core.options import OptionError
     with pytest.raises(OptionError, match=r'val.k = nan: must be a number'):
@@ -53,7 +53,7 @@ def test_sources_bicubic_and_yaml_and_their_errors(bird):
     assert y.scale == 3 and y(bird).shape == (1, 3, 144, 120)
     with pytest.raises(adaptsr.api.LoadError, match='scale 4 but .*etds_m4c32_x3.yml has scale: 3'):
         adaptsr.load(osp.join(ROOT, 'options/test/etds_m4c32_x3.yml'), scale=4)
-    with pytest.raises(adaptsr.api.LoadError, match=r'has no knob k; its knobs: tile_batch'):
+    with pytest.raises(adaptsr.api.LoadError, match=r'has no knob k; its knobs: precision, tile_batch'):
         adaptsr.load(osp.join(WEIGHTS, 'ETDS/ETDS_M4C32_x3.pth'), k=1)
     with pytest.raises(adaptsr.api.LoadError, match=r'expected an \(N, 3, H, W\) tensor'):
         y(bird[0])

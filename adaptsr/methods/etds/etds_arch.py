@@ -232,6 +232,10 @@ class ETDSPlain(nn.Module):
         ValueError: non-RGB input or options, unsupported scale or ``act_type``.
     """
 
+    #: kept in float32 under ``val.precision: bf16`` (:mod:`adaptsr.core.precision`): the output convs form the image
+    #: from the pass-through channels, and rounding them to 8 significant bits costs 0.09 dB at x2 (B100, M7C48)
+    fp32_modules = ('conv_last', 'conv_clip')
+
     def __init__(self, num_in_ch=3, num_out_ch=3, upscale=4, num_block=6, num_feat=32, act_type='relu',
                  tail_feat=None):
         super().__init__()
