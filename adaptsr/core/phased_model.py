@@ -74,9 +74,17 @@ class PhasedSRModel(SRModel):
         self.phase_losses = {}
         super().__init__(opt)
         try:
-            self.train_dtype  # noqa: B018  (train.precision checked before the first step)
+            reduced = self.train_dtype != torch.float32  # train.precision checked before the first step
         except ValueError as err:
             raise OptionError(str(err)) from None
+        if reduced:  # oneDNN's fast layout for reduced-precision convolutions, forward and backward
+            self.net_g.to(memory_format=torch.channels_last)
+
+    def feed_data(self, data):
+        """BasicSR's, with the LR batch in channels_last when training in a reduced precision."""
+        super().feed_data(data)
+        if self.opt.get('is_train') and self.train_dtype != torch.float32:
+            self.lq = self.lq.contiguous(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------------------------------------ device / DDP
     def model_to_device(self, net):
