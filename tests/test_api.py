@@ -34,7 +34,8 @@ def test_a_knob_applies_to_one_call_and_is_checked(bird):
     sr(bird, k=1.0)
     assert sr.stats['heavy_ratio'] < ratio0 and sr.knobs['k'] == 0.0  # the call's knob does not stay
     assert torch.equal(sr(bird), base)
-    with pytest.raises(adaptsr.api.LoadError, match=r'has no knob exit_threshold; its knobs: adaptive, k, precision, refine'):
+    with pytest.raises(adaptsr.api.LoadError,
+                       match=r'has no knob exit_threshold; its knobs: adaptive, k, precision, refine'):
         sr(bird, exit_threshold=0.5)
     from adaptsr.core.options import OptionError
     with pytest.raises(OptionError, match=r'val.k = nan: must be a number'):

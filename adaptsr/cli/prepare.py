@@ -95,7 +95,7 @@ def run(args):
             raise ValueError(f'--scales {args.scales!r}: expected integers >= 1')
         stats = data_prep.prepare_hr_folder(inp, out, args.crop_size, args.step, args.thresh_size,
                                             [int(s) for s in scales],
-                                            args.augment_scales.split(',') if args.augment_scales else None,
+                                            _factors('--augment-scales', args.augment_scales),
                                             args.compression_level)
         return (f"{stats['images']} images ({stats['skipped']} smaller than {args.crop_size} px, skipped) -> "
                 f"{stats['sub_images']} sub-images per LMDB, {len(stats['outputs'])} LMDBs in "

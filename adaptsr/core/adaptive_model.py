@@ -17,7 +17,7 @@ from adaptsr.core.cost import run_inference, sum_costs
 from adaptsr.core.data_util import check_pair_scale
 from adaptsr.core.options import OptionError, check_val_ranges
 from adaptsr.core.phased_model import PhasedSRModel
-from adaptsr.core.precision import check_precision, inference_precision, to_memory_format
+from adaptsr.core.precision import check_precision, inference_precision
 from adaptsr.core.tiling import crop_size, tiled_forward
 from adaptsr.utils.report import format_table, write_sweep
 
@@ -58,10 +58,7 @@ class AdaptiveSRModel(PhasedSRModel):
     def __init__(self, opt):
         super().__init__(opt)
         self.check_val_ranges()
-        try:
-            check_precision(self.val_opt.get('precision', 'fp32'), self.device.type)
-        except ValueError as err:
-            raise OptionError(str(err)) from None
+        check_precision(self.val_opt.get('precision', 'fp32'), self.device.type)
         if not opt['is_train']:
             self._check_weights_and_scale()
 
@@ -125,8 +122,8 @@ class AdaptiveSRModel(PhasedSRModel):
         bare = self.get_bare_model(net)
         tile = self.val_opt['tile_size']
         precision = self.val_opt.get('precision', 'fp32')
-        if precision != 'fp32' and not self.opt['is_train']:
-            to_memory_format(bare, precision)
+        if precision != 'fp32' and not self.opt['is_train']:  # oneDNN's fast layout for reduced precisions
+            bare.to(memory_format=torch.channels_last)
         costs = []
         self.tile_boxes = []
 

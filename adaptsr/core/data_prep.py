@@ -151,7 +151,7 @@ def prepare_hr_folder(input_dir, output_dir, crop_size=144, step=72, thresh_size
             raise FileExistsError(f'{path!r} already exists; remove it first (adaptsr never overwrites data)')
     for n in names:  # every file is checked before anything is written
         read_hr_uint8(osp.join(input_dir, n))
-    factors = [None] if not augment_scales else [float(f) for f in augment_scales]
+    augment_scales = [float(f) for f in augment_scales] if augment_scales else None
     stats = {'images': len(names), 'skipped': 0, 'sub_images': 0}
     writers, committed = {}, []
     try:
@@ -159,12 +159,8 @@ def prepare_hr_folder(input_dir, output_dir, crop_size=144, step=72, thresh_size
             writers[part] = AtomicLmdb(path, compress_level)
         for name in names:
             img, key, n_sub = read_hr_uint8(osp.join(input_dir, name)), lmdb_key(name), 0
-            for factor in factors:
-                src, tag = img, ''
-                if factor is not None:
-                    tag = f'_s{int(round(factor * 100)):03d}'
-                    if factor != 1:
-                        src = resize_uint8(img, factor)
+            for label, src in augmented_copies(img, augment_scales):
+                tag = f'_{label}' if label else ''
                 h, w = src.shape[0] - src.shape[0] % mult, src.shape[1] - src.shape[1] % mult
                 if h < crop_size or w < crop_size:
                     continue
@@ -214,6 +210,17 @@ def extract_subimages(img, crop_size, step, thresh_size=0):
         return []
     return [img[y:y + crop_size, x:x + crop_size] for y in crop_positions(h, crop_size, step, thresh_size)
             for x in crop_positions(w, crop_size, step, thresh_size)]
+
+
+def augmented_copies(img, factors=None):
+    """``(label, image)`` for each HR resize factor of a multi-scale augmentation (PCSR's 1, 0.9, ..., MATLAB
+    bicubic; label ``s090`` for 0.9, the image itself for 1), or ``('', img)`` alone without ``factors``; the callers
+    put the label in their names (a dot would break LMDB keys)."""
+    if not factors:
+        yield '', img
+        return
+    for factor in (float(f) for f in factors):
+        yield f's{int(round(factor * 100)):03d}', img if factor == 1 else resize_uint8(img, factor)
 
 
 def resize_uint8(img_uint8, factor):
@@ -296,12 +303,8 @@ def _subimages_of_file(job):
     if strip_suffix and stem.endswith(strip_suffix):
         stem = stem[:-len(strip_suffix)]
     n = 0
-    for scale in augment_scales or [None]:
-        src, prefix = img, ''
-        if scale is not None:
-            prefix = f's{int(round(scale * 100)):03d}_'
-            if scale != 1:
-                src = resize_uint8(img, scale)
+    for label, src in augmented_copies(img, augment_scales):
+        prefix = f'{label}_' if label else ''
         for i, sub in enumerate(extract_subimages(src, crop_size, step, thresh_size)):
             write_png(osp.join(out_dir, f'{prefix}{stem}_s{i + 1:03d}.png'), sub, compress_level)
             n += 1

@@ -23,7 +23,7 @@ from adaptsr.core.errors import DivergedLossError, NonFiniteLossError  # noqa: F
 from adaptsr.core.options import (BASICSR_VAL_OPTIONS, DIVERGENCE_DEFAULTS, OptionError, check_options, declared,
                                   locate, resolved)
 from adaptsr.core.phases import Phase, PhaseSchedule
-from adaptsr.core.precision import PRECISIONS, check_precision
+from adaptsr.core.precision import PRECISIONS, check_precision, widen
 from adaptsr.utils.atomic import atomic_torch_save
 from adaptsr.utils.resume import POSITION
 
@@ -73,17 +73,18 @@ class PhasedSRModel(SRModel):
         self.method_opt = resolved(opt, type(self), self.train_section) if self.train_section else {}
         self.phase_losses = {}
         super().__init__(opt)
-        try:
-            reduced = self.train_dtype != torch.float32  # train.precision checked before the first step
-        except ValueError as err:
-            raise OptionError(str(err)) from None
-        if reduced:  # oneDNN's fast layout for reduced-precision convolutions, forward and backward
+        #: the compute dtype of the training forward: ``train.precision`` (``fp32`` default, ``bf16`` on CPU or
+        #: CUDA, ``fp16`` on CUDA), checked before the first step; the weights, their gradients, the optimizer state
+        #: and the losses stay float32
+        precision = (opt.get('train') or {}).get('precision', 'fp32') if opt.get('is_train') else 'fp32'
+        self.train_dtype = PRECISIONS[check_precision(precision, self.device.type, 'train.precision')]
+        if self.train_dtype != torch.float32:  # oneDNN's fast layout for reduced-precision convolutions
             self.net_g.to(memory_format=torch.channels_last)
 
     def feed_data(self, data):
         """BasicSR's, with the LR batch in channels_last when training in a reduced precision."""
         super().feed_data(data)
-        if self.opt.get('is_train') and self.train_dtype != torch.float32:
+        if self.train_dtype != torch.float32:
             self.lq = self.lq.contiguous(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------------------------------------ device / DDP
@@ -371,7 +372,7 @@ class PhasedSRModel(SRModel):
         phases, BasicSR's ``pixel_opt`` / ``perceptual_opt`` losses."""
         if self.schedule is None:
             with self.train_precision():
-                self.output = _widen(self.net_g(self.lq))
+                self.output = widen(self.net_g(self.lq))
             total, loss_dict = 0, OrderedDict()
             if self.cri_pix:
                 loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
@@ -386,8 +387,8 @@ class PhasedSRModel(SRModel):
         with self.train_precision():
             extras = self.forward_train()
         if self.train_dtype != torch.float32:  # the losses in float32, on widened outputs
-            self.output = _widen(self.output)
-            extras = _widen(extras)
+            self.output = widen(self.output)
+            extras = widen(extras)
         total = 0
         loss_dict = OrderedDict()
         for key, loss_fn in self.phase_losses.items():
@@ -397,13 +398,6 @@ class PhasedSRModel(SRModel):
         for name, value in extras.get('log', {}).items():
             loss_dict[name] = value
         return total, loss_dict
-
-    @property
-    def train_dtype(self):
-        """The compute dtype of the training forward: ``train.precision`` (``fp32`` default, ``bf16`` on CPU or CUDA,
-        ``fp16`` on CUDA); the weights, their gradients, the optimizer state and the losses stay float32."""
-        precision = (self.opt.get('train') or {}).get('precision', 'fp32') if self.opt.get('is_train') else 'fp32'
-        return PRECISIONS[check_precision(precision, self.device.type, 'train.precision')]
 
     def train_precision(self):
         """Context of the training forward: autocast to :attr:`train_dtype` (a no-op in float32). Every phase of every
@@ -512,13 +506,3 @@ class PhasedSRModel(SRModel):
         it, path = max(found)
         return f'iteration {it}: {osp.join(self.opt["path"]["models"], f"net_g_{it}.pth")} and {path}'
 
-
-def _widen(value):
-    """Floating tensors in ``value`` (a tensor, or dicts/lists/tuples of them) as float32."""
-    if torch.is_tensor(value):
-        return value.float() if value.is_floating_point() else value
-    if isinstance(value, dict):
-        return {k: _widen(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_widen(v) for v in value)
-    return value

@@ -14,12 +14,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from adaptsr.core.precision import float32
+
 
 def round_ste(x):
     """``round(x)`` forward, identity gradient (straight-through estimator)."""
     return x + (torch.round(x) - x).detach()
 
 
+@float32  # float32 arithmetic under val.precision: bf16 (8 significant bits would move the levels)
 def quantize_weight(weight, bits=8):
     """Symmetric per-tensor max-abs weight quantisation (PAMS): ``s = max|W| + 1e-8``, ``q = 2^(k-1) - 1``,
     ``round(W q / s) s / q`` with a straight-through gradient.
@@ -30,11 +33,9 @@ def quantize_weight(weight, bits=8):
     Returns:
         Tensor: same shape, at most ``2 q + 1`` distinct values.
     """
-    with torch.autocast(weight.device.type, enabled=False):  # float32 arithmetic under val.precision: bf16
-        weight = weight.float()
-        scale = weight.detach().abs().max() + 1e-8
-        q = 2 ** (bits - 1) - 1
-        return round_ste(weight * q / scale) * scale / q
+    scale = weight.detach().abs().max() + 1e-8
+    q = 2 ** (bits - 1) - 1
+    return round_ste(weight * q / scale) * scale / q
 
 
 class QuantConv2d(nn.Conv2d):
@@ -73,12 +74,8 @@ class ActQuant(nn.Module):
         self.register_buffer('max_val', torch.tensor(0.0))
         self.init_mode = False
 
+    @float32  # in bfloat16 (8 significant bits) x / alpha * q would round before round() does
     def forward(self, x):
-        # float32 arithmetic: in bfloat16 (8 significant bits) x / alpha * q would round before round() does
-        with torch.autocast(x.device.type, enabled=False):
-            return self._quantize(x.float())
-
-    def _quantize(self, x):
         q = 2 ** (self.bits - 1) - 1
         if self.init_mode and self.training:
             with torch.no_grad():

@@ -22,6 +22,7 @@ from torch import nn
 
 from adaptsr.core.arch_util import MeanShiftMixin
 from adaptsr.core.cost import flops_per_pixel, mlp_flops_per_row
+from adaptsr.core.precision import float32
 from adaptsr.methods.baselines.carn_arch import CARNM
 from adaptsr.methods.baselines.fsrcnn_arch import FSRCNNNet
 from adaptsr.methods.baselines.srresnet_arch import SRResNetEncoder
@@ -336,23 +337,23 @@ class PCSRNet(MeanShiftMixin, nn.Module):
         p_heavy = rows_to_image(prob[..., 1].reshape(-1, 1), n, h, w, self.upscale)
         return self._finish(mix.reshape(-1, 3), x, nhw), p_heavy
 
+    @float32
     def heavy_logit(self, rows):
         """Classifier logit difference ``l_heavy - l_light`` for every HR pixel: (R, C) LR rows -> (R, s*s).
 
         Computed in chunks of ``pixel_batch_size`` HR pixels; ``sigmoid`` of it is p(heavy). Always in float32
-        (autocast off; the features of a bf16 encoder are widened): under ``val.precision: bf16`` the light/heavy
-        decision that the threshold ``k`` reads is not rounded to 8 significant bits.
+        (:func:`~adaptsr.core.precision.float32`; the features of a bf16 encoder are widened): under
+        ``val.precision: bf16`` the light/heavy decision that the threshold ``k`` reads is not rounded to 8
+        significant bits.
         """
-        with torch.autocast(rows.device.type, enabled=False):
-            rows = rows.float()
-            s2 = self.upscale**2
-            sub = self.classifier.subpixel_part(self.codes)
-            lr_part = self.classifier.lr_part(rows)
-            out = rows.new_empty(rows.shape[0], s2)
-            step = max(1, self.pixel_batch_size // s2)
-            for start in range(0, rows.shape[0], step):
-                logits = self.classifier.tail(lr_part[start:start + step].unsqueeze(1) + sub)
-                out[start:start + step] = logits[..., 1] - logits[..., 0]
+        s2 = self.upscale**2
+        sub = self.classifier.subpixel_part(self.codes)
+        lr_part = self.classifier.lr_part(rows)
+        out = rows.new_empty(rows.shape[0], s2)
+        step = max(1, self.pixel_batch_size // s2)
+        for start in range(0, rows.shape[0], step):
+            logits = self.classifier.tail(lr_part[start:start + step].unsqueeze(1) + sub)
+            out[start:start + step] = logits[..., 1] - logits[..., 0]
         return out
 
     def decide(self, logit, k=0.0, adaptive=False, n_images=1):

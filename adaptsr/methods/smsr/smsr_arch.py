@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from adaptsr.core.arch_util import frozen_mean_shift
+from adaptsr.core.precision import float32
 from adaptsr.methods.smsr.sparse_conv import PixelSet, conv3x3_rows, load_kernel, pack_tiles
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -218,6 +219,7 @@ class SMSRBlock(nn.Module):
         self._packed = (key, pack)
         return pack
 
+    @float32  # the kernel is float32: under val.precision: bf16 its inputs are widened, autocast is off inside
     def forward_kernel(self, x, pixels, cd, cs, kernel):
         """:meth:`forward_sparse` through the C++ implicit-GEMM kernel
         (:func:`adaptsr.methods.smsr.sparse_conv.load_kernel`).
@@ -236,9 +238,8 @@ class SMSRBlock(nn.Module):
         Returns:
             Tensor: (1, C, H, W) channels-last, equal to :meth:`forward_masked` up to float rounding.
         """
-        # the kernel is float32 (under val.precision: bf16 its input is widened and autocast is off inside)
-        with torch.profiler.record_function('adaptsr::sparse_conv'), torch.autocast(x.device.type, enabled=False):
-            return self._forward_kernel(x.float(), pixels, cd, cs, kernel)
+        with torch.profiler.record_function('adaptsr::sparse_conv'):  # named in torch.profiler's tables
+            return self._forward_kernel(x, pixels, cd, cs, kernel)
 
     def _forward_kernel(self, x, pixels, cd, cs, kernel):
         h, w = x.shape[-2:]
