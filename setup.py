@@ -31,6 +31,6 @@ setup(
         'adaptsr-test=adaptsr.cli.test:main', 'adaptsr-bench=adaptsr.cli.bench:main',
         'adaptsr-convert=adaptsr.cli.convert:main', 'adaptsr-export=adaptsr.cli.export:main',
         'adaptsr-weights=adaptsr.cli.weights:main', 'adaptsr-prepare=adaptsr.cli.prepare:main',
-        'adaptsr-cabm-table=adaptsr.methods.cabm.table_cli:main'
+        'adaptsr-cabm-table=adaptsr.cli.room_command:main'  # each room's COMMANDS (its declarations.py)
     ]},
 )

@@ -20,8 +20,10 @@ import sys
 import grimp
 
 #: the modules that import their work after parsing the command line, so that ``--help`` imports no torch (counted
-#: apart from the function-level imports, which would otherwise hide an import loop)
+#: apart from the function-level imports, which would otherwise hide an import loop): the package, the commands and
+#: a room's own commands (``adaptsr/methods/<m>/*_cli.py``, declared in its ``declarations.COMMANDS``)
 DEFERRING = ('adaptsr/__init__.py', 'adaptsr/cli/')
+DEFERRING_SUFFIX = '_cli.py'
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 METHODS = ('pcsr', 'etds', 'smsr', 'ape', 'cabm')
@@ -81,7 +83,7 @@ def scan(package):
                 mods = [node.module or ''] if isinstance(node, ast.ImportFrom) else \
                     [a.name for a in node.names] if isinstance(node, ast.Import) else []
                 if any(m.startswith('adaptsr') for m in mods) or getattr(node, 'level', 0):
-                    (deferred if str(rel).startswith(DEFERRING) else local).append(
+                    (deferred if str(rel).startswith(DEFERRING) or rel.name.endswith(DEFERRING_SUFFIX) else local).append(
                         f'{rel}:{node.lineno}: {ast.unparse(node)}')
         docs = _docstrings(tree)
         room = rel.parts[2] if len(rel.parts) > 3 and rel.parts[1] == 'methods' else None

@@ -279,6 +279,53 @@ def test_training_step_moves_every_parameter_and_the_regressor_learns(tmp_path):
     assert changed == set(before)  # all parameters train (the paper's fine-tuning), regressor included
 
 
+def test_the_three_phase_recipe_trains_the_backbone_then_the_exits_then_the_regressor(tmp_path):
+    """options/train/ape_edsr_baseline_x4_291.yml's phases on a tiny EDSR: ``forward: backbone`` trains head, body and
+    tail on the final SR alone (one output, no regressor gradient), the exit phase moves every exit's units with the
+    exit L1, and the regressor phase moves the regressor alone."""
+    from basicsr.models import build_model
+    from conftest import model_options
+    l1 = {'exit_l1': {'type': 'APEExitL1Loss', 'loss_weight': 255., 'exit_weights': [1, 2]}}
+    train = {'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'phases': [
+        {'name': 'backbone', 'iters': 1, 'forward': 'backbone', 'trainable': ['head', 'body', 'tail'],
+         'losses': {'l1': {'type': 'L1Loss', 'loss_weight': 1.0}}},
+        {'name': 'exits', 'iters': 1, 'trainable': ['head', 'body', 'tail'], 'losses': l1},
+        {'name': 'regressor', 'iters': 1, 'trainable': ['regressor'],
+         'losses': {'ic': {'type': 'APEICLoss', 'loss_weight': 1.}}}]}
+    net_opt = {'type': 'APEEDSR', 'upscale': 4, 'num_feat': 8, 'num_block': 4, 'res_scale': 1.0, 'exit_interval': 2}
+    model = build_model(model_options(tmp_path, 'APEModel', net_opt, is_train=True, train=train))
+    gt = read_rgb(require(osp.join(BENCHMARK, 'Set14/HR/baboon.png')))[..., :128, :128]
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png')))[..., :32, :32]
+    net = model.get_bare_model(model.net_g)
+    moved, logs = [], []
+    for it in (1, 2, 3):
+        before = {n: p.detach().clone() for n, p in net.named_parameters()}
+        model.update_learning_rate(it)
+        model.feed_data({'lq': lq, 'gt': gt})
+        model.optimize_parameters(it)
+        moved.append({n.split('.')[0] for n, p in net.named_parameters() if not torch.equal(p, before[n])})
+        logs.append(set(model.log_dict))
+        if it == 1:
+            assert model.output.shape == gt.shape  # the final SR alone, not a list of exits
+    assert moved[0] == {'head', 'body', 'tail'} and moved[1] == {'head', 'body', 'tail'}
+    assert moved[2] == {'regressor'}
+    assert logs == [{'l_l1'}, {'l_exit_l1', 'ic_0', 'ic_1'}, {'l_ic', 'ic_0', 'ic_1'}]
+
+
+def test_a_backbone_phase_refuses_exit_losses_and_unknown_forwards(tmp_path):
+    from basicsr.models import build_model
+    from adaptsr.core.errors import OptionError
+    from conftest import model_options
+    net_opt = {'type': 'APEEDSR', 'upscale': 4, 'num_feat': 8, 'num_block': 4, 'exit_interval': 2}
+    for phase, message in (({'forward': 'backbone', 'losses': {'ic': {'type': 'APEICLoss'}}},
+                            r'train.phases\[0\].losses.ic: a phase with forward: backbone has no exits'),
+                           ({'forward': 'exit', 'losses': {'l1': {'type': 'L1Loss'}}},
+                            r"train.phases\[0\].forward must be one of \('exits', 'backbone'\), got 'exit'")):
+        train = {'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'phases': [dict(name='p', iters=1, **phase)]}
+        with pytest.raises(OptionError, match=message):
+            build_model(model_options(tmp_path, 'APEModel', net_opt, is_train=True, train=train))
+
+
 def test_tiled_inference_covers_any_size_and_images_smaller_than_a_tile(tmp_path):
     """Model test(): 48/46 tiles cover the whole image (the official code drops the border); sizes that 46 does not
     divide and images smaller than a tile work; costs follow the exit histogram; the exit map is saved."""

@@ -120,17 +120,53 @@ def test_test_overwrite_replaces_the_results_folder_and_the_default_archives_it(
     assert len([p for p in (tmp_path / 'results').iterdir() if p.name.startswith('ow_archived_')]) == 1
 
 
-@pytest.mark.parametrize('command', ['train', 'test', 'weights', 'prepare', 'export'])
+@pytest.mark.parametrize('command', ['train', 'test', 'weights', 'prepare', 'export', 'infer', 'bench', 'convert',
+                                     'cabm-table'])
 def test_help_is_printed_without_importing_torch(command):
-    """``--help`` of these commands needs no registry, so it imports neither torch nor BasicSR (a second, not 4-6 s);
-    the other commands' flags come from the registered methods (knobs, converters)."""
+    """``--help`` of every console command imports neither torch nor BasicSR (a tenth of a second, not 4-6 s): the
+    knob, side-file and converter flags come from the methods' declarations files (``adaptsr.core.model_flags``), a
+    room's own command (``adaptsr-cabm-table``) is loaded alone through ``adaptsr.cli.room_command``."""
+    module = 'room_command' if command == 'cabm-table' else command
     code = (f"import sys; sys.argv = ['adaptsr-{command}', '--help']\n"
-            f"from adaptsr.cli.{command} import main\n"
+            f"from adaptsr.cli.{module} import main\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert e.code in (0, None)\n"
             "print(sorted(m for m in ('torch', 'basicsr', 'cv2') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k != 'ADAPTSR_METHODS'}
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert 'usage: adaptsr-' in proc.stdout and proc.stdout.strip().splitlines()[-1] == '[]'
+    if command == 'infer':  # every method's knob and side file is offered
+        for flag in ('--precision', '--exit-threshold', '--k', '--adaptive', '--calibration', '--cabm-lut'):
+            assert flag in proc.stdout, flag
+    if command == 'convert':
+        for name in ('pcsr', 'carn_m', 'etds', 'ecbsr', 'abpn', 'smsr'):
+            assert name in proc.stdout, name
+
+
+def test_the_declarations_files_are_what_the_registry_holds():
+    """The help's flags (read from the rooms' declarations.py without imports) are the registered models' knob flags
+    and side files and the registered converters, text for text."""
+    import adaptsr  # noqa: F401  (registrations)
+    from adaptsr.api.flags import knob_flags
+    from adaptsr.core.checkpoints import CONVERTERS
+    from adaptsr.core.declarations import side_file_specs
+    from adaptsr.core.model_flags import converter_help, knob_flag_specs, side_file_flag_specs
+    assert knob_flag_specs() == {dest: spec for dest, (_, spec) in knob_flags().items()}
+    assert side_file_flag_specs() == side_file_specs()
+    assert converter_help() == {name: text for name, (_, text) in CONVERTERS.items()}
+
+
+def test_a_room_command_runs_by_its_name(tmp_path):
+    """``adaptsr-cabm-table`` dispatches to CABM's table_cli: its own one-line error for a missing checkpoint."""
+    from adaptsr.cli.room_command import find_command, main
+    room, target, path = find_command('adaptsr-cabm-table')
+    assert (room, target) == ('cabm', 'table_cli') and osp.isfile(path)
+    with pytest.raises(SystemExit) as err:
+        main(['-m', str(tmp_path / 'missing.pth'), '-i', str(tmp_path), '-o', str(tmp_path / 'lut.json')],
+             name='adaptsr-cabm-table')
+    assert 'adaptsr-cabm-table' in str(err.value) and 'missing.pth' in str(err.value)
+    with pytest.raises(SystemExit, match='not a command of any method'):
+        find_command('adaptsr-nothing')
 
 
 def test_a_plain_import_still_registers_everything():

@@ -7,43 +7,11 @@ import argparse
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from adaptsr.api import options_for
-from adaptsr.core.declarations import declared, side_file_keys, side_file_specs
+from adaptsr.core.declarations import declared, side_file_keys
 from adaptsr.core.errors import InferError
+from adaptsr.core.model_flags import DEFAULT_TILE_OVERLAP, add_model_flags  # noqa: F401  (importable from here)
 from adaptsr.core.options import check_options
-from adaptsr.utils.argtypes import CLIParser, int_at_least
-
-#: ``--tile`` without ``--tile-overlap``: LR pixels of overlap (at most a quarter of the tile) for a model whose tiles
-#: only bound memory (a model that decides per tile keeps its own overlap)
-DEFAULT_TILE_OVERLAP = 16
-
-
-
-def add_model_flags(parser):
-    """Add the model flags to ``parser`` (an ``argparse.ArgumentParser``)."""
-    parser.add_argument('-opt', '--opt', default=None, help='test options YAML (network_g, path, val)')
-    parser.add_argument('--model', default=None,
-                        help='checkpoint (adaptsr or official; recognised from its weights), "bicubic", or an ONNX '
-                             'or TFLite model (fp32 or INT8, adaptsr-export; run by onnxruntime or LiteRT)')
-    parser.add_argument('--scale', type=int_at_least(1), default=None,
-                        help='the scale, where the checkpoint does not say it')
-    parser.add_argument('--force-yml', nargs='+', default=[], help='with -opt: override options, key:sub=value')
-    for dest, (_, spec) in knob_flags().items():  # each model's knobs, declared on the model
-        if 'value' in spec:
-            parser.add_argument(spec['flag'], dest=dest, action='store_true', help=spec['help'])
-        else:
-            parser.add_argument(spec['flag'], dest=dest, type=spec['type'], default=None, help=spec['help'])
-    for key, spec in side_file_specs().items():  # the files models read beside their weights, declared on them
-        parser.add_argument(spec['flag'], dest=key, default=None, help=spec['help'])
-    parser.add_argument('--tile', type=int_at_least(0), default=None,
-                        help="tile size in LR pixels, to bound memory (0: whole image; default: the model's own: "
-                             "whole images, or the tiles of a model that decides per tile)")
-    parser.add_argument('--tile-overlap', dest='tile_overlap', type=int_at_least(0), default=None,
-                        help=f'tile overlap in LR pixels (default with --tile: {DEFAULT_TILE_OVERLAP}, at most a '
-                             "quarter of the tile; a model that decides per tile: its own)")
-    parser.add_argument('--tile-merge', dest='tile_merge', choices=('average', 'crop'), default=None,
-                        help="how overlapping tiles combine (default with --tile: crop, each tile's core, for a "
-                             "model that tiles only to bound memory; a model that decides per tile: average, its "
-                             "protocol)")
+from adaptsr.utils.argtypes import CLIParser
 
 
 def parse_model_args(argv):

@@ -23,9 +23,7 @@ import argparse
 import os
 import os.path as osp
 
-from adaptsr.bench import compare, options_file, sizes
 from adaptsr.cli.errors import one_line_errors
-from adaptsr.core.options import find_options
 from adaptsr.core.outputs import OutputPlanError, check_plan
 from adaptsr.utils.argtypes import CLIParser, int_at_least
 
@@ -66,6 +64,8 @@ def main(argv=None, root=None):
     args.root = osp.abspath(args.root or root or os.getcwd())
     if sum(bool(a) for a in (args.opt, args.sizes, args.compare)) != 1:
         parser.error('give one of -opt <test options>, --sizes <large-input spec>, --compare <comparison spec>')
+    from adaptsr.bench import compare, options_file, sizes  # after parsing: --help imports no torch
+    from adaptsr.core.options import find_options
 
     try:  # a shipped file by name: -opt pcsr_carn_x4, --compare x4, --sizes large_x4
         for attr, kind in (('opt', 'test'), ('compare', 'compare'), ('sizes', 'bench')):

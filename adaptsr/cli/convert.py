@@ -32,16 +32,16 @@ import os
 import os.path as osp
 import sys
 
-from adaptsr.core.checkpoint_io import check_finite, load_checkpoint, save_checkpoint
-from adaptsr.core.checkpoints import CONVERTERS, ConversionError, build_target, keep_modules
+from adaptsr.core.model_flags import converter_help
 from adaptsr.core.outputs import OutputPlanError, check_plan
 from adaptsr.utils.argtypes import CLIParser, int_at_least
 
 
 def main(argv=None):
     parser = CLIParser(prog='adaptsr-convert', description=__doc__)
-    parser.add_argument('--method', required=True, choices=sorted(CONVERTERS),
-                        help='; '.join(f'{name}: {text}' for name, (_, text) in sorted(CONVERTERS.items())))
+    converters = converter_help()  # the rooms' declarations: --help imports no torch
+    parser.add_argument('--method', required=True, choices=sorted(converters),
+                        help='; '.join(f'{name}: {text}' for name, text in sorted(converters.items())))
     parser.add_argument('-i', '--input', required=True, help='official checkpoint')
     parser.add_argument('-o', '--output', required=True,
                         help='converted checkpoint: .pth (BasicSR) or .safetensors (one state_dict, meta in '
@@ -60,6 +60,8 @@ def main(argv=None):
         check_plan([(args.output, 'converted checkpoint')], [args.input], args.overwrite)
     except OutputPlanError as err:
         parser.error(str(err))
+    from adaptsr.core.checkpoint_io import check_finite, load_checkpoint, save_checkpoint
+    from adaptsr.core.checkpoints import CONVERTERS, ConversionError, build_target, keep_modules
     try:
         source = load_checkpoint(args.input)
         check_finite(source, args.input)  # a diverged training's file is refused, not converted

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from adaptsr.core.cost import run_inference, sum_costs
 from adaptsr.core.data_util import check_pair_scale
+from adaptsr.core.model_flags import CORE_KNOB_FLAGS
 from adaptsr.core.options import OptionError, check_val_ranges
 from adaptsr.core.phased_model import PhasedSRModel
 from adaptsr.core.precision import check_precision, inference_precision
@@ -156,9 +157,7 @@ class AdaptiveSRModel(PhasedSRModel):
     #: the knobs a command line offers for this model: argparse ``dest`` -> ``{'flag': '--x', 'val': <val option>,
     #: 'type': float, 'help': ...}``, or with ``'value': v`` a switch that sets the option to ``v`` (``adaptsr-infer``
     #: builds its flags from every registered model's declaration)
-    knob_flags = {'precision': {'flag': '--precision', 'val': 'precision', 'type': str,
-                                'help': 'fp32 (default), bf16 (CPU matrix units or CUDA) or fp16 (CUDA): the '
-                                'network under autocast, its declared fp32 parts in float32'}}
+    knob_flags = CORE_KNOB_FLAGS
     #: the cost metrics a one-row-per-image table keeps (``adaptsr-infer``'s CSV; the JSON has them all)
     summary_stats = ()
 

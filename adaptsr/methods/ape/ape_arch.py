@@ -47,7 +47,8 @@ class APEBackbone(nn.Module):
     :meth:`_init_exits` with the feature width and number of units.
 
     Forward:
-        * training: ``(list_sr, list_ic)``, one SR (N, 3, h s, w s) and one IC (N, 1) in (-1, 1) per exit;
+        * training: ``(list_sr, list_ic)``, one SR (N, 3, h s, w s) and one IC (N, 1) in (-1, 1) per exit (the
+          plain SR of :meth:`forward_backbone` while ``train_backbone_only`` is set);
         * eval: the plain backbone's SR (every unit), (N, 3, h s, w s) in [0, 1] (unclamped);
         * :meth:`forward_exit`: adaptive inference of a batch of patches.
     """
@@ -101,13 +102,31 @@ class APEBackbone(nn.Module):
     def is_exit(self, i):
         return (i + 1) % self.exit_interval == 0
 
-    def forward(self, x):
+    def forward_backbone(self, x):
+        """The plain backbone: every unit, then the last exit's reconstruction; no regressor, no early exit.
+
+        Args:
+            x (Tensor): (N, 3, h, w) in [0, 1].
+
+        Returns:
+            Tensor: SR (N, 3, h s, w s) in [0, 1] (unclamped), with gradients in training (the backbone phase of a
+            recipe that trains the backbone before its exits).
+        """
         self._check(x)
         ctx, res = self.embed(x)
-        if not self.training:
-            for i in range(self.num_units):
-                res = self.unit(i)(res)
-            return self.reconstruct(ctx, res)
+        for i in range(self.num_units):
+            res = self.unit(i)(res)
+        return self.reconstruct(ctx, res)
+
+    #: training forward of the plain backbone only (:meth:`forward_backbone`), set by the model for a recipe's
+    #: backbone phase (through ``forward``, so a DistributedDataParallel wrapper still syncs the gradients)
+    train_backbone_only = False
+
+    def forward(self, x):
+        if not self.training or self.train_backbone_only:
+            return self.forward_backbone(x)
+        self._check(x)
+        ctx, res = self.embed(x)
         outs, ics = [], []
         for i in range(self.num_units):
             res = self.unit(i)(res)

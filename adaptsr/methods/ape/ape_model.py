@@ -10,8 +10,10 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import functional as F
 
 from adaptsr.core.adaptive_model import AdaptiveSRModel
+from adaptsr.core.errors import OptionError
 from adaptsr.core.tiling import register_crop_mode
 from adaptsr.methods.ape.ape_loss import APEExitL1Loss, APEICLoss, per_sample_psnr
+from adaptsr.methods.ape.declarations import KNOB_FLAGS
 from adaptsr.utils.maps import box_values, overlay_values, upscale_nearest
 
 # the official test drops the border strip that a grid of 48-pixel patches at stride 46 does not cover
@@ -40,9 +42,7 @@ class APEModel(AdaptiveSRModel):
 
     val_options = {'exit_threshold': 1.0, 'tile_size': 48, 'tile_overlap': 2, 'tile_batch': 500}
     budget_knob = ('exit_threshold', 'thr')
-    knob_flags = {'exit_threshold': {'flag': '--exit-threshold', 'val': 'exit_threshold', 'type': float,
-                                     'help': 'APE: a tile leaves at the first exit whose IC reaches this (1 = no '
-                                             'early exit)'}}
+    knob_flags = KNOB_FLAGS
     summary_stats = ('mean_exit', )
     val_ranges = {'exit_threshold': (0.0, 1.0, False)}  # an IC score; 1 = no early exit
     train_section = 'ape'
@@ -53,8 +53,32 @@ class APEModel(AdaptiveSRModel):
         if self.method_opt['prev_psnr0'] not in ('zero', 'bicubic'):
             raise ValueError(f"train.ape.prev_psnr0 must be 'zero' or 'bicubic', got {self.method_opt['prev_psnr0']!r}")
 
+    #: ``train.phases[i].forward``: ``exits`` (default: an SR and an IC per exit) or ``backbone`` (the plain network
+    #: alone, for a recipe that trains the backbone first: only losses on the final SR, e.g. BasicSR's ``L1Loss``)
+    phase_keys = frozenset({'forward'})
+    FORWARDS = ('exits', 'backbone')
+
+    @classmethod
+    def check_model_options(cls, opt):
+        for i, phase in enumerate((opt.get('train') or {}).get('phases') or []):
+            if not isinstance(phase, dict):
+                continue
+            mode = phase.get('forward', 'exits')
+            if mode not in cls.FORWARDS:
+                raise OptionError(f'train.phases[{i}].forward must be one of {cls.FORWARDS}, got {mode!r}')
+            ape_losses = [k for k, v in (phase.get('losses') or {}).items()
+                          if isinstance(v, dict) and v.get('type') in ('APEExitL1Loss', 'APEICLoss')]
+            if mode == 'backbone' and ape_losses:
+                raise OptionError(f'train.phases[{i}].losses.{ape_losses[0]}: a phase with forward: backbone has no '
+                                  'exits (use a loss on the final SR, e.g. L1Loss)')
+
     # training ---------------------------------------------------------------------------------------------------
     def forward_train(self):
+        backbone_only = self.phase is not None and self.phase.get('forward', 'exits') == 'backbone'
+        self.get_bare_model(self.net_g).train_backbone_only = backbone_only
+        if backbone_only:
+            self.output = self.net_g(self.lq)
+            return {}
         outs, ics = self.net_g(self.lq)
         self.output = outs[-1]
         log = {f'ic_{k}': ic.detach().mean() for k, ic in enumerate(ics)}

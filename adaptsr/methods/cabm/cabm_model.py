@@ -19,6 +19,7 @@ from adaptsr.core.errors import OptionError
 from adaptsr.core.phases import PhaseSchedule
 from adaptsr.methods.cabm.bitmap import EdgeBitTable, build_table, edge_score
 from adaptsr.methods.cabm.cabm_loss import CABMBitLoss, CABMDistillLoss, CABMOutputDistillLoss
+from adaptsr.methods.cabm.declarations import KNOB_FLAGS, SIDE_FILES
 from adaptsr.utils.atomic import atomic_torch_save, atomic_write
 from adaptsr.utils.maps import box_values, overlay_values
 
@@ -64,14 +65,9 @@ class CABMModel(AdaptiveSRModel):
 
     val_options = {'calibration': 100.0, 'tile_size': 96, 'tile_overlap': 0}
     budget_knob = ('calibration', 'cal')
-    knob_flags = {'calibration': {'flag': '--calibration', 'val': 'calibration', 'type': float,
-                                  'help': 'CABM: average-bit ceiling of the edge-to-bit table (100 = the table as '
-                                          'built)'}}
+    knob_flags = KNOB_FLAGS
     summary_stats = ('fab', )
-    side_files = {'cabm_lut': {'what': 'CABM table', 'flag': '--cabm-lut', 'default': 'cabm_lut.json',
-                               'network': {'mode': 'lut'},
-                               'help': 'CABM: edge-to-bit table (default: cabm_lut.json beside the checkpoint; '
-                                       'without one the trained CADyQ selectors choose the bits)'}}
+    side_files = SIDE_FILES
     val_ranges = {'calibration': (0.0, None, False)}  # a FAB ceiling in bits; 100 = no filter
     train_section = 'cabm'
     train_options = {'iters_per_epoch': 1000, 'alpha_init_iters': 1000, 'calibration_train': 6.0, 'select_bit': 0,

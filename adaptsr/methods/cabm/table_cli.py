@@ -13,15 +13,10 @@ hook at the end of the ``cadyq`` phase (``CABMModel``). An existing ``--output``
 import os.path as osp
 import sys
 
-import yaml
-from basicsr.archs import build_network
-
-from adaptsr.core.checkpoint_io import load_checkpoint
-from adaptsr.core.checkpoints import checkpoint_state_dict
-from adaptsr.core.options import find_options
-from adaptsr.methods.cabm.bitmap import build_table
-from adaptsr.methods.cabm.cabm_arch import CABMEDSR
 from adaptsr.utils.argtypes import CLIParser, int_at_least
+
+# the work's imports (torch, BasicSR) are made after the flags are parsed: ``--help`` imports neither
+# (``adaptsr-cabm-table`` runs through :mod:`adaptsr.cli.room_command`, which loads this file alone for --help)
 
 
 def build_parser():
@@ -49,6 +44,11 @@ def build_parser():
 
 def cadyq_network(args, parser):
     """The network to run: the options file's ``network_g`` or ``CABMEDSR``, in ``cadyq`` mode."""
+    import yaml
+    from basicsr.archs import build_network
+
+    from adaptsr.core.options import find_options
+    from adaptsr.methods.cabm.cabm_arch import CABMEDSR
     if not args.opt:
         return CABMEDSR(upscale=args.scale, num_block=args.num_block, num_feat=args.num_feat, mode='cadyq')
     try:
@@ -70,6 +70,9 @@ def main(argv=None):
         parser.error(f'--output {args.output} exists; choose another or pass --overwrite')
     if not args.step <= args.tile:
         parser.error(f'--step must be in (0, --tile], got {args.step}')
+    from adaptsr.core.checkpoint_io import load_checkpoint
+    from adaptsr.core.checkpoints import checkpoint_state_dict
+    from adaptsr.methods.cabm.bitmap import build_table
     net = cadyq_network(args, parser)
     try:
         net.load_state_dict(checkpoint_state_dict(load_checkpoint(args.model), args.model), strict=True)

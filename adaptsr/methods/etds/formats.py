@@ -31,6 +31,7 @@ from adaptsr.core.reparam import (DTYPE, ConversionError, block_conv, check_equi
 from adaptsr.methods.baselines.abpn_arch import ABPNNet
 from adaptsr.methods.baselines.ecbsr_arch import ECBSRPlain, ecbsr_train_to_plain
 from adaptsr.methods.baselines.espcn_arch import ESPCN, FSRCNN
+from adaptsr.methods.etds.declarations import CONVERTERS
 from adaptsr.methods.etds.etds_arch import (ETDSAblationAdvancedResidual, ETDSAblationPlain, ETDSAblationResidual,
                                             ETDSNet, ETDSOnlyET, ETDSPlain)
 
@@ -353,9 +354,9 @@ def _abpn(ckpt, scale=4, source='?', param_key='auto', **_):
     return plain_checkpoint(plain, info, scale, source, 'abpn')
 
 
-register_converter('etds', _etds, 'ETDS training form (ours or official ablations), ECBSR or ABPN -> ETDSPlain by ET')
-register_converter('ecbsr', _ecbsr, 'ECBSR training form -> ECBSRPlain (with --et: on to ETDSPlain)')
-register_converter('abpn', _abpn, 'ABPN -> ETDSPlain by ET')
+register_converter('etds', _etds, CONVERTERS['etds'])
+register_converter('ecbsr', _ecbsr, CONVERTERS['ecbsr'])
+register_converter('abpn', _abpn, CONVERTERS['abpn'])
 
 
 def adapt_plain_state_dict(net, sd, source='?'):

@@ -11,6 +11,7 @@ import torch
 from adaptsr.core.checkpoint_io import basicsr_checkpoint
 from adaptsr.core.checkpoints import (checkpoint_state_dict, detect_arch, register_converter, register_format,
                                       register_wrapper)
+from adaptsr.methods.pcsr.declarations import CONVERTERS
 
 PCSR_NAMES = {'pcsr-phase1': 'PCSRNet', 'pcsr-phase0': 'PCSRNet', 'carn': 'PCSRCARN', 'fsrcnn': 'PCSRFSRCNN'}
 BN_EPS = 1e-5
@@ -110,6 +111,6 @@ def _pcsr(ckpt, scale=4, source='?', param_key='auto', **_):
     return out
 
 
-register_converter('pcsr', _pcsr, 'official PCSR wrapper (phase 0/1, CARN, FSRCNN) or a PCSR-family state_dict')
+register_converter('pcsr', _pcsr, CONVERTERS['pcsr'])
 register_converter('carn_m', lambda ckpt, scale=4, source='?', **_: convert_carn_m(ckpt, scale=scale, source=source),
-                   "official multi-scale CARN-M (nmhkahn/CARN-pytorch) -> PCSRCARN, bit-exact")
+                   CONVERTERS['carn_m'])

@@ -10,6 +10,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from adaptsr.core.adaptive_model import AdaptiveSRModel
 from adaptsr.core.tiling import register_crop_mode
+from adaptsr.methods.pcsr.declarations import KNOB_FLAGS
 from adaptsr.methods.pcsr.pcsr_loss import PCSRAverageCostLoss
 from adaptsr.utils.maps import overlay_mask, overlay_values
 
@@ -34,12 +35,7 @@ class PCSRModel(AdaptiveSRModel):
     """
 
     val_options = {'k': 0.0, 'adaptive': False, 'refine': True}
-    knob_flags = {'k': {'flag': '--k', 'val': 'k', 'type': float,
-                        'help': 'PCSR: classifier threshold offset (0 = argmax)'},
-                  'adaptive': {'flag': '--adaptive', 'val': 'adaptive', 'value': True,
-                               'help': "PCSR: ADM's per-image threshold instead of --k"},
-                  'no_refine': {'flag': '--no-refine', 'val': 'refine', 'value': False,
-                                'help': 'PCSR: skip the refinement of light pixels next to heavy ones'}}
+    knob_flags = KNOB_FLAGS
     summary_stats = ('heavy_ratio', )
     val_ranges = {'k': (None, None, False)}  # any finite k (negative: more heavy pixels)
     phase_keys = frozenset({'forward'})

@@ -3,6 +3,7 @@ of a raw OrderedDict, whose names adaptsr's :class:`~adaptsr.methods.smsr.smsr_a
 from adaptsr.core.checkpoint_io import basicsr_checkpoint
 from adaptsr.core.checkpoints import checkpoint_state_dict, detect_arch, register_converter, register_format
 from adaptsr.core.errors import WrongScaleError
+from adaptsr.methods.smsr.declarations import CONVERTERS
 
 
 def smsr_net_kwargs(sd, scale=None, source='?'):
@@ -36,4 +37,4 @@ def convert_smsr(ckpt, scale=2, source='?', param_key='auto', **_):
     return basicsr_checkpoint(sd, 'smsr', 'SMSRNet', scale, source)
 
 
-register_converter('smsr', convert_smsr, 'official SMSR state_dict -> SMSRNet')
+register_converter('smsr', convert_smsr, CONVERTERS['smsr'])
