@@ -6,8 +6,9 @@ asks what the best possible guess would give: it runs every tile of every image 
 overlap averaging), measures each tile's squared error at each exit against the HR, and, for a sweep of the
 Lagrange multiplier ``lam``, lets every tile take the exit that minimises ``error weight + lam * FLOPs``. The error
 weight of a tile is its squared error on Y divided by its image's full-depth MSE and pixel count (a change in the
-mean PSNR-Y over the set, to first order). Each point's images are then rebuilt with those exits and scored exactly
-(PSNR-Y, crop_border = scale), so the figures are real outputs, not the linearisation.
+mean PSNR-Y over the set, to first order). Each point's images are then rebuilt with those exits (from the tile
+outputs the first pass recorded, merged by the same overlap averaging: what a run with those exits gives) and scored
+exactly (PSNR-Y, crop_border = scale), so the figures are real outputs, not the linearisation.
 
 The result bounds every exit policy that decides per tile (the regressor included) with these exits: if the oracle
 cannot save a FLOPs fraction within a PSNR budget, no threshold can.
@@ -60,10 +61,31 @@ def exit_forward(net, exit_of):
     return fn
 
 
-def run(net, lq, scale, tile, overlap, batch, exit_of):
+def run(net, lq, scale, tile, overlap, batch, exit_of, record=None):
+    """The image with each tile at ``exit_of(call, row)``; ``record`` (a list) receives each call's tile outputs."""
     boxes = []
-    sr = tiled_forward(exit_forward(net, exit_of), lq, scale, tile, overlap, tile_batch=batch, boxes_out=boxes)
+    fn = exit_forward(net, exit_of)
+    if record is not None:
+        inner = fn
+
+        def fn(x):
+            out = inner(x)
+            record.append(out)
+            return out
+    sr = tiled_forward(fn, lq, scale, tile, overlap, tile_batch=batch, boxes_out=boxes)
     return sr, boxes
+
+
+def compose(lq, scale, tile, overlap, batch, tiles, exit_of):
+    """The image :func:`run` would give, from the recorded tile outputs ``tiles[exit][call]`` (no network: the same
+    tiling and overlap averaging)."""
+    state = {'call': 0}
+
+    def fn(x):
+        call = state['call']
+        state['call'] += 1
+        return torch.stack([tiles[exit_of(call, row)][call][row] for row in range(x.shape[0])])
+    return tiled_forward(fn, lq, scale, tile, overlap, tile_batch=batch)
 
 
 def y_of(img):
@@ -106,16 +128,17 @@ def main(argv=None):
     c = args.scale
     for item in pairs:
         hr_y = y_of(item['gt'])
-        err, boxes = [], None
+        err, boxes, tiles = [], None, []
         for e in range(n_exits):
+            tiles.append([])
             sr, boxes = run(net, item['lq'], args.scale, args.tile, args.overlap, args.tile_batch,
-                            lambda call, row, e=e: e)
+                            lambda call, row, e=e: e, record=tiles[-1])
             sq = (y_of(sr) - hr_y) ** 2
             sq[:c], sq[-c:], sq[:, :c], sq[:, -c:] = 0, 0, 0, 0
             err.append([[float(sq[t * c:b * c, lft * c:r * c].sum()) for (t, lft, b, r) in call] for call in boxes])
         flops = [[net.exit_flops_table(b - t, r - lft) for (t, lft, b, r) in call] for call in boxes]
         full_mse = sum(sum(row) for row in err[-1]) / hr_y[c:-c, c:-c].numel()
-        images.append({'item': item, 'err': err, 'flops': flops, 'boxes': boxes,
+        images.append({'item': item, 'err': err, 'flops': flops, 'boxes': boxes, 'tiles': tiles,
                        'full_psnr_y': quality(sr.clamp(0, 1), item['gt'], args.scale)['psnr_y'],
                        'weight': 1.0 / (max(full_mse, 1e-12) * hr_y[c:-c, c:-c].numel())})
 
@@ -132,8 +155,8 @@ def main(argv=None):
                     hist[e] += 1
                     flops += im['flops'][call][row][e]
                     full += im['flops'][call][row][-1]
-            sr, _ = run(net, im['item']['lq'], args.scale, args.tile, args.overlap, args.tile_batch,
-                        lambda call, row: choice[(call, row)])
+            sr = compose(im['item']['lq'], args.scale, args.tile, args.overlap, args.tile_batch, im['tiles'],
+                         lambda call, row: choice[(call, row)])
             psnr.append(quality(sr.clamp(0, 1), im['item']['gt'], args.scale)['psnr_y'])
         return {'lam': lam, 'psnr_y': float(np.mean(psnr)), 'gflops': flops / len(images) / 1e9,
                 'saving': 1 - flops / full, 'exit_share': (hist / hist.sum()).tolist()}

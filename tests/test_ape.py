@@ -464,3 +464,21 @@ def test_exit_oracle_bounds_the_exit_decisions_on_set5(tmp_path):
     table = ape.exit_flops_table(48)
     assert last['saving'] == pytest.approx(1 - table[0] / table[-1], abs=0.02)  # border tiles are smaller
     assert result['best']['psnr_y'] >= result['full_psnr_y'] - 0.15
+
+
+def test_the_oracle_rebuilds_an_image_from_recorded_tiles_exactly_as_a_run_with_those_exits():
+    """scripts/ape_exit_oracle.py scores each sweep point from the tile outputs its first pass recorded: the image it
+    composes for a per-tile exit choice equals the one a forward with those exits gives, bit for bit."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('ape_exit_oracle', osp.join(ROOT, 'scripts', 'ape_exit_oracle.py'))
+    oracle = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(oracle)
+    net = tiny_edsr(seed=3)
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X2/butterflyx2.png')))[..., :70, :90]
+    tiles = []
+    for e in range(net.num_exits):
+        tiles.append([])
+        oracle.run(net, lq, 2, 24, 2, 5, lambda call, row, e=e: e, record=tiles[-1])
+    choice = lambda call, row: (call * 7 + row * 3) % net.num_exits  # noqa: E731  (every exit used)
+    expected, _ = oracle.run(net, lq, 2, 24, 2, 5, choice)
+    assert torch.equal(oracle.compose(lq, 2, 24, 2, 5, tiles, choice), expected)
