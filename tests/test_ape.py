@@ -293,6 +293,7 @@ def test_the_three_phase_recipe_trains_the_backbone_then_the_exits_then_the_regr
         {'name': 'regressor', 'iters': 1, 'trainable': ['regressor'],
          'losses': {'ic': {'type': 'APEICLoss', 'loss_weight': 1.}}}]}
     net_opt = {'type': 'APEEDSR', 'upscale': 4, 'num_feat': 8, 'num_block': 4, 'res_scale': 1.0, 'exit_interval': 2}
+    torch.manual_seed(0)  # a random tiny net can start with its regressor saturated (tanh' = 0: nothing to learn)
     model = build_model(model_options(tmp_path, 'APEModel', net_opt, is_train=True, train=train))
     gt = read_rgb(require(osp.join(BENCHMARK, 'Set14/HR/baboon.png')))[..., :128, :128]
     lq = read_rgb(require(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png')))[..., :32, :32]
@@ -310,6 +311,21 @@ def test_the_three_phase_recipe_trains_the_backbone_then_the_exits_then_the_regr
     assert moved[0] == {'head', 'body', 'tail'} and moved[1] == {'head', 'body', 'tail'}
     assert moved[2] == {'regressor'}
     assert logs == [{'l_l1'}, {'l_exit_l1', 'ic_0', 'ic_1'}, {'l_ic', 'ic_0', 'ic_1'}]
+    # the saved file describes itself (its training options in meta): adaptsr.load rebuilds this EDSR-APE from it
+    # alone, exit interval and residual scaling included, which its weights do not tell
+    import adaptsr
+    model.save_network(model.net_g, 'net_g', 3)
+    path = osp.join(model.opt['path']['models'], 'net_g_3.pth')
+    from adaptsr.core.checkpoints import recognise_checkpoint
+    found = recognise_checkpoint(path)
+    assert (found.arch, found.model_type, found.method, found.scale) == ('APEEDSR', 'APEModel', 'ape', 4)
+    assert found.kwargs == {k: v for k, v in net_opt.items() if k != 'type'}
+    runner = adaptsr.load(path, exit_threshold=0.5)
+    assert runner.opt['model_type'] == 'APEModel'
+    net.eval()
+    with torch.no_grad():
+        assert torch.equal(runner.model.get_bare_model(runner.model.net_g).forward_backbone(lq),
+                           net.forward_backbone(lq))
 
 
 def test_a_backbone_phase_refuses_exit_losses_and_unknown_forwards(tmp_path):

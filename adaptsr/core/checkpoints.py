@@ -267,9 +267,12 @@ def recognise_checkpoint(path, scale=None, param_key='auto'):
     key = ('params_ema' if 'params_ema' in ckpt else 'params') if param_key == 'auto' else param_key
     sd = checkpoint_state_dict(ckpt, path, key)
     check_finite(sd, path)
-    meta_scale = (ckpt.get('meta') or {}).get('scale')
+    meta = ckpt.get('meta') or {}
+    meta_scale = meta.get('scale')
     if scale is None and meta_scale is not None:
         scale = int(meta_scale)
+    if not matching_formats(sd) and _trained_network(meta) is not None:  # a file adaptsr-train wrote
+        return _from_training_meta(meta, sd, scale, key, path)
     fmt = match_format(sd, path)
     try:
         kwargs = fmt.hyperparams(sd, scale, path)
@@ -278,6 +281,36 @@ def recognise_checkpoint(path, scale=None, param_key='auto'):
                               'give it (--scale)') from None
     found = kwargs.get('upscale', kwargs.get('scale', scale))
     return Descriptor(fmt.arch, kwargs, int(found), fmt.method, fmt.model_type, key, str(path), sd, fmt)
+
+
+def _trained_network(meta):
+    """The ``network_g`` options in a checkpoint's ``meta['trained_with']`` (files ``adaptsr-train`` saves) if their
+    ``type`` is a registered arch, else None."""
+    net = (meta.get('trained_with') or {}).get('network_g')
+    return net if isinstance(net, dict) and net.get('type') in ARCH_REGISTRY else None
+
+
+def _from_training_meta(meta, sd, scale, key, path):
+    """The :class:`Descriptor` of a training checkpoint whose arch no format recognises from its weights (e.g. APE on
+    EDSR, whose residual scaling and exit interval the weights do not tell): the network and model its ``meta``
+    records (:meth:`adaptsr.core.phased_model.PhasedSRModel.save_network`).
+
+    Raises:
+        WrongScaleError: ``scale`` contradicts the recorded one.
+    """
+    net = _trained_network(meta)
+    trained = meta['trained_with']
+    arch = net['type']
+    kwargs = {k: v for k, v in net.items() if k != 'type'}
+    found = kwargs.get('upscale', kwargs.get('scale', trained.get('scale')))
+    if scale is not None and found is not None and int(found) != int(scale):
+        raise WrongScaleError(f'{path}: a x{found} {arch} (its training options), not x{scale}')
+    model_type = trained.get('model_type') if trained.get('model_type') in MODEL_REGISTRY else 'AdaptiveSRModel'
+    module = ARCH_REGISTRY.get(arch).__module__.split('.')
+    method = module[2] if module[:2] == ['adaptsr', 'methods'] and len(module) > 3 else module[0]
+    fmt = CheckpointFormat(arch, method, None, None, model_type)
+    return Descriptor(arch, kwargs, int(found if found is not None else scale or 0), method, model_type, key,
+                      str(path), sd, fmt)
 
 
 def build_network(arch, kwargs, sd, source='?'):

@@ -35,6 +35,15 @@ _SCHEDULER_CONFIG = frozenset({'periods', 'cumulative_period', 'restart_weights'
 _OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
 
 
+
+def _plain(value):
+    """``value`` with OrderedDicts as dicts and tuples as lists (a checkpoint's meta loads without adaptsr)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
 class PhasedSRModel(SRModel):
     """``SRModel`` with declared options, strict loading and a multi-phase schedule (``train.phases``).
 
@@ -318,7 +327,10 @@ class PhasedSRModel(SRModel):
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
         """BasicSR's ``save_network``, written atomically (:func:`adaptsr.utils.atomic.atomic_torch_save`): a crash
-        while saving leaves the previous file, never a truncated one."""
+        while saving leaves the previous file, never a truncated one. ``net_g`` files also carry
+        ``meta['trained_with']``: the options' ``network_g``, ``model_type`` and ``scale``, so that the file alone
+        rebuilds the network (:func:`adaptsr.core.checkpoints.recognise_checkpoint`, for archs whose sizes the weights
+        do not tell; a file used at another scale, e.g. PCSR's heads, is not refused for it)."""
         label = 'latest' if current_iter == -1 else current_iter
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
@@ -329,6 +341,10 @@ class PhasedSRModel(SRModel):
             state_dict = self.get_bare_model(net_).state_dict()
             save_dict[key] = OrderedDict((k[7:] if k.startswith('module.') else k, v.cpu())
                                          for k, v in state_dict.items())
+        if net_label == 'net_g' and isinstance(self.opt.get('network_g'), dict):
+            save_dict['meta'] = {'trained_with': {'network_g': _plain(self.opt['network_g']),
+                                                  'model_type': self.opt.get('model_type'),
+                                                  'scale': self.opt.get('scale')}}
         atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
     def save(self, epoch, current_iter):
