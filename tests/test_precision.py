@@ -96,3 +96,18 @@ def test_fp16_training_on_the_cpu_is_refused_naming_the_option(tmp_path):
     opt = _train_options(tmp_path, 'fp16')
     with pytest.raises(OptionError, match='train.precision: fp16 runs on CUDA only'):
         build_model(opt)
+
+
+def test_pcsr_decisions_that_flip_in_bf16_are_counted_and_few():
+    """scripts/pcsr_bf16_flips.py on Set5 x4 (2 images) with the official PCSR-CARN: it counts the HR pixels whose
+    route differs between fp32 and bf16 per setting; they are a few percent at most and PSNR-Y moves < 0.03 dB."""
+    from conftest import BENCHMARK, run_script
+    model = require(osp.join(WEIGHTS, 'PCSR/carn-pcsr-phase1/iter_last.pth'))
+    proc = run_script(['scripts/pcsr_bf16_flips.py', '--model', model, '--lr',
+                       require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X4')), '--hr', osp.join(BENCHMARK, 'Set5/HR'),
+                       '--max-images', '2', '--threads', '1'])
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[2:]}
+    assert set(rows) == {'k=0', 'k=1', 'ADM'}
+    for name, (_, flipped, share, heavy32, heavy16, psnr32, psnr16) in rows.items():
+        assert int(flipped) > 0 and float(share.rstrip('%')) < 5, (name, share)  # some flip, few
+        assert abs(float(psnr32) - float(psnr16)) < 0.03, name
