@@ -161,6 +161,45 @@ def test_ape_separate_exit_tails_on_a_part_of_the_291_set(tmp_path, data_root):
     assert full['psnr_y'] >= mid['psnr_y'] - 0.01 and mid['psnr_y'] >= low['psnr_y'] - 0.01
 
 
+def test_ape_edsr_baseline_three_phases_on_a_part_of_the_291_set(tmp_path, data_root):
+    """The APE-EDSR-baseline recipe from scratch, its three phases shortened to 60 / 30 / 30 iterations at batch 8
+    and HR patch 96, then the bench on 2 Urban100 images. What each phase trains: the backbone phase head, body and
+    tail (the regressor untouched), the exit phase the same, the regressor phase only the regressor; the saved file
+    rebuilds itself (meta.trained_with); lowering the threshold never adds FLOPs."""
+    import torch
+
+    import adaptsr
+
+    def edit(opt):
+        for phase, iters in zip(opt['train']['phases'], (60, 30, 30)):
+            phase['iters'] = iters
+            if 'scheduler' in phase:
+                phase['scheduler']['periods'] = [iters]
+            phase.pop('warmup_iter', None)
+        opt['train']['total_iter'] = 120
+        opt['datasets']['train'].update(batch_size_per_gpu=8, gt_size=96)
+        opt['val']['val_freq'] = 120
+        opt['logger']['save_checkpoint_freq'] = 30
+
+    exp = train_291(tmp_path, data_root, 'ape_edsr_baseline_x4_291.yml', edit)
+    nets = {i: torch.load(exp / 'models' / f'net_g_{i}.pth', weights_only=True)['params'] for i in (30, 60, 90, 120)}
+
+    def moved(a, b):
+        return {k.split('.')[0] for k in nets[a] if not torch.equal(nets[a][k], nets[b][k])}
+    assert moved(30, 60) == {'head', 'body', 'tail'}  # the backbone phase
+    assert moved(60, 90) == {'head', 'body', 'tail'}  # the exits
+    assert moved(90, 120) == {'regressor'}
+    runner = adaptsr.load(str(exp / 'models' / 'net_g_latest.pth'))  # rebuilt from the file alone
+    assert runner.opt['network_g']['type'] == 'APEEDSR' and runner.opt['network_g']['exit_interval'] == 4
+    rows = bench(tmp_path, 'ape_edsr_baseline_x4_291_bench.yml', exp / 'models' / 'net_g_latest.pth', '--max_images',
+                 '2', '--datasets', 'Urban100', '--references', 'edsr_tiled', '--budgets', '1,0.5,0',
+                 force=[f'network_refs:edsr_tiled:pretrain={exp / "models" / "net_g_60.pth"}'])
+    by = {(r['config'], r['budget']): r for r in rows}
+    full, mid, low = by[('APEEDSR', 'thr1')], by[('APEEDSR', 'thr0.5')], by[('APEEDSR', 'thr0')]
+    assert full['gflops'] >= mid['gflops'] >= low['gflops'] and full['exit_hist_3'] == 1.0
+    assert by[('edsr_tiled', '-')]['psnr_y'] > 0  # the backbone-phase file ran beside it as the reference
+
+
 def test_smsr_sparse_finetune_on_a_part_of_the_291_set(tmp_path, data_root):
     """The SMSR x2 recipe (official file, lambda0 0.1, tau annealed) shortened to 40 iterations at batch 4, then the
     bench on 5 B100 images against the official file. Direction of the full run: the masks stay alive (eta well
