@@ -28,11 +28,10 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import adaptsr  # noqa: E402,F401  (registrations)
-from adaptsr.bench.compare import load_pairs  # noqa: E402
+from adaptsr.bench.compare import add_pair_args, pairs_from_args  # noqa: E402
+from adaptsr.bench.measure import psnr_y  # noqa: E402
 from adaptsr.core.checkpoints import recognise_checkpoint  # noqa: E402
 from adaptsr.core.tiling import tiled_forward  # noqa: E402
-from basicsr.metrics import calculate_psnr  # noqa: E402
-from basicsr.utils import tensor2img  # noqa: E402
 from basicsr.utils.color_util import rgb2ycbcr_pt  # noqa: E402
 
 
@@ -89,12 +88,6 @@ def compose(lq, scale, tile, overlap, batch, tiles, exit_of):
     return tiled_forward(fn, lq, scale, tile, overlap, tile_batch=batch)
 
 
-def psnr_y(sr, gt, scale):
-    """PSNR-Y (crop_border = scale) of 8-bit images, as the bench's quality (without its SSIM, slow at 27 points)."""
-    return float(calculate_psnr(tensor2img([sr.clamp(0, 1)]), tensor2img([gt]), crop_border=scale,
-                                test_y_channel=True))
-
-
 def y_of(img):
     return rgb2ycbcr_pt(img.clamp(0, 1), y_only=True)[0, 0]  # (H, W), BasicSR's Y (the offset cancels in errors)
 
@@ -102,16 +95,12 @@ def y_of(img):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--model', required=True, help='an APE checkpoint (adaptsr or official)')
-    parser.add_argument('--lr', required=True, help='LR folder')
-    parser.add_argument('--hr', required=True, help='HR folder')
-    parser.add_argument('--scale', type=int, default=4)
+    add_pair_args(parser)
     parser.add_argument('--tile', type=int, default=48, help='LR tile side (APE: 48)')
     parser.add_argument('--overlap', type=int, default=2)
     parser.add_argument('--tile-batch', dest='tile_batch', type=int, default=500)
-    parser.add_argument('--max-images', dest='max_images', type=int, default=None)
     parser.add_argument('--max-drop', dest='max_drop', type=float, default=0.15,
                         help='PSNR-Y budget below full depth (dB) for the headline saving')
-    parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--json', default=None, help='write every sweep point here')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --json')
     args = parser.parse_args(argv)
@@ -121,13 +110,12 @@ def main(argv=None):
             check_plan([(args.json, 'oracle sweep')], [args.model], args.overwrite)
         except OutputPlanError as err:
             parser.error(str(err))
-    torch.set_num_threads(args.threads)
     info = recognise_checkpoint(args.model, args.scale)
     if info.model_type != 'APEModel':
         sys.exit(f'{args.model}: an {info.arch} checkpoint, not APE')
     net = info.build().eval()
     n_exits = net.num_exits
-    pairs = load_pairs({'lr': args.lr, 'hr': args.hr, 'max_images': args.max_images}, args.scale)
+    pairs = pairs_from_args(args)
     print(f'{len(pairs)} images, {n_exits} exits, {args.tile}-pixel tiles (overlap {args.overlap})', flush=True)
 
     # every tile at every exit: per-tile squared error on Y (in its box, crop_border excluded) and FLOPs
@@ -146,7 +134,7 @@ def main(argv=None):
         flops = [[net.exit_flops_table(b - t, r - lft) for (t, lft, b, r) in call] for call in boxes]
         full_mse = sum(sum(row) for row in err[-1]) / hr_y[c:-c, c:-c].numel()
         images.append({'item': item, 'err': err, 'flops': flops, 'boxes': boxes, 'tiles': tiles,
-                       'full_psnr_y': psnr_y(sr, item['gt'], args.scale),
+                       'full_psnr_y': psnr_y(sr.clamp(0, 1), item['gt'], args.scale),
                        'weight': 1.0 / (max(full_mse, 1e-12) * hr_y[c:-c, c:-c].numel())})
 
     def evaluate(lam):
@@ -164,7 +152,7 @@ def main(argv=None):
                     full += im['flops'][call][row][-1]
             sr = compose(im['item']['lq'], args.scale, args.tile, args.overlap, args.tile_batch, im['tiles'],
                          lambda call, row: choice[(call, row)])
-            psnr.append(psnr_y(sr, im['item']['gt'], args.scale))
+            psnr.append(psnr_y(sr.clamp(0, 1), im['item']['gt'], args.scale))
         return {'lam': lam, 'psnr_y': float(np.mean(psnr)), 'gflops': flops / len(images) / 1e9,
                 'saving': 1 - flops / full, 'exit_share': (hist / hist.sum()).tolist()}
 

@@ -83,8 +83,8 @@ def scan(package):
                 mods = [node.module or ''] if isinstance(node, ast.ImportFrom) else \
                     [a.name for a in node.names] if isinstance(node, ast.Import) else []
                 if any(m.startswith('adaptsr') for m in mods) or getattr(node, 'level', 0):
-                    (deferred if str(rel).startswith(DEFERRING) or rel.name.endswith(DEFERRING_SUFFIX) else local).append(
-                        f'{rel}:{node.lineno}: {ast.unparse(node)}')
+                    deferring = str(rel).startswith(DEFERRING) or rel.name.endswith(DEFERRING_SUFFIX)
+                    (deferred if deferring else local).append(f'{rel}:{node.lineno}: {ast.unparse(node)}')
         docs = _docstrings(tree)
         room = rel.parts[2] if len(rel.parts) > 3 and rel.parts[1] == 'methods' else None
         for node in ast.walk(tree):

@@ -20,8 +20,8 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import adaptsr  # noqa: E402
-from adaptsr.bench.compare import load_pairs  # noqa: E402
-from adaptsr.bench.measure import quality  # noqa: E402
+from adaptsr.bench.compare import add_pair_args, pairs_from_args  # noqa: E402
+from adaptsr.bench.measure import psnr_y  # noqa: E402
 
 SETTINGS = {'k=0': {'k': 0.0}, 'k=1': {'k': 1.0}, 'ADM': {'adaptive': True}}
 
@@ -29,14 +29,9 @@ SETTINGS = {'k=0': {'k': 0.0}, 'k=1': {'k': 1.0}, 'ADM': {'adaptive': True}}
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--model', required=True, help='a PCSR checkpoint (official or adaptsr)')
-    parser.add_argument('--lr', required=True, help='LR folder')
-    parser.add_argument('--hr', required=True, help='HR folder')
-    parser.add_argument('--scale', type=int, default=4)
-    parser.add_argument('--max-images', dest='max_images', type=int, default=None)
-    parser.add_argument('--threads', type=int, default=2)
+    add_pair_args(parser)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    pairs = load_pairs({'lr': args.lr, 'hr': args.hr, 'max_images': args.max_images}, args.scale)
+    pairs = pairs_from_args(args)
     runners = {p: adaptsr.load(args.model, scale=args.scale, precision=p) for p in ('fp32', 'bf16')}
     print(f'{len(pairs)} images; HR pixels whose route (light/heavy) differs between fp32 and bf16')
     print(f'{"setting":>8} {"flipped":>9} {"of pixels":>10} {"heavy fp32":>10} {"heavy bf16":>10} {"PSNR-Y fp32":>11} '
@@ -49,7 +44,7 @@ def main(argv=None):
             for prec, runner in runners.items():
                 with torch.no_grad():
                     sr = runner(item['lq'], **knobs)
-                psnr[prec].append(quality(sr.float().clamp(0, 1), item['gt'], args.scale)['psnr_y'])
+                psnr[prec].append(psnr_y(sr.float().clamp(0, 1), item['gt'], args.scale))
                 maps[prec] = runner.model.heavy_map()
             a, b = maps['fp32'] > 0.5, maps['bf16'] > 0.5
             flipped += int((a != b).sum())

@@ -123,6 +123,22 @@ def load_pairs(dspec, scale):
     return pairs
 
 
+def add_pair_args(parser):
+    """The flags of a script that scores a model on an LR/HR set: ``--lr``/``--hr`` folders, ``--scale``,
+    ``--max-images`` and ``--threads`` (read back by :func:`pairs_from_args`)."""
+    parser.add_argument('--lr', required=True, help='LR folder')
+    parser.add_argument('--hr', required=True, help='HR folder')
+    parser.add_argument('--scale', type=int, default=4)
+    parser.add_argument('--max-images', dest='max_images', type=int, default=None)
+    parser.add_argument('--threads', type=int, default=2)
+
+
+def pairs_from_args(args):
+    """:func:`load_pairs` of :func:`add_pair_args`' flags, torch's CPU threads set from ``--threads``."""
+    torch.set_num_threads(args.threads)
+    return load_pairs({'lr': args.lr, 'hr': args.hr, 'max_images': args.max_images}, args.scale)
+
+
 def pair_quality(scale):
     """``fn(model, item)``: PSNR/SSIM on Y and RGB PSNR (crop_border = ``scale``) of the model's last output against
     the item's HR, the same for every model (their ``val.metrics`` differ)."""

@@ -116,10 +116,19 @@ def model_quality(model):
     return {name: float(calculate_metric(data, mopt)) for name, mopt in metrics.items()}
 
 
+def _images(output, gt):
+    return tensor2img([output.detach().cpu().clone()]), tensor2img([gt.detach().cpu().clone()])
+
+
+def psnr_y(output, gt, scale):
+    """:func:`quality`'s PSNR on Y alone (crop_border = scale), for sweeps that score many images (SSIM is most of
+    :func:`quality`'s time). Tensors (1, 3, H, W) in [0, 1]."""
+    return float(calculate_psnr(*_images(output, gt), crop_border=scale, test_y_channel=True))
+
+
 def quality(output, gt, scale):
     """PSNR/SSIM on Y (crop_border = scale) and RGB PSNR (shave = scale) of SR vs HR tensors (1, 3, H, W)."""
-    sr = tensor2img([output.detach().cpu().clone()])
-    hr = tensor2img([gt.detach().cpu().clone()])
+    sr, hr = _images(output, gt)
     return {
         'psnr_y': float(calculate_psnr(sr, hr, crop_border=scale, test_y_channel=True)),
         'ssim_y': float(calculate_ssim(sr, hr, crop_border=scale, test_y_channel=True)),

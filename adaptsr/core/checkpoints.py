@@ -271,8 +271,9 @@ def recognise_checkpoint(path, scale=None, param_key='auto'):
     meta_scale = meta.get('scale')
     if scale is None and meta_scale is not None:
         scale = int(meta_scale)
-    if not matching_formats(sd) and _trained_network(meta) is not None:  # a file adaptsr-train wrote
-        return _from_training_meta(meta, sd, scale, key, path)
+    trained = _trained_network(meta)
+    if trained is not None and not matching_formats(sd):  # a file adaptsr-train wrote, of an arch no format reads
+        return _from_training_meta(trained, meta['trained_with'], sd, scale, key, path)
     fmt = match_format(sd, path)
     try:
         kwargs = fmt.hyperparams(sd, scale, path)
@@ -290,16 +291,15 @@ def _trained_network(meta):
     return net if isinstance(net, dict) and net.get('type') in ARCH_REGISTRY else None
 
 
-def _from_training_meta(meta, sd, scale, key, path):
+def _from_training_meta(net, trained, sd, scale, key, path):
     """The :class:`Descriptor` of a training checkpoint whose arch no format recognises from its weights (e.g. APE on
     EDSR, whose residual scaling and exit interval the weights do not tell): the network and model its ``meta``
-    records (:meth:`adaptsr.core.phased_model.PhasedSRModel.save_network`).
+    records (:meth:`adaptsr.core.phased_model.PhasedSRModel.save_network`): ``net`` its ``network_g``
+    (:func:`_trained_network`), ``trained`` its ``meta['trained_with']``.
 
     Raises:
         WrongScaleError: ``scale`` contradicts the recorded one.
     """
-    net = _trained_network(meta)
-    trained = meta['trained_with']
     arch = net['type']
     kwargs = {k: v for k, v in net.items() if k != 'type'}
     found = kwargs.get('upscale', kwargs.get('scale', trained.get('scale')))

@@ -35,7 +35,6 @@ _SCHEDULER_CONFIG = frozenset({'periods', 'cumulative_period', 'restart_weights'
 _OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
 
 
-
 def _plain(value):
     """``value`` with OrderedDicts as dicts and tuples as lists (a checkpoint's meta loads without adaptsr)."""
     if isinstance(value, dict):
@@ -43,6 +42,7 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
 
 class PhasedSRModel(SRModel):
     """``SRModel`` with declared options, strict loading and a multi-phase schedule (``train.phases``).
