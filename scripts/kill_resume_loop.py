@@ -82,6 +82,27 @@ def run_once(cmd, env, kill_after=None, kill_on_write=0, exp=None, timeout=3600)
     return proc.returncode, how, time.time() - start
 
 
+def _worst_difference(a, b):
+    """Largest |a - b| over the tensors of two loaded files (nested dicts/lists, e.g. ``params`` beside ``meta``);
+    ``inf`` where the structure, a non-float tensor or a plain value differs."""
+    import torch
+    if isinstance(a, torch.Tensor):
+        if not isinstance(b, torch.Tensor) or a.shape != b.shape or a.dtype != b.dtype:
+            return float('inf')
+        if torch.equal(a, b):
+            return 0.0
+        return float((a.double() - b.double()).abs().max()) if a.is_floating_point() else float('inf')
+    if isinstance(a, dict):
+        if not isinstance(b, dict) or set(a) != set(b):
+            return float('inf')
+        return max((_worst_difference(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, (list, tuple)):
+        if not isinstance(b, (list, tuple)) or len(a) != len(b):
+            return float('inf')
+        return max((_worst_difference(x, y) for x, y in zip(a, b)), default=0.0)
+    return 0.0 if a == b else float('inf')
+
+
 def compare(ref_dir, run_dir):
     """{file: 'equal' | 'max |diff| = x' | 'missing' | 'differs'} for every file of the reference's models/."""
     import torch
@@ -95,13 +116,7 @@ def compare(ref_dir, run_dir):
         if name.endswith('.pth'):
             a = torch.load(path, map_location='cpu', weights_only=True)
             b = torch.load(other, map_location='cpu', weights_only=True)
-            worst = 0.0
-            for key in a:
-                for k, v in a[key].items():
-                    w = b[key][k]
-                    if not torch.equal(v, w):
-                        worst = max(worst, float((v.double() - w.double()).abs().max()) if v.is_floating_point()
-                                    else float('inf'))
+            worst = _worst_difference(a, b)
             out[name] = 'equal' if worst == 0 else f'max |diff| = {worst:.3g}'
         else:
             out[name] = 'equal' if open(path, 'rb').read() == open(other, 'rb').read() else 'differs'
