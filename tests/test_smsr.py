@@ -149,6 +149,108 @@ def test_kernel_equals_masked_dense_on_real_images_and_keeps_the_psnr(official):
         assert abs(quality(sparse, gt, 2)['psnr_y'] - quality(dense, gt, 2)['psnr_y']) <= 1e-3, name
 
 
+def bf16_kernel_or_skip():
+    """The compiled kernel with its bfloat16 path; skips where the CPU has no AVX512-BF16."""
+    from adaptsr.methods.smsr.sparse_conv import kernel_has_bf16
+    kernel = kernel_or_skip()
+    if not kernel_has_bf16(kernel):
+        pytest.skip('this CPU (or compiler) has no AVX512-BF16: the kernel has no bfloat16 path here')
+    return kernel
+
+
+def test_bf16_pair_packing_holds_the_float32_packing_in_channel_pairs():
+    """``pack_tiles(pair_split=...)``: per tile and tap, the dense then the sparse input channels in pairs (an odd
+    segment padded with a zero channel), columns inside the pair; the values are the float32 packing's in bf16."""
+    from adaptsr.methods.smsr.sparse_conv import pack_tiles
+    torch.manual_seed(0)
+    weight = torch.randn(40, 7, 3, 3)  # 5 dense + 2 sparse inputs; 40 outputs -> tiles of 32 and 16 columns (VW 16)
+    cols, dest = list(range(40)), [-(c + 1) for c in range(40)]
+    flat = pack_tiles(weight, cols, dest, 16)
+    paired = pack_tiles(weight, cols, dest, 16, pair_split=5)
+    assert paired['weight'].dtype == torch.bfloat16 and torch.equal(paired['widths'], flat['widths'])
+    start_f = start_p = 0
+    for width in flat['widths'].tolist():
+        ref = flat['weight'][start_f:start_f + 9 * 7 * width].view(9, 7, width)
+        got = paired['weight'][start_p:start_p + 9 * 8 * width].view(9, 4, width, 2)  # (3 + 1) pairs
+        dense = got[:, :3].permute(0, 1, 3, 2).reshape(9, 6, width)   # 5 channels + the zero pad
+        sparse = got[:, 3:].permute(0, 1, 3, 2).reshape(9, 2, width)
+        assert torch.equal(dense[:, :5], ref[:, :5].to(torch.bfloat16)) and not dense[:, 5].any()
+        assert torch.equal(sparse, ref[:, 5:].to(torch.bfloat16))
+        start_f, start_p = start_f + 9 * 7 * width, start_p + 9 * 8 * width
+    assert start_p == paired['weight'].numel()
+
+
+@pytest.mark.parametrize('spatial,channels,size', [(None, None, (30, 22)), (1, 'sparse', (18, 24)),
+                                                   (-1, 'mixed', (10, 8)), (None, 'mixed', (28, 36))])
+def test_bf16_kernel_is_as_accurate_as_bf16_convolutions(spatial, channels, size):
+    """The kernel's bfloat16 path (AVX512-BF16) on each block of random nets, odd channel counts included: its
+    error against a float64 masked-dense reference on the same bf16-rounded input is within 1.5x that of torch's
+    bf16 convolutions (oneDNN, autocast) and within 1% of the output's range (even sizes: a block's mask branch
+    halves the map; the network pads odd ones)."""
+    from adaptsr.methods.smsr.sparse_conv import PixelSet
+    kernel = bf16_kernel_or_skip()
+    net = _random_net(7, spatial, channels)
+    if channels == 'mixed':
+        with torch.no_grad():
+            for m in net.body:
+                m.body.ch_mask[0, :5, :, 0], m.body.ch_mask[0, :5, :, 1] = 1., 0.
+                m.body.ch_mask[0, 5:10, :, 0], m.body.ch_mask[0, 5:10, :, 1] = 0., 1.
+                m.body.ch_mask[0, 10, 1, :] = 0.
+    torch.manual_seed(1)
+    for module in net.body:
+        x = torch.rand(1, 16, *size).to(torch.bfloat16)
+        spa = (module.spatial_logits(x.float()).diff(dim=1) > 0).float()
+        cd, cs = module.body.hard_channel_masks()
+        with torch.no_grad():
+            ref = module.body.double().forward_masked(x.double(), spa.double(), cd.double(), cs.double())
+            module.body.float()
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                got = module.body.forward_kernel(x, PixelSet(spa[0, 0] > 0), cd, cs, kernel)
+                onednn = module.body.forward_masked(x, spa.to(x.dtype), cd, cs)
+        assert got.dtype == torch.bfloat16
+        err, err_onednn = (got.double() - ref).abs().max(), (onednn.double() - ref).abs().max()
+        assert err <= 1.5 * err_onednn + 1e-6 and err <= 0.01 * ref.abs().max(), (float(err), float(err_onednn))
+
+
+@pytest.mark.parametrize('path', SPARSE_PATHS)
+def test_every_sparse_path_runs_in_bf16(path):
+    """Under ``val.precision: bf16`` each batch-1 path (the kernel, the torch gathers, dense-split) runs (the
+    gathers' in-place products once mixed bf16 features with float32 weights) and is as close to float32 as
+    masked-dense in bf16 is (random net, mixed channel masks, an odd size)."""
+    from adaptsr.core.precision import inference_precision
+    net = _random_net(3)
+    x = torch.rand(1, 3, 27, 35)
+    with torch.no_grad():
+        net.sparse_infer = False
+        ref = net(x)
+        with inference_precision(net, 'bf16'):
+            masked = net(x).float()
+        net.sparse_infer = True
+        _use_path(net, path)
+        with inference_precision(net, 'bf16'):
+            out = net(x).float()
+    assert (out - ref).abs().max() <= 2 * (masked - ref).abs().max() + 1e-3, path
+
+
+def test_bf16_kernel_keeps_the_psnr_of_the_official_weights(official):
+    """Official x2 weights under ``val.precision: bf16`` (autocast): the sparse blocks run the kernel's bfloat16
+    path (seen in torch.profiler as ``adaptsr::sparse_conv_bf16``) and the PSNR-Y stays within 0.03 dB of float32
+    on Set5 butterfly and B100 148026."""
+    from adaptsr.bench.measure import psnr_y
+    from adaptsr.core.precision import inference_precision
+    bf16_kernel_or_skip()
+    for setname, name in (('Set5', 'butterfly'), ('B100', '148026')):
+        lq, gt = pair(name, setname=setname)
+        lq = lq[..., :lq.shape[2] // 2 * 2, :lq.shape[3] // 2 * 2]
+        gt = gt[..., :lq.shape[2] * 2, :lq.shape[3] * 2]
+        with torch.no_grad():
+            fp32 = official(lq).clamp(0, 1)
+            with inference_precision(official, 'bf16'), torch.profiler.profile() as prof:
+                bf16 = official(lq).float().clamp(0, 1)
+        assert any(ev.key == 'adaptsr::sparse_conv_bf16' for ev in prof.key_averages()), name
+        assert abs(psnr_y(bf16, gt, 2) - psnr_y(fp32, gt, 2)) <= 0.03, name
+
+
 def test_kernel_falls_back_to_the_torch_path_with_one_warning(monkeypatch):
     """Where the kernel cannot be built (here: the compiler call fails), one RuntimeWarning names why and SMSR
     runs the torch path with the same result; ``ADAPTSR_SPARSE_KERNEL=0`` turns the kernel off."""

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from adaptsr.core.arch_util import frozen_mean_shift
 from adaptsr.core.precision import float32
-from adaptsr.methods.smsr.sparse_conv import PixelSet, conv3x3_rows, load_kernel, pack_tiles
+from adaptsr.methods.smsr.sparse_conv import PixelSet, conv3x3_rows, kernel_has_bf16, load_kernel, pack_tiles
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 # spatial-mask densities up to which the sparse path beats the exact dense-split form (scripts/profile_smsr.py,
@@ -144,7 +144,7 @@ class SMSRBlock(nn.Module):
         for i, conv in enumerate(self.body):
             out_d, out_s = cd[i].nonzero().squeeze(1), cs[i].nonzero().squeeze(1)
             od, os_ = len(out_d), len(out_s)
-            weight = conv.weight[:, order]
+            weight = conv.weight[:, order].to(x.dtype)  # bf16 under autocast: in-place addmm_ is not autocast
             if od and n_d:
                 new_dense = F.conv2d(dense, weight[out_d, :n_d], padding=1).contiguous(
                     memory_format=torch.channels_last)  # rows below are views of it
@@ -171,12 +171,12 @@ class SMSRBlock(nn.Module):
             s_cols.append(out_s + i * self.num_feat)
             order = torch.cat([out_d, out_s])
             n_d, n_s = od, os_
-        wc = self.collect.weight
+        wc = self.collect.weight.to(x.dtype)
         d_cols, s_cols = torch.cat(d_cols), torch.cat(s_cols)
         if len(d_cols):
             out = F.conv2d(torch.cat(dense_maps, 1), wc[:, d_cols], self.collect.bias)
         else:
-            out = self.collect.bias.view(1, -1, 1, 1).expand(1, -1, h, w).contiguous(
+            out = self.collect.bias.to(x.dtype).view(1, -1, 1, 1).expand(1, -1, h, w).contiguous(
                 memory_format=torch.channels_last)
         if len(s_cols) and n:
             out = out.contiguous(memory_format=torch.channels_last)
@@ -184,15 +184,16 @@ class SMSRBlock(nn.Module):
                 0, pixels.flat, torch.cat(sparse_feats, 1) @ wc[:, s_cols, 0, 0].t())
         return out
 
-    def _kernel_pack(self, cd, cs, vw):
+    def _kernel_pack(self, cd, cs, vw, bf16=False):
         """Weights of :meth:`forward_kernel` for these channel masks, packed once and cached until a parameter
         changes (eval: masks and weights are fixed). Per layer and per pixel kind: at the inactive pixels, the
-        dense outputs from the dense inputs; at the active pixels, every output from every input."""
+        dense outputs from the dense inputs; at the active pixels, every output from every input. ``bf16``: the
+        bfloat16 kernel's channel-pair layout (:func:`adaptsr.methods.smsr.sparse_conv.pack_tiles`)."""
         key = (vw, cd.cpu().numpy().tobytes(), cs.cpu().numpy().tobytes()) + tuple(
             (p.data_ptr(), p._version) for p in self.parameters())
-        cached = getattr(self, '_packed', None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        cache = self.__dict__.setdefault('_packed', {})  # per layout: bench runs interleave fp32 and bf16
+        if bf16 in cache and cache[bf16][0] == key:
+            return cache[bf16][1]
         layers, order = [], torch.arange(self.num_feat, device=cd.device)
         n_d, n_s, d_off, s_off = self.num_feat, 0, 0, 0  # inputs: dense, then sparse (a 0.5 tie drops a channel)
         d_cols, s_cols = [], []
@@ -201,11 +202,13 @@ class SMSRBlock(nn.Module):
             od, os_ = len(out_d), len(out_s)
             weight = conv.weight.detach()[:, order]
             dense_dest = [-(c + 1) for c in range(od)]
+            split = n_d if bf16 else None
             layers.append({
                 'n_d': n_d, 'n_s': n_s, 'od': od, 'os': os_,
                 'd_in': d_off - n_d if i else 0, 's_in': s_off - n_s, 'd_out': d_off, 's_out': s_off,
-                'inactive': pack_tiles(weight[:, :n_d], out_d.tolist(), dense_dest, vw),
-                'active': pack_tiles(weight, out_s.tolist() + out_d.tolist(), list(range(os_)) + dense_dest, vw)})
+                'inactive': pack_tiles(weight[:, :n_d], out_d.tolist(), dense_dest, vw, pair_split=split),
+                'active': pack_tiles(weight, out_s.tolist() + out_d.tolist(), list(range(os_)) + dense_dest, vw,
+                                     pair_split=split)})
             d_cols.append(out_d + i * self.num_feat)
             s_cols.append(out_s + i * self.num_feat)
             order, n_d, n_s, d_off, s_off = torch.cat([out_d, out_s]), od, os_, d_off + od, s_off + os_
@@ -213,13 +216,14 @@ class SMSRBlock(nn.Module):
         wc, bc = self.collect.weight.detach(), self.collect.bias.detach()
         c_out = wc.shape[0]
         out_cols, out_dest = list(range(c_out)), [-(c + 1) for c in range(c_out)]
+        split = len(d_cols) if bf16 else None
         pack = {'layers': layers, 'n_dense': d_off, 'n_sparse': s_off,
-                'collect_inactive': pack_tiles(wc[:, d_cols], out_cols, out_dest, vw, bc),
-                'collect_active': pack_tiles(wc[:, torch.cat([d_cols, s_cols])], out_cols, out_dest, vw, bc)}
-        self._packed = (key, pack)
+                'collect_inactive': pack_tiles(wc[:, d_cols], out_cols, out_dest, vw, bc, pair_split=split),
+                'collect_active': pack_tiles(wc[:, torch.cat([d_cols, s_cols])], out_cols, out_dest, vw, bc,
+                                             pair_split=split)}
+        cache[bf16] = (key, pack)
         return pack
 
-    @float32  # the kernel is float32: under val.precision: bf16 its inputs are widened, autocast is off inside
     def forward_kernel(self, x, pixels, cd, cs, kernel):
         """:meth:`forward_sparse` through the C++ implicit-GEMM kernel
         (:func:`adaptsr.methods.smsr.sparse_conv.load_kernel`).
@@ -231,40 +235,55 @@ class SMSRBlock(nn.Module):
         (1 + N, sum of sparse channels) whose row 0 stands for the inactive pixels (zeros); the 1x1 ``collect``
         reads both. No feature map is re-laid out, zero-filled or concatenated.
 
+        A bfloat16 ``x`` (``val.precision: bf16``) runs the kernel's bfloat16 path where it is built (AVX512-BF16:
+        bf16 features and weights, float32 accumulation, one rounding per output); elsewhere, and for float32
+        ``x``, the float32 kernel with autocast off.
+
         Args:
-            x (Tensor): (1, C, H, W) float32 CPU. pixels (PixelSet). cd, cs (Tensor): (L, C) hard channel masks.
+            x (Tensor): (1, C, H, W) float32 or bfloat16, CPU. pixels (PixelSet). cd, cs (Tensor): (L, C) hard
+                channel masks.
             kernel: the loaded extension.
 
         Returns:
-            Tensor: (1, C, H, W) channels-last, equal to :meth:`forward_masked` up to float rounding.
+            Tensor: (1, C, H, W) channels-last in ``x``'s dtype (bf16 path) or float32, equal to
+            :meth:`forward_masked` up to float rounding.
         """
+        if x.dtype == torch.bfloat16 and kernel_has_bf16(kernel):
+            with torch.profiler.record_function('adaptsr::sparse_conv_bf16'):
+                return self._forward_kernel(x, pixels, cd, cs, kernel, bf16=True)
+        return self._forward_kernel_fp32(x, pixels, cd, cs, kernel)
+
+    @float32  # the float32 kernel: under val.precision: bf16 its inputs are widened, autocast is off inside
+    def _forward_kernel_fp32(self, x, pixels, cd, cs, kernel):
         with torch.profiler.record_function('adaptsr::sparse_conv'):  # named in torch.profiler's tables
             return self._forward_kernel(x, pixels, cd, cs, kernel)
 
-    def _forward_kernel(self, x, pixels, cd, cs, kernel):
+    def _forward_kernel(self, x, pixels, cd, cs, kernel, bf16=False):
         h, w = x.shape[-2:]
-        pack = self._kernel_pack(cd, cs, kernel.vector_width())
+        pack = self._kernel_pack(cd, cs, kernel.vector_width(), bf16)
+        conv = kernel.sparse_conv_bf16 if bf16 else kernel.sparse_conv
         slot, active, inactive = pixels.kernel_index()
         n = pixels.n
         # row strides an odd number of cache lines: rows of neighbouring pixels 4 KiB apart would share L1 sets
-        compact = x.new_empty(1 + n, _odd_lines(pack['n_sparse']))[:, :pack['n_sparse']]
+        per_line = 64 // x.element_size()
+        compact = x.new_empty(1 + n, _odd_lines(pack['n_sparse'], per_line))[:, :pack['n_sparse']]
         compact[0] = 0  # the inactive neighbours
-        dense = x.new_empty(h * w, _odd_lines(pack['n_dense']))[:, :pack['n_dense']]
+        dense = x.new_empty(h * w, _odd_lines(pack['n_dense'], per_line))[:, :pack['n_dense']]
         src = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(h * w, -1)
         for layer in pack['layers']:
             for kind, pix, s_in in (('inactive', inactive, 0), ('active', active, layer['n_s'])):
                 p = layer[kind]
                 if len(pix) and len(p['dest']):
-                    kernel.sparse_conv(src, layer['d_in'], layer['n_d'], compact, layer['s_in'], s_in, slot, h, w, 3,
-                                       pix, p['weight'], p['widths'], p['dest'], p['bias'], dense, layer['d_out'],
-                                       compact, layer['s_out'], True)
+                    conv(src, layer['d_in'], layer['n_d'], compact, layer['s_in'], s_in, slot, h, w, 3, pix,
+                         p['weight'], p['widths'], p['dest'], p['bias'], dense, layer['d_out'], compact,
+                         layer['s_out'], True)
             src = dense
         out = x.new_empty(h * w, self.collect.out_channels)
         for kind, pix, s_in in (('inactive', inactive, 0), ('active', active, pack['n_sparse'])):
             p = pack[f'collect_{kind}']
             if len(pix):
-                kernel.sparse_conv(dense, 0, pack['n_dense'], compact, 0, s_in, slot, h, w, 1, pix, p['weight'],
-                                   p['widths'], p['dest'], p['bias'], out, 0, compact, 0, False)
+                conv(dense, 0, pack['n_dense'], compact, 0, s_in, slot, h, w, 1, pix, p['weight'], p['widths'],
+                     p['dest'], p['bias'], out, 0, compact, 0, False)
         return out.view(1, h, w, -1).permute(0, 3, 1, 2)
 
     def macs_per_pixel_dense(self):
@@ -520,10 +539,11 @@ class SMSRNet(nn.Module):
         return torch.cat(masks)[:, :h, :w]
 
 
-def _odd_lines(n):
-    """The smallest row length >= ``n`` floats (and >= 16) that is an odd number of 64-byte cache lines."""
-    lines = max(1, -(-n // 16))
-    return 16 * (lines if lines % 2 else lines + 1)
+def _odd_lines(n, per_line=16):
+    """The smallest row length >= ``n`` elements (and >= one line) that is an odd number of 64-byte cache lines
+    (``per_line`` elements each: 16 float32, 32 bfloat16)."""
+    lines = max(1, -(-n // per_line))
+    return per_line * (lines if lines % 2 else lines + 1)
 
 
 def smsr_non_smb_macs_per_pixel(upscale, num_feat=64, num_module=5, with_masks=True):

@@ -190,7 +190,7 @@ def tile_widths(n_cols, vw):
     return widths
 
 
-def pack_tiles(weight, cols, dest, vw, bias=None):
+def pack_tiles(weight, cols, dest, vw, bias=None, pair_split=None):
     """Pack a convolution weight for the kernel (``csrc/sparse_conv.cpp``): output columns in tiles, each
     (taps, C_in, width), padding columns zero.
 
@@ -201,28 +201,47 @@ def pack_tiles(weight, cols, dest, vw, bias=None):
         dest (list[int]): where each column is written: ``c >= 0`` compact column c, ``-(c + 1)`` dense channel c.
         vw (int): the kernel's vector width (``vector_width()``).
         bias (Tensor): (C_out,) or None.
+        pair_split (int or None): for ``sparse_conv_bf16``: the number of dense input channels (the first
+            ``pair_split`` of C_in; the rest are sparse). Each tile is then bfloat16 (taps, pairs, width, 2): per
+            segment, input channels in pairs, an odd segment padded with a zero channel.
 
     Returns:
-        dict: ``weight`` (flat float), ``widths`` (int32 per tile), ``dest`` (int32 per column, padding = SKIP),
-        ``bias`` (float per column, empty without a bias).
+        dict: ``weight`` (flat float32, or bfloat16 with ``pair_split``), ``widths`` (int32 per tile), ``dest``
+        (int32 per column, padding = SKIP), ``bias`` (float32 per column, empty without a bias).
     """
     c_out, c_in = weight.shape[:2]
     taps = weight.shape[2] * weight.shape[3]
     widths = tile_widths(len(cols), vw)
     n_pad = sum(widths)
-    w = weight.detach().reshape(c_out, c_in, taps).permute(2, 1, 0)  # (taps, C_in, C_out)
+    w = weight.detach().float().reshape(c_out, c_in, taps).permute(2, 1, 0)  # (taps, C_in, C_out)
     idx = torch.tensor(cols, dtype=torch.long, device=weight.device)
-    full = weight.new_zeros(taps, c_in, n_pad)
+    full = w.new_zeros(taps, c_in, n_pad)
     full[:, :, :len(cols)] = w[:, :, idx]
+    if pair_split is not None:
+        full = torch.cat([_paired(full[:, :pair_split]), _paired(full[:, pair_split:])], 1)  # (taps, P, 2, n_pad)
+        full = full.transpose(2, 3).to(torch.bfloat16)  # (taps, pairs, n_pad, 2)
     blocks, start = [], 0
     for width in widths:
         blocks.append(full[:, :, start:start + width].reshape(-1))
         start += width
-    packed_bias = weight.new_zeros(0)
+    packed_bias = w.new_zeros(0)
     if bias is not None:
-        packed_bias = weight.new_zeros(n_pad)
-        packed_bias[:len(cols)] = bias.detach()[idx]
-    return {'weight': torch.cat(blocks).contiguous() if blocks else weight.new_zeros(0),
+        packed_bias = w.new_zeros(n_pad)
+        packed_bias[:len(cols)] = bias.detach().float()[idx]
+    return {'weight': torch.cat(blocks).contiguous() if blocks else full.new_zeros(0),
             'widths': torch.tensor(widths, dtype=torch.int32),
             'dest': torch.tensor(list(dest) + [SKIP] * (n_pad - len(cols)), dtype=torch.int32),
             'bias': packed_bias.contiguous()}
+
+
+def _paired(segment):
+    """(taps, C, n) -> (taps, ceil(C / 2), 2, n): input channels in pairs, an odd C padded with a zero channel."""
+    taps, c, n = segment.shape
+    if c % 2:
+        segment = torch.cat([segment, segment.new_zeros(taps, 1, n)], 1)
+    return segment.reshape(taps, (c + 1) // 2, 2, n)
+
+
+def kernel_has_bf16(kernel):
+    """Whether a loaded kernel (:func:`load_kernel`) has the bfloat16 path (built for a CPU with AVX512-BF16)."""
+    return kernel is not None and hasattr(kernel, 'has_bf16') and bool(kernel.has_bf16())
