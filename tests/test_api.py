@@ -23,7 +23,7 @@ def test_an_official_plain_file_gives_exactly_its_network(bird):
     with torch.no_grad():
         assert torch.equal(sr(bird), net.eval()(bird))
     assert sr.scale == 4 and sr.stats['gflops'] > 0 and set(sr.knobs) == {'tile_size', 'tile_overlap', 'tile_batch',
-                                                                          'tile_merge', 'precision'}
+                                                                          'tile_merge', 'precision', 'compile'}
 
 
 def test_a_knob_applies_to_one_call_and_is_checked(bird):
@@ -54,7 +54,7 @@ def test_sources_bicubic_and_yaml_and_their_errors(bird):
     assert y.scale == 3 and y(bird).shape == (1, 3, 144, 120)
     with pytest.raises(adaptsr.api.LoadError, match='scale 4 but .*etds_m4c32_x3.yml has scale: 3'):
         adaptsr.load(osp.join(ROOT, 'options/test/etds_m4c32_x3.yml'), scale=4)
-    with pytest.raises(adaptsr.api.LoadError, match=r'has no knob k; its knobs: precision, tile_batch'):
+    with pytest.raises(adaptsr.api.LoadError, match=r'has no knob k; its knobs: compile, precision, tile_batch'):
         adaptsr.load(osp.join(WEIGHTS, 'ETDS/ETDS_M4C32_x3.pth'), k=1)
     with pytest.raises(adaptsr.api.LoadError, match=r'expected an \(N, 3, H, W\) tensor'):
         y(bird[0])

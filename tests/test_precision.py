@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
-from conftest import WEIGHTS, require
+from conftest import ROOT, WEIGHTS, require
 
 import adaptsr
 from adaptsr.core.precision import check_precision, inference_precision
@@ -62,6 +62,43 @@ def test_bf16_loads_by_knob_and_stays_close_to_fp32(lr):
     assert out.dtype == torch.float32 and out.shape == ref.shape
     diff = (out - ref).abs()  # bf16 keeps 8 significant bits: about one 8-bit level on average, PSNR -0.005 dB
     assert 0 < float(diff.mean()) * 255 < 2.0 and float(diff.max()) * 255 < 16
+
+
+def test_compile_runs_the_compiled_graph_from_the_second_call_and_refuses_adaptive_nets(lr, monkeypatch, tmp_path):
+    """``compile=True`` (``--compile``, ``val.compile``): the first call of a size counts the cost eagerly, later
+    calls of that size run ``torch.compile``'s graph, with the eager output and cost; an adaptive network (its own
+    ``infer``) is refused, naming the option."""
+    from adaptsr.core.options import OptionError
+    path = require(osp.join(WEIGHTS, 'ETDS/baselines/ESPCN_x4.pth'))
+    calls = []
+    real_compile = torch.compile
+
+    def counting_compile(module, **kwargs):
+        compiled = real_compile(module, **kwargs)
+
+        def run(x):
+            calls.append(tuple(x.shape))
+            return compiled(x)
+        return run
+
+    monkeypatch.setattr(torch, 'compile', counting_compile)
+    eager, compiled = adaptsr.load(path), adaptsr.load(path, compile=True)
+    with torch.no_grad():
+        ref = eager(lr)
+        outs = [compiled(lr) for _ in range(2)]
+    assert calls == [tuple(lr.shape)]  # the second call only
+    assert all(float((out - ref).abs().max()) < 1e-5 for out in outs)
+    assert compiled.stats['gflops'] == eager.stats['gflops'] > 0
+    with pytest.raises(OptionError, match='val.compile'):
+        import yaml
+        opt = yaml.safe_load(open(require(osp.join(ROOT, 'options/test/smsr_x2.yml'))))
+        opt['val']['compile'] = True
+        (tmp_path / 'smsr_compile.yml').write_text(yaml.safe_dump(opt))
+        adaptsr.load(str(tmp_path / 'smsr_compile.yml'))
+    with pytest.raises(adaptsr.api.LoadError, match='has no knob compile'):  # not offered where it cannot apply
+        adaptsr.load(require(osp.join(WEIGHTS, 'SMSR/SMSR_x2_model_1000.pt')), compile=True)
+    with pytest.raises(adaptsr.api.LoadError, match='force_yml overrides a test options YAML'):  # never ignored
+        adaptsr.load(path, force_yml=['val:compile=true'])
 
 
 def _train_options(tmp_path, precision):

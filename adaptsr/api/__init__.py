@@ -58,8 +58,9 @@ def options_for(source, scale=None, device='cpu', files=None, force_yml=(), out_
 
     Raises:
         LoadError: bicubic without ``scale``, a ``scale`` the YAML contradicts, a side file the model does not
-            read, or one that does not exist. ConversionError / CheckpointError / FileNotFoundError: a checkpoint
-            that is not recognised (the supported archs are listed) or cannot be read.
+            read, or one that does not exist; ``force_yml`` with a source that is not a YAML. ConversionError /
+            CheckpointError / FileNotFoundError: a checkpoint that is not recognised (the supported archs are listed)
+            or cannot be read.
     """
     files = {k: v for k, v in (files or {}).items() if v}
     default_env(os.getcwd())
@@ -72,6 +73,9 @@ def options_for(source, scale=None, device='cpu', files=None, force_yml=(), out_
             raise LoadError(f'scale {scale} but {source} has scale: {opt["scale"]}')
         opt['num_gpu'] = 1 if device == 'cuda' else 0
         opt['path'].update(files)
+    elif force_yml:
+        raise LoadError(f'{source}: force_yml overrides a test options YAML; give a checkpoint\'s knobs as keyword '
+                        'arguments (e.g. precision=\'bf16\') or load a YAML')
     elif source == 'bicubic':
         if scale is None:
             raise LoadError('bicubic needs a scale')

@@ -40,6 +40,11 @@ class AdaptiveSRModel(PhasedSRModel):
     * ``precision``: ``fp32`` (default), ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA): the network runs under autocast,
       channels_last, with the modules its arch names in ``fp32_modules`` kept in float32
       (:mod:`adaptsr.core.precision`); the cost figures count the same multiply-adds.
+    * ``compile`` (bool, default false): ``torch.compile`` (inductor, ``dynamic=True``) a network without adaptive
+      ``infer``, used for every call whose input size has been seen (the first call of a size runs eagerly: the cost
+      counters hook the modules), so it speeds up benches (after their warm-up), tiles and same-size images, not a
+      single pass over images of different sizes (``scripts/compile_gain.py`` measures it). An adaptive network
+      (data-dependent decisions break the graph) is refused.
     * ``cost`` (bool, default true): add ``gflops`` (spent, the method paper's convention), ``gflops_full`` (full
       model on the same input), ``flops_ratio`` and ``gflops_real`` (the multiply-adds that actually ran, x 2) to the
       metrics; FLOPs = 2 x multiply-adds (:mod:`adaptsr.core.cost`).
@@ -51,15 +56,23 @@ class AdaptiveSRModel(PhasedSRModel):
     """
 
     val_options = {'tile_size': None, 'tile_overlap': 0, 'tile_batch': 1, 'tile_merge': 'average', 'crop_mode': 'none',
-                   'budget_sweep': None, 'cost': True, 'precision': 'fp32'}
+                   'budget_sweep': None, 'cost': True, 'precision': 'fp32', 'compile': False}
     #: ``val.<key>`` -> (low, high, integer): the knob's valid closed range (None for no bound), checked when the
     #: model is built and when a sweep sets it; NaN is never valid. A method adds its knob's range.
+    #: whether ``val.compile`` applies (a method whose network decides per input sets False: no ``compile`` knob)
+    compilable = True
     val_ranges = {'tile_size': (1, None, True), 'tile_overlap': (0, None, True), 'tile_batch': (1, None, True)}
 
     def __init__(self, opt):
         super().__init__(opt)
         self.check_val_ranges()
         check_precision(self.val_opt.get('precision', 'fp32'), self.device.type)
+        self._compiled = None
+        if self.val_opt.get('compile'):
+            bare = self.get_bare_model(self.net_g)
+            if not self.compilable or hasattr(bare, 'infer'):
+                raise OptionError(f'val.compile: {type(bare).__name__} decides per input (its exits, routes, masks or '
+                                  'bits break a compiled graph); compile plain networks only')
         if not opt['is_train']:
             self._check_weights_and_scale()
 
@@ -132,7 +145,7 @@ class AdaptiveSRModel(PhasedSRModel):
             if precision != 'fp32':
                 lq = lq.contiguous(memory_format=torch.channels_last)
             with inference_precision(bare, precision, lq.device.type):
-                out, cost = run_inference(bare, lq, **self.inference_kwargs(lq))
+                out, cost = run_inference(bare, lq, compiled=self._compiled_network(bare), **self.inference_kwargs(lq))
             costs.append(cost)
             return out.float().contiguous()
 
@@ -153,6 +166,14 @@ class AdaptiveSRModel(PhasedSRModel):
             self.net_g.train()
             if self.schedule is not None:
                 self.apply_train_modes()
+
+    def _compiled_network(self, bare):
+        """``torch.compile(bare)`` under ``val.compile`` (built once, at the first call), else None."""
+        if not self.val_opt.get('compile') or self.opt['is_train']:
+            return None
+        if self._compiled is None:
+            self._compiled = torch.compile(bare, dynamic=True)
+        return self._compiled
 
     #: the knobs a command line offers for this model: argparse ``dest`` -> ``{'flag': '--x', 'val': <val option>,
     #: 'type': float, 'help': ...}``, or with ``'value': v`` a switch that sets the option to ``v`` (``adaptsr-infer``

@@ -200,12 +200,14 @@ def plain_cost(flops, lq):
 
 
 @torch.no_grad()
-def run_inference(net, lq, **knobs):
+def run_inference(net, lq, compiled=None, **knobs):
     """One test forward of ``net`` on ``lq`` and its cost (see the module docstring).
 
     Args:
         net (nn.Module): bare network in eval mode.
         lq (Tensor): LR input (N, 3, h, w) in [0, 1].
+        compiled (callable | None): a plain network only: ``torch.compile(net)``, run instead of ``net`` when this
+            input shape's cost is known already (the counters need the eager modules: the first call per shape).
         **knobs: the method's inference options (passed to ``net.infer``; a plain network takes none).
 
     Returns:
@@ -216,6 +218,8 @@ def run_inference(net, lq, **knobs):
     """
     count = _COUNT_REAL[0]
     if hasattr(net, 'infer'):
+        if compiled is not None:
+            raise TypeError(f'{type(net).__name__} decides per input (infer): it is not compiled')
         if not count:
             out, cost = net.infer(lq, **knobs)
             cost.pop('flops_custom', None)
@@ -230,7 +234,7 @@ def run_inference(net, lq, **knobs):
     key = tuple(lq.shape)
     flops, real = cache.get(key, (None, None))
     if flops is not None and (real is not None or not count):
-        out = net(lq)
+        out = (net if compiled is None else compiled)(lq)
     else:
         fn = next((f for cls, f in _DENSE_COST.items() if isinstance(net, cls)), None)
         with FlopCounter(net) as counter, (torch_flop_counter() if count else nullcontext()) as mode:

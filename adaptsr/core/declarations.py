@@ -27,8 +27,10 @@ def declared(model_cls, attr):
 
 def declared_knobs(model_cls):
     """The knobs (``val`` options that change what the model computes) of ``model_cls``, with their defaults: e.g.
-    PCSR ``k``, ``adaptive``, ``refine``; APE ``exit_threshold``; every model the tile options."""
-    return {k: v for k, v in declared(model_cls, 'val_options').items() if k not in NOT_KNOBS}
+    PCSR ``k``, ``adaptive``, ``refine``; APE ``exit_threshold``; every model the tile options (``compile`` only
+    where the class is ``compilable``)."""
+    skip = NOT_KNOBS if getattr(model_cls, 'compilable', True) else set(NOT_KNOBS) | {'compile'}
+    return {k: v for k, v in declared(model_cls, 'val_options').items() if k not in skip}
 
 
 def adaptsr_models():

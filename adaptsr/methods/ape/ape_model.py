@@ -40,6 +40,8 @@ class APEModel(AdaptiveSRModel):
     image (``*_exits.png``, dark = early exit).
     """
 
+    compilable = False  # decides per input: torch.compile's graph would break at every decision
+
     val_options = {'exit_threshold': 1.0, 'tile_size': 48, 'tile_overlap': 2, 'tile_batch': 500}
     budget_knob = ('exit_threshold', 'thr')
     knob_flags = KNOB_FLAGS

@@ -61,6 +61,8 @@ class CABMModel(AdaptiveSRModel):
     ``<results>/<dataset>[_<budget>]_layer_bits.csv``.
     """
 
+    compilable = False  # decides per input: torch.compile's graph would break at every decision
+
     phase_keys = frozenset({'cabm_mode', 'alpha_init_iters'})
 
     val_options = {'calibration': 100.0, 'tile_size': 96, 'tile_overlap': 0}

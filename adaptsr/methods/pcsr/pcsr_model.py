@@ -34,6 +34,8 @@ class PCSRModel(AdaptiveSRModel):
     ``heavy_ratio`` (fraction of HR pixels that took the heavy upsampler).
     """
 
+    compilable = False  # decides per input: torch.compile's graph would break at every decision
+
     val_options = {'k': 0.0, 'adaptive': False, 'refine': True}
     knob_flags = KNOB_FLAGS
     summary_stats = ('heavy_ratio', )

@@ -54,6 +54,8 @@ class SMSRModel(AdaptiveSRModel):
     white = sparse channels computed). ``val.crop_mode: even`` reproduces the official test protocol.
     """
 
+    compilable = False  # decides per input: torch.compile's graph would break at every decision
+
     train_section = 'smsr'
     train_options = {'iters_per_epoch': 1000, 'lambda_warmup_epochs': 50, 'tau_schedule': 'linear', 'tau_epochs': 500,
                      'tau_min': 0.4, 'tau0': 1.0}
