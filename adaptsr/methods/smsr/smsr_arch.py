@@ -28,6 +28,8 @@ RGB_MEAN = (0.4488, 0.4371, 0.4040)
 # 2-core x86 CPU, official x2 weights): the compiled kernel and the torch gathers
 KERNEL_MAX_DENSITY = 0.85
 TORCH_MAX_DENSITY = 0.45
+# the kernel's bfloat16 path against the dense-split form in bf16 (``--bf16 --densities``, the same machine)
+KERNEL_BF16_MAX_DENSITY = 0.85
 
 
 class SMSRBlock(nn.Module):
@@ -358,11 +360,12 @@ class SMSRNet(nn.Module):
         sparse_max_density (float or None): in sparse inference, a module whose spatial mask density exceeds this
             runs the exact dense-split form instead (:meth:`SMSRBlock.forward_split`); 1.0 forces the sparse path
             everywhere, 0.0 never uses it. None (default): the crossover measured on a 2-core x86 CPU
-            (``scripts/profile_smsr.py``) for the path in use, ``KERNEL_MAX_DENSITY`` with the compiled kernel,
-            ``TORCH_MAX_DENSITY`` (0.45) with the torch gathers.
-        sparse_kernel (bool): sparse inference of float32 CPU tensors through the compiled implicit-GEMM kernel
-            (:func:`adaptsr.methods.smsr.sparse_conv.load_kernel`, built on first use); False, or where it cannot be
-            built (a one-line warning) or used (other devices and dtypes), the torch gather path.
+            (``scripts/profile_smsr.py``) for the path in use, ``KERNEL_MAX_DENSITY`` with the compiled kernel
+            (``KERNEL_BF16_MAX_DENSITY`` for its bfloat16 path), ``TORCH_MAX_DENSITY`` (0.45) with the torch gathers.
+        sparse_kernel (bool): sparse inference of CPU tensors through the compiled implicit-GEMM kernel
+            (:func:`adaptsr.methods.smsr.sparse_conv.load_kernel`, built on first use; under bf16 autocast its
+            bfloat16 path where the CPU has AVX512-BF16); False, or where it cannot be built (a one-line warning) or
+            used (other devices and dtypes), the torch gather path.
 
     Shapes:
         (N, 3, h, w) in [0, 1] -> (N, 3, h s, w s). Odd ``h``/``w`` are padded by one replicated row/column (the
@@ -448,6 +451,8 @@ class SMSRNet(nn.Module):
         max_density = self.sparse_max_density
         if max_density is None:
             max_density = KERNEL_MAX_DENSITY if kernel is not None else TORCH_MAX_DENSITY
+            if kernel is not None and feat.dtype == torch.bfloat16 and kernel_has_bf16(kernel):
+                max_density = KERNEL_BF16_MAX_DENSITY  # against oneDNN's bf16 convolutions
         cur = feat
         for module in self.body:
             if not self.training and not self.use_masks:
