@@ -45,7 +45,7 @@ def test_the_commands_take_a_name(tmp_path):
     proc = subprocess.run([sys.executable, '-m', 'adaptsr.cli.bench', '--compare', 'x5', '--json', 'c.json'],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
-    shipped = 'bf16_x2, bf16_x4, fsrcnn_pcsr_x4, x2, x4'
+    shipped = 'bf16_x2, bf16_x4, compile_x4, fsrcnn_pcsr_x4, x2, x4'
     assert f'no shipped compare options have that name (shipped: {shipped})' in proc.stderr
 
 
