@@ -161,6 +161,19 @@ int64_t block_rows() { return MR; }
 
 static inline int64_t even(int64_t k) { return k + (k & 1); }
 
+// one input segment (the dense or the sparse channels) of one tap through the element type's micro-kernel
+template <int NV>
+static inline void segment(vf (&acc)[MR][2], const float* const* a, const float* w, int64_t k_len) {
+    micro<NV>(acc, a, w, k_len);
+}
+
+template <int NV>
+static inline void segment(vf (&acc)[MR][2], const bf16_t* const* a, const bf16_t* w, int64_t k_len) {
+#ifdef ADAPTSR_BF16_DOT
+    micro_bf16<NV>(acc, a, w, k_len);
+#endif
+}
+
 template <int NV, typename T>
 static void tile(vf (&acc)[MR][2], const T* w, int64_t T_, int64_t cd_in, int64_t cs_in, const T* const* drow,
                  const T* const* crow) {
@@ -170,23 +183,11 @@ static void tile(vf (&acc)[MR][2], const T* w, int64_t T_, int64_t cd_in, int64_
     for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = vf{};
     for (int64_t t = 0; t < T_; ++t) {
         if (cd_in) {
-            if constexpr (BF) {
-#ifdef ADAPTSR_BF16_DOT
-                micro_bf16<NV>(acc, drow + t * MR, w, cd_in);
-#endif
-            } else {
-                micro<NV>(acc, drow + t * MR, w, cd_in);
-            }
+            segment<NV>(acc, drow + t * MR, w, cd_in);
             w += kd * W;
         }
         if (cs_in) {
-            if constexpr (BF) {
-#ifdef ADAPTSR_BF16_DOT
-                micro_bf16<NV>(acc, crow + t * MR, w, cs_in);
-#endif
-            } else {
-                micro<NV>(acc, crow + t * MR, w, cs_in);
-            }
+            segment<NV>(acc, crow + t * MR, w, cs_in);
             w += ks * W;
         }
     }
