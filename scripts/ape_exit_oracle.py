@@ -13,9 +13,15 @@ exactly (PSNR-Y, crop_border = scale), so the figures are real outputs, not the 
 The result bounds every exit policy that decides per tile (the regressor included) with these exits: if the oracle
 cannot save a FLOPs fraction within a PSNR budget, no threshold can.
 
+The same pass also records the regressor's score of every tile at every exit (the model's own regressor and those
+of ``--regressors``: other checkpoints of the same network whose regressors were trained otherwise), and scores
+each regressor's threshold rule (a tile leaves at the first exit whose score reaches the threshold, as
+``APEBackbone.forward_exit``) on the same recorded tiles, beside the oracle at the same FLOPs: how far a regressor is
+from the bound, without a bench run per threshold.
+
     python scripts/ape_exit_oracle.py --model experiments/ape_ecbsr_m6c40_x4_291/models/net_g_latest.pth \\
         --lr $ADAPTSR_BENCHMARK/Urban100/LR_bicubic/X4 --hr $ADAPTSR_BENCHMARK/Urban100/HR --scale 4 \\
-        --json bench_out/ape_oracle.json
+        --json bench_out/ape_oracle.json [--regressors other_regressor_run.pth ...]
 """
 import argparse
 import json
@@ -35,8 +41,11 @@ from adaptsr.core.tiling import tiled_forward  # noqa: E402
 from basicsr.utils.color_util import rgb2ycbcr_pt  # noqa: E402
 
 
-def exit_forward(net, exit_of):
-    """``fn(tiles)`` for :func:`tiled_forward`: each tile (call order) leaves at ``exit_of(call, row)``."""
+def exit_forward(net, exit_of, regressors=(), scores=None):
+    """``fn(tiles)`` for :func:`tiled_forward`: each tile (call order) leaves at ``exit_of(call, row)``.
+
+    ``scores`` (a list, with ``regressors``): receives, per call, a (regressors, exits, tiles) array of each
+    regressor's score of each tile at each exit (exits the tile does not reach: NaN)."""
     state = {'call': 0}
 
     @torch.no_grad()
@@ -45,11 +54,16 @@ def exit_forward(net, exit_of):
         state['call'] += 1
         ctx, res = net.embed(x)
         out = None
+        if scores is not None:
+            scores.append(np.full((len(regressors), net.num_exits, x.shape[0]), np.nan))
         for i in range(net.num_units):
             res = net.unit(i)(res)
             if not net.is_exit(i):
                 continue
             e = i // net.exit_interval
+            if scores is not None:
+                for r, regressor in enumerate(regressors):
+                    scores[-1][r, e] = regressor(res).view(-1).float().numpy()
             rows = (exits == e).nonzero().view(-1)
             if len(rows):
                 sr = net.reconstruct_exit(ctx[rows], res[rows], e)
@@ -61,10 +75,11 @@ def exit_forward(net, exit_of):
     return fn
 
 
-def run(net, lq, scale, tile, overlap, batch, exit_of, record=None):
-    """The image with each tile at ``exit_of(call, row)``; ``record`` (a list) receives each call's tile outputs."""
+def run(net, lq, scale, tile, overlap, batch, exit_of, record=None, regressors=(), scores=None):
+    """The image with each tile at ``exit_of(call, row)``; ``record`` (a list) receives each call's tile outputs,
+    ``scores`` the regressors' scores (:func:`exit_forward`)."""
     boxes = []
-    fn = exit_forward(net, exit_of)
+    fn = exit_forward(net, exit_of, regressors, scores)
     if record is not None:
         inner = fn
 
@@ -88,6 +103,45 @@ def compose(lq, scale, tile, overlap, batch, tiles, exit_of):
     return tiled_forward(fn, lq, scale, tile, overlap, tile_batch=batch)
 
 
+def threshold_exit(scores, threshold):
+    """APE's rule on recorded scores ((exits, tiles) of one regressor and call): each tile's first exit before the
+    last whose score is >= ``threshold``, else the last (``APEBackbone.forward_exit``: ``threshold >= 1`` disables
+    exiting, as float32 tanh can round to 1)."""
+    n_exits = scores.shape[0]
+    if threshold >= 1:
+        return np.full(scores.shape[1], n_exits - 1)
+    leave = scores[:-1] >= threshold
+    return np.where(leave.any(0), leave.argmax(0), n_exits - 1)
+
+
+def psnr_at(curve, saving):
+    """PSNR of a (saving, psnr) curve at ``saving`` (linear interpolation; None outside its range)."""
+    curve = sorted(curve)
+    xs, ys = [c[0] for c in curve], [c[1] for c in curve]
+    if not xs or saving < xs[0] - 1e-12 or saving > xs[-1] + 1e-12:
+        return None
+    return float(np.interp(saving, xs, ys))
+
+
+def load_regressor(path, net, scale):
+    """The regressor of checkpoint ``path``, after checking that its network is ``net`` apart from the regressor.
+
+    Raises:
+        SystemExit: ``path`` is not APE or its exits (any weight outside the regressor) differ from ``net``'s.
+    """
+    info = recognise_checkpoint(path, scale)
+    if info.model_type != 'APEModel':
+        sys.exit(f'--regressors {path}: an {info.arch} checkpoint, not APE')
+    other = info.build().eval()
+    mine, theirs = net.state_dict(), other.state_dict()
+    differ = [k for k in mine if not k.startswith('regressor.') and (k not in theirs or not torch.equal(mine[k],
+                                                                                                       theirs[k]))]
+    if differ or set(theirs) != set(mine):
+        sys.exit(f'--regressors {path}: not the same network as --model apart from the regressor '
+                 f'(first differing weight: {(differ or sorted(set(theirs) ^ set(mine)))[0]})')
+    return other.regressor
+
+
 def y_of(img):
     return rgb2ycbcr_pt(img.clamp(0, 1), y_only=True)[0, 0]  # (H, W), BasicSR's Y (the offset cancels in errors)
 
@@ -101,6 +155,12 @@ def main(argv=None):
     parser.add_argument('--tile-batch', dest='tile_batch', type=int, default=500)
     parser.add_argument('--max-drop', dest='max_drop', type=float, default=0.15,
                         help='PSNR-Y budget below full depth (dB) for the headline saving')
+    parser.add_argument('--regressors', nargs='*', default=[],
+                        help="checkpoints of the same network with other regressors: their threshold rules are scored "
+                        "beside the model's own")
+    parser.add_argument('--thresholds', type=float, nargs='*',
+                        default=[0.999, 0.995, 0.99, 0.98, 0.96, 0.93, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
+                        help='thresholds of the regressor rules (with nine quantiles of their scores)')
     parser.add_argument('--json', default=None, help='write every sweep point here')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --json')
     args = parser.parse_args(argv)
@@ -115,6 +175,8 @@ def main(argv=None):
         sys.exit(f'{args.model}: an {info.arch} checkpoint, not APE')
     net = info.build().eval()
     n_exits = net.num_exits
+    regressors = {'own': net.regressor}
+    regressors.update({path: load_regressor(path, net, args.scale) for path in args.regressors})
     pairs = pairs_from_args(args)
     print(f'{len(pairs)} images, {n_exits} exits, {args.tile}-pixel tiles (overlap {args.overlap})', flush=True)
 
@@ -123,29 +185,41 @@ def main(argv=None):
     c = args.scale
     for item in pairs:
         hr_y = y_of(item['gt'])
-        err, boxes, tiles = [], None, []
+        err, boxes, tiles, scores = [], None, [], []
         for e in range(n_exits):
             tiles.append([])
+            last = e == n_exits - 1  # the full-depth pass reaches every exit: the regressors score it
             sr, boxes = run(net, item['lq'], args.scale, args.tile, args.overlap, args.tile_batch,
-                            lambda call, row, e=e: e, record=tiles[-1])
+                            lambda call, row, e=e: e, record=tiles[-1], regressors=list(regressors.values()),
+                            scores=scores if last else None)
             sq = (y_of(sr) - hr_y) ** 2
             sq[:c], sq[-c:], sq[:, :c], sq[:, -c:] = 0, 0, 0, 0
             err.append([[float(sq[t * c:b * c, lft * c:r * c].sum()) for (t, lft, b, r) in call] for call in boxes])
         flops = [[net.exit_flops_table(b - t, r - lft) for (t, lft, b, r) in call] for call in boxes]
         full_mse = sum(sum(row) for row in err[-1]) / hr_y[c:-c, c:-c].numel()
-        images.append({'item': item, 'err': err, 'flops': flops, 'boxes': boxes, 'tiles': tiles,
+        images.append({'item': item, 'err': err, 'flops': flops, 'boxes': boxes, 'tiles': tiles, 'scores': scores,
                        'full_psnr_y': psnr_y(sr.clamp(0, 1), item['gt'], args.scale),
                        'weight': 1.0 / (max(full_mse, 1e-12) * hr_y[c:-c, c:-c].numel())})
 
-    def evaluate(lam):
+    def oracle_exit(lam):
+        def pick(im, call, row):
+            return int(np.argmin([im['weight'] * im['err'][e][call][row] + lam * im['flops'][call][row][e]
+                                  for e in range(n_exits)]))
+        return pick
+
+    def rule_exit(r, threshold):
+        def pick(im, call, row):
+            return int(threshold_exit(im['scores'][call][r], threshold)[row])
+        return pick
+
+    def evaluate(lam, pick=None):
+        pick = pick or oracle_exit(lam)
         psnr, flops, full, hist = [], 0.0, 0.0, np.zeros(n_exits, dtype=np.int64)
         for im in images:
             choice = {}
             for call, boxes in enumerate(im['boxes']):
                 for row in range(len(boxes)):
-                    cost = [im['weight'] * im['err'][e][call][row] + lam * im['flops'][call][row][e]
-                            for e in range(n_exits)]
-                    e = int(np.argmin(cost))
+                    e = pick(im, call, row)
                     choice[(call, row)] = e
                     hist[e] += 1
                     flops += im['flops'][call][row][e]
@@ -180,11 +254,37 @@ def main(argv=None):
     best = max(ok, key=lambda p: p['saving'])
     print(f'oracle: at most {best["saving"]:.1%} of the FLOPs saved within {args.max_drop} dB of full depth '
           f'({best["psnr_y"] - base:+.3f} dB; largest exit share {max(best["exit_share"]):.0%})')
+
+    # the regressors' threshold rules on the same tiles, against the oracle at the same FLOPs saving
+    curve = [(p['saving'], p['psnr_y']) for p in points]
+    rules = {}
+    for r, name in enumerate(regressors):
+        pooled = np.concatenate([call[r, :-1].ravel() for im in images for call in im['scores']])
+        quantiles = np.quantile(pooled, np.linspace(0.1, 0.9, 9)).tolist() if pooled.size else []
+        rows = []
+        for t in sorted(set(args.thresholds) | {round(q, 6) for q in quantiles}, reverse=True):
+            p = evaluate(None, rule_exit(r, t))
+            p.update(threshold=t, oracle_psnr_y=psnr_at(curve, p['saving']))
+            p.pop('lam')
+            rows.append(p)
+        rules[name] = rows
+        print(f'\nregressor {name}: threshold rule against the oracle at the same FLOPs saving')
+        print(f'{"threshold":>9} {"PSNR-Y":>8} {"vs full":>8} {"saved":>6} {"oracle":>8} {"gap":>7}  exit shares')
+        for p in rows:
+            gap = '' if p['oracle_psnr_y'] is None else f'{p["psnr_y"] - p["oracle_psnr_y"]:+7.3f}'
+            oracle_p = '' if p['oracle_psnr_y'] is None else f'{p["oracle_psnr_y"] - base:+8.3f}'
+            print(f'{p["threshold"]:9.4f} {p["psnr_y"]:8.4f} {p["psnr_y"] - base:+8.3f} {p["saving"]:6.1%} '
+                  f'{oracle_p:>8} {gap:>7}  {" ".join(f"{v:.2f}" for v in p["exit_share"])}')
+        ok = [p for p in rows if p['psnr_y'] >= base - args.max_drop]
+        top = max(ok, key=lambda p: p['saving']) if ok else None
+        print(f'regressor {name}: ' + (f'at most {top["saving"]:.1%} saved within {args.max_drop} dB (threshold '
+                                       f'{top["threshold"]:.4f}, {top["psnr_y"] - base:+.3f} dB)' if top else
+                                       f'no threshold within {args.max_drop} dB'))
     if args.json:
         from adaptsr.utils.atomic import atomic_write
         with atomic_write(args.json) as tmp, open(tmp, 'w') as f:
-            json.dump({'model': args.model, 'images': len(images), 'full_psnr_y': base, 'points': points, 'best': best},
-                  f, indent=1)
+            json.dump({'model': args.model, 'images': len(images), 'full_psnr_y': base, 'points': points, 'best': best,
+                       'regressors': rules}, f, indent=1)
 
 
 if __name__ == '__main__':

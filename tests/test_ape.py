@@ -1,6 +1,7 @@
 """APE: exit bookkeeping, frozen features, exactness at threshold 1, backbone loads, cost table, loss, tiling."""
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 
@@ -233,6 +234,12 @@ def test_ic_targets_are_detached_and_follow_the_psnr_gains():
         float(ic_targets(textured, hr, 10, target='remaining_mse')[0].mean())
     with pytest.raises(ValueError, match='mse_scale must be > 0'):
         APEICLoss(target='remaining_mse', mse_scale=0)
+    # psnr_scale: the dB differences scaled before the tanh (1 = the paper)
+    assert torch.allclose(ic_targets(outs, hr, 10, target='remaining', psnr_scale=5)[0],
+                          1 - torch.tanh(5 * (p1 - p0).clamp_min(0)))
+    assert torch.allclose(ic_targets(outs, hr, 10, psnr_scale=0.5)[1], 1 - torch.tanh(0.5 * (p1 - p0)))
+    with pytest.raises(ValueError, match='psnr_scale must be > 0'):
+        APEICLoss(target='remaining', psnr_scale=-1)
     mse = ((outs[0].detach() - hr)[..., 10:-10, 10:-10] ** 2).mean()
     assert abs(float(p0.mean()) - float(-10 * torch.log10(mse))) < 0.05
 
@@ -498,3 +505,43 @@ def test_the_oracle_rebuilds_an_image_from_recorded_tiles_exactly_as_a_run_with_
     choice = lambda call, row: (call * 7 + row * 3) % net.num_exits  # noqa: E731  (every exit used)
     expected, _ = oracle.run(net, lq, 2, 24, 2, 5, choice)
     assert torch.equal(oracle.compose(lq, 2, 24, 2, 5, tiles, choice), expected)
+
+
+def test_the_oracle_scores_a_regressors_threshold_rule_as_forward_exit_runs_it(tmp_path):
+    """scripts/ape_exit_oracle.py records each regressor's score of every tile at every exit in its full-depth pass;
+    the image it composes for a threshold (each tile at the first exit whose score reaches it) is the one
+    ``forward_exit`` gives with that threshold, and a checkpoint whose exits differ is refused by name."""
+    import importlib.util
+    from adaptsr.core.tiling import tiled_forward
+    spec = importlib.util.spec_from_file_location('ape_exit_oracle', osp.join(ROOT, 'scripts', 'ape_exit_oracle.py'))
+    oracle = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(oracle)
+    net = APEEDSR(num_feat=8, num_block=8, exit_interval=2, upscale=2, res_scale=1.0).eval()  # 4 exits
+    torch.manual_seed(5)
+    torch.nn.init.normal_(net.regressor[2].weight, std=2.0)  # scores spread over (-1, 1)
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X2/butterflyx2.png')))[..., :70, :90]
+    tiles, scores = [], []
+    for e in range(net.num_exits):
+        tiles.append([])
+        oracle.run(net, lq, 2, 24, 2, 5, lambda call, row, e=e: e, record=tiles[-1], regressors=[net.regressor],
+                   scores=scores if e == net.num_exits - 1 else None)
+    assert len(scores) == len(tiles[0]) and scores[0].shape == (1, net.num_exits, tiles[0][0].shape[0])
+    pooled = np.concatenate([s[0, :-1].ravel() for s in scores])
+    assert not np.isnan(pooled).any() and pooled.std() > 0.05
+    for t in np.quantile(pooled, [0.3, 0.7]).tolist() + [1.0]:
+        choice = lambda call, row, t=t: int(oracle.threshold_exit(scores[call][0], t)[row])  # noqa: E731
+        composed = oracle.compose(lq, 2, 24, 2, 5, tiles, choice)
+        with torch.no_grad():
+            expected = tiled_forward(lambda x: net.forward_exit(x, t)[0], lq, 2, 24, 2, tile_batch=5)
+        assert torch.allclose(composed, expected, atol=1e-5), t
+    other = APEEDSR(num_feat=8, num_block=8, exit_interval=2, upscale=2, res_scale=1.0)
+    meta = {'trained_with': {'network_g': {'type': 'APEEDSR', 'num_feat': 8, 'num_block': 8, 'exit_interval': 2,
+                                           'upscale': 2, 'res_scale': 1.0}, 'model_type': 'APEModel', 'scale': 2}}
+    torch.save({'params': other.state_dict(), 'meta': meta}, tmp_path / 'other.pth')
+    with pytest.raises(SystemExit, match='not the same network as --model apart from the regressor'):
+        oracle.load_regressor(str(tmp_path / 'other.pth'), net, 2)
+    same = {k: v.clone() for k, v in net.state_dict().items()}
+    same['regressor.2.bias'] += 1
+    torch.save({'params': same, 'meta': meta}, tmp_path / 'same.pth')
+    assert float(oracle.load_regressor(str(tmp_path / 'same.pth'), net, 2)[2].bias) == pytest.approx(
+        float(net.regressor[2].bias) + 1)

@@ -30,7 +30,7 @@ def per_sample_psnr(sr, hr, shave=0):
 IC_TARGETS = ('incremental', 'remaining', 'remaining_mse')
 
 
-def ic_targets(outs, hr, shave, psnr0=None, target='incremental', mse_scale=1000.0):
+def ic_targets(outs, hr, shave, psnr0=None, target='incremental', mse_scale=1000.0, psnr_scale=1.0):
     """Incremental-capacity targets per exit, detached.
 
     ``incremental`` (the paper): ``1 - tanh(PSNR_i - PSNR_{i-1})``, the gain of exit ``i`` over the one before;
@@ -50,6 +50,9 @@ def ic_targets(outs, hr, shave, psnr0=None, target='incremental', mse_scale=1000
         target (str): ``'incremental'``, ``'remaining'`` or ``'remaining_mse'``.
         mse_scale (float): ``remaining_mse`` only: 1 / the MSE (pixels in [0, 1]) at which the target is
             ``1 - tanh(1) = 0.24``; 1000 puts it at 1e-3 (RMSE 8 grey levels).
+        psnr_scale (float): ``incremental`` and ``remaining``: the PSNR differences (dB) are multiplied by it
+            before the tanh; 1 is the paper's; 5 spreads gains of 0-0.5 dB (a deep network's exits) over the
+            targets' range instead of leaving them all near 1.
 
     Returns:
         list[Tensor]: (N,) targets in [0, 1] (``incremental`` can exceed 1 where an exit is worse than the one
@@ -67,11 +70,11 @@ def ic_targets(outs, hr, shave, psnr0=None, target='incremental', mse_scale=1000
             return [1 - torch.tanh(mse_scale * (m - mses[-1]).clamp_min(0)) for m in mses]
         psnrs = [per_sample_psnr(out.detach(), hr, shave) for out in outs]
         if target == 'remaining':
-            return [1 - torch.tanh((psnrs[-1] - p).clamp_min(0)) for p in psnrs]
+            return [1 - torch.tanh(psnr_scale * (psnrs[-1] - p).clamp_min(0)) for p in psnrs]
         prev = torch.zeros(hr.shape[0], device=hr.device) if psnr0 is None else psnr0.detach()
         targets = []
         for p in psnrs:
-            targets.append(1 - torch.tanh(p - prev))
+            targets.append(1 - torch.tanh(psnr_scale * (p - prev)))
             prev = p
     return targets
 
@@ -115,26 +118,30 @@ class APEICLoss(nn.Module):
         loss_weight (float): 1 (the paper's balance against :class:`APEExitL1Loss` with weight 255).
         target (str): ``'incremental'`` (the paper), ``'remaining'`` or ``'remaining_mse'``, see :func:`ic_targets`.
         mse_scale (float): ``remaining_mse``'s scale, see :func:`ic_targets`.
+        psnr_scale (float): the dB scale of ``incremental`` and ``remaining``, see :func:`ic_targets` (1: the paper).
 
     Forward args: ``ics`` (list of (N, 1) in (-1, 1)), ``outs`` (list of SR), ``hr``, ``shave`` (int), ``psnr0``
     ((N,) or None), see :func:`ic_targets`.
 
     Raises:
-        ValueError: an unknown ``target``; (in forward) as many IC predictions as exit outputs expected.
+        ValueError: an unknown ``target``, a scale <= 0; (in forward) as many IC predictions as exit outputs expected.
     """
 
-    def __init__(self, loss_weight=1.0, target='incremental', mse_scale=1000.0):
+    def __init__(self, loss_weight=1.0, target='incremental', mse_scale=1000.0, psnr_scale=1.0):
         super().__init__()
         self.loss_weight = float(loss_weight)
         if target not in IC_TARGETS:
             raise ValueError(f'APEICLoss: target must be one of {IC_TARGETS}, got {target!r}')
         if not float(mse_scale) > 0:
             raise ValueError(f'APEICLoss: mse_scale must be > 0, got {mse_scale!r}')
+        if not float(psnr_scale) > 0:
+            raise ValueError(f'APEICLoss: psnr_scale must be > 0, got {psnr_scale!r}')
         self.target = target
         self.mse_scale = float(mse_scale)
+        self.psnr_scale = float(psnr_scale)
 
     def forward(self, ics, outs, hr, shave, psnr0=None):
         if len(ics) != len(outs):
             raise ValueError(f'APEICLoss: {len(ics)} IC predictions for {len(outs)} exit outputs')
-        targets = ic_targets(outs, hr, shave, psnr0, self.target, self.mse_scale)
+        targets = ic_targets(outs, hr, shave, psnr0, self.target, self.mse_scale, self.psnr_scale)
         return self.loss_weight * sum(((ic.view(-1) - t) ** 2).mean() for ic, t in zip(ics, targets))
