@@ -83,9 +83,31 @@ def test_exited_patches_keep_their_exit_output_and_later_units_skip_them(make):
         assert batch == int((ids >= i // net.exit_interval).sum())
 
 
+def test_forward_exit_on_the_cpu_runs_in_passes_of_cpu_chunk_patches_with_the_same_exits_and_outputs():
+    net = tiny_edsr(seed=4)
+    x = butterfly_tiles(11, 16)
+    seen = []
+    with torch.no_grad():  # a regressor whose exit-0 scores spread around 0, so the decisions differ between patches
+        pooled = net.regressor[1](net.regressor[0](net.unit(1)(net.unit(0)(net.embed(x)[1]))))
+        z = pooled @ net.regressor[2].weight.t()
+        net.regressor[2].weight.div_(z.std())
+        net.regressor[2].bias.fill_(float(-z.mean() / z.std()))
+        thr = float(net.regressor[3](net.regressor[2](pooled)).median())
+        hook = net.unit(0).register_forward_hook(lambda m, a, o: seen.append(a[0].shape[0]))
+        net.cpu_chunk = None
+        whole, whole_ids = net.forward_exit(x, thr)
+        net.cpu_chunk = 3
+        sr, ids = net.forward_exit(x, thr)
+    hook.remove()
+    assert seen == [11, 3, 3, 3, 2]  # one pass of all 11, then passes of at most 3
+    assert 0 < int((ids < net.num_exits - 1).sum()) < 11 and torch.equal(ids, whole_ids)
+    assert torch.allclose(sr, whole, atol=1e-6, rtol=0)
+
+
 def test_threshold_one_reproduces_the_plain_backbone_exactly_on_tiles():
     """Official ECBSR M6C40 weights in APE-ECBSR (regressor random): tiled threshold-1 output == ECBSRPlain on the
-    same tiles, bit for bit; the arch's eval forward == ECBSRPlain on the whole image."""
+    same tiles, bit for bit (batched as ``forward_exit`` runs them on the CPU: passes of ``cpu_chunk``); the arch's
+    eval forward == ECBSRPlain on the whole image."""
     from adaptsr.methods.baselines.ecbsr_arch import ECBSRPlain
     from adaptsr.core.tiling import tiled_forward
     sd = ecbsr_sd()
@@ -96,7 +118,7 @@ def test_threshold_one_reproduces_the_plain_backbone_exactly_on_tiles():
     plain.load_state_dict(sd, strict=True)
     lq = read_rgb(require(osp.join(BENCHMARK, 'Set14/LR_bicubic/X4/baboonx4.png')))  # 125 x 120: 46 does not divide
     with torch.no_grad():
-        ref = tiled_forward(plain, lq, 4, 48, 2, 500)
+        ref = tiled_forward(plain, lq, 4, 48, 2, ape.cpu_chunk)
         out = tiled_forward(lambda t: ape.forward_exit(t, 1.0)[0], lq, 4, 48, 2, 500)
         assert torch.equal(out, ref)
         assert torch.equal(ape(lq), plain(lq))

@@ -135,6 +135,12 @@ class APEBackbone(nn.Module):
                 ics.append(self.regressor(res))
         return outs, ics
 
+    #: patches per pass of :meth:`forward_exit` on the CPU (``None``: the whole batch). The official test stacks 500
+    #: 48-pixel tiles per call, which suits a GPU; on the CPU oneDNN runs EDSR-baseline's body 1.8x and its x4
+    #: upsampler 1.9x faster on a few tiles at a time, whose activations stay in cache (2 threads: 50 -> 27 and 62 ->
+    #: 34 ms per tile, 200 tiles against passes of 4-16). Each tile's exit and output are the same either way.
+    cpu_chunk = 8
+
     @torch.no_grad()
     def forward_exit(self, x, threshold):
         """Adaptive inference of a batch of patches (the APE paper, github.com/littlepure2333/APE).
@@ -151,8 +157,17 @@ class APEBackbone(nn.Module):
 
         Returns:
             tuple: SR (N, 3, p s, p s) and exit ids (N,) long in ``[0, num_exits - 1]`` (never exiting = last).
+
+        On the CPU the batch runs in passes of :attr:`cpu_chunk` patches.
         """
         self._check(x)
+        chunk = self.cpu_chunk if x.device.type == 'cpu' else None
+        if chunk and x.shape[0] > chunk:
+            parts = [self._forward_exit(x[s:s + chunk], threshold) for s in range(0, x.shape[0], chunk)]
+            return torch.cat([sr for sr, _ in parts]), torch.cat([ids for _, ids in parts])
+        return self._forward_exit(x, threshold)
+
+    def _forward_exit(self, x, threshold):
         ctx, res = self.embed(x)
         n = x.shape[0]
         exit_ids = torch.full((n,), self.num_exits - 1, dtype=torch.long, device=x.device)
