@@ -156,7 +156,9 @@ def test_ape_separate_exit_tails_on_a_part_of_the_291_set(tmp_path, data_root):
     by = {(r['config'], r['budget']): r for r in rows}
     ref, full = by[('ecbsr_tiled', '-')], by[('APEECBSR', 'thr1')]
     mid, low = by[('APEECBSR', 'thr0.5')], by[('APEECBSR', 'thr0.2')]
-    assert abs(full['psnr_y'] - ref['psnr_y']) < 1e-6
+    # the same network: APE's forward_exit runs channels_last on the CPU, so float32 rounding may move a pixel by one
+    # 8-bit level against the plain layout
+    assert abs(full['psnr_y'] - ref['psnr_y']) < 1e-4
     assert full['gflops'] >= mid['gflops'] >= low['gflops'] and full['gflops'] > low['gflops']
     assert full['psnr_y'] >= mid['psnr_y'] - 0.01 and mid['psnr_y'] >= low['psnr_y'] - 0.01
 

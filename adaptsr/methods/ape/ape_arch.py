@@ -140,6 +140,9 @@ class APEBackbone(nn.Module):
     #: upsampler 1.9x faster on a few tiles at a time, whose activations stay in cache (2 threads: 50 -> 27 and 62 ->
     #: 34 ms per tile, 200 tiles against passes of 4-16). Each tile's exit and output are the same either way.
     cpu_chunk = 8
+    #: on the CPU, the patches in channels_last (oneDNN's fast layout; float32 results within rounding, about 5e-7):
+    #: EDSR-baseline x4 67 -> 54 ms per tile in passes of 8, mostly in the upsampler
+    cpu_channels_last = True
 
     @torch.no_grad()
     def forward_exit(self, x, threshold):
@@ -158,10 +161,12 @@ class APEBackbone(nn.Module):
         Returns:
             tuple: SR (N, 3, p s, p s) and exit ids (N,) long in ``[0, num_exits - 1]`` (never exiting = last).
 
-        On the CPU the batch runs in passes of :attr:`cpu_chunk` patches.
+        On the CPU the batch runs in passes of :attr:`cpu_chunk` patches, in channels_last (:attr:`cpu_channels_last`).
         """
         self._check(x)
         chunk = self.cpu_chunk if x.device.type == 'cpu' else None
+        if x.device.type == 'cpu' and self.cpu_channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         if chunk and x.shape[0] > chunk:
             parts = [self._forward_exit(x[s:s + chunk], threshold) for s in range(0, x.shape[0], chunk)]
             return torch.cat([sr for sr, _ in parts]), torch.cat([ids for _, ids in parts])
