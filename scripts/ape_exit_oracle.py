@@ -52,6 +52,8 @@ def exit_forward(net, exit_of, regressors=(), scores=None):
     def fn(x):
         exits = torch.tensor([exit_of(state['call'], i) for i in range(x.shape[0])])
         state['call'] += 1
+        if x.device.type == 'cpu' and net.cpu_channels_last:  # forward_exit's CPU layout
+            x = x.contiguous(memory_format=torch.channels_last)
         ctx, res = net.embed(x)
         out = None
         if scores is not None:
@@ -152,7 +154,8 @@ def main(argv=None):
     add_pair_args(parser)
     parser.add_argument('--tile', type=int, default=48, help='LR tile side (APE: 48)')
     parser.add_argument('--overlap', type=int, default=2)
-    parser.add_argument('--tile-batch', dest='tile_batch', type=int, default=500)
+    parser.add_argument('--tile-batch', dest='tile_batch', type=int, default=8,
+                        help="tiles per call (the images and exits do not depend on it; forward_exit's CPU pass: 8)")
     parser.add_argument('--max-drop', dest='max_drop', type=float, default=0.15,
                         help='PSNR-Y budget below full depth (dB) for the headline saving')
     parser.add_argument('--regressors', nargs='*', default=[],
