@@ -573,3 +573,25 @@ def test_the_oracle_scores_a_regressors_threshold_rule_as_forward_exit_runs_it(t
     torch.save({'params': same, 'meta': meta}, tmp_path / 'same.pth')
     assert float(oracle.load_regressor(str(tmp_path / 'same.pth'), net, 2)[2].bias) == pytest.approx(
         float(net.regressor[2].bias) + 1)
+
+
+def test_exit_timing_sends_every_tile_to_its_planned_exit_on_both_paths():
+    """scripts/ape_exit_timing.py's stand-in regressor makes ``forward_exit``'s code send each tile to the exit planned
+    for it (run_image checks the exits it took), in one pass and in the CPU's passes of ``cpu_chunk``, and the images
+    are the same on both paths."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('ape_exit_timing', osp.join(ROOT, 'scripts', 'ape_exit_timing.py'))
+    timing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(timing)
+    net = APEEDSR(num_feat=8, num_block=8, exit_interval=2, upscale=2, res_scale=1.0).eval()  # 4 exits
+    net.regressor = timing.PlannedExits()
+    net.cpu_chunk = 3
+    lq = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X2/butterflyx2.png')))[..., :100, :100]
+    plans = {}
+
+    def plan_of(call, n):
+        return plans.setdefault(call, (torch.arange(n) * 7 + call) % net.num_exits)
+
+    out = {p: timing.run_image(net, lq, 2, plan_of, p, tile_batch=500) for p in ('batch', 'cpu')}
+    assert sorted(set(torch.cat(list(plans.values())).tolist())) == [0, 1, 2, 3]  # the planned exits were taken
+    assert torch.allclose(out['batch'], out['cpu'], atol=1e-5)
