@@ -8,7 +8,8 @@ exit drawn from it (seeded, the same draws for every path), a stand-in regressor
 through ``forward_exit``'s code with APE's tiling (48/46, overlap averaging). Per histogram and path: FLOPs saved
 against full depth (the exit FLOPs table, exact), seconds saved (median over ``--repeats`` of each image's time,
 summed), and ``realized`` = seconds saved / FLOPs saved. Paths: ``batch`` (the official test: the tile batch in one
-pass, default layout) and ``cpu`` (``forward_exit`` on the CPU: passes of ``cpu_chunk`` tiles in channels_last).
+pass, default layout) and ``cpu`` (``forward_exit`` on the CPU: passes of ``cpu_chunk`` tiles in channels_last,
+regrouped after each exit).
 Interleaved image by image; the network's weights do not change its time (``--model`` optional, default a
 freshly initialised EDSR-baseline x4 with an exit every 4 blocks).
 
@@ -34,40 +35,42 @@ from adaptsr.methods.ape.ape_arch import APEEDSR  # noqa: E402
 
 
 class PlannedExits(nn.Module):
-    """A regressor stand-in: ``plan`` (tiles,) long holds each tile's exit; called once per exit on the tiles still
-    running (in order, as ``forward_exit`` keeps them), it scores 1 for those whose exit this is, else 0."""
+    """A regressor stand-in: :meth:`reset` gives each tile's exit (``plan``, (tiles,) long); ``forward_exit`` calls it
+    at each exit on the tiles still running, in order (in one call or in passes), and it scores 1 for those whose exit
+    this is, else 0."""
 
     def __init__(self):
         super().__init__()
-        self.plan, self.calls = None, 0
+        self.reset(torch.zeros(0, dtype=torch.long))
+
+    def reset(self, plan):
+        self.plan, self.exit_id, self.queue = plan, -1, plan[:0]
 
     def forward(self, feats):
-        exit_id = self.calls
-        self.calls += 1
-        active = self.plan[self.plan >= exit_id]
-        return (active == exit_id).float().view(-1, 1)
+        if not len(self.queue):  # the previous exit's tiles are all scored: the next exit, on the tiles reaching it
+            self.exit_id += 1
+            self.queue = self.plan[self.plan >= self.exit_id]
+        mine, self.queue = self.queue[:feats.shape[0]], self.queue[feats.shape[0]:]
+        return (mine == self.exit_id).float().view(-1, 1)
 
 
 def run_image(net, lq, scale, plan_of, path, tile_batch):
-    """One image through APE's tiling with every tile at its planned exit; ``path``: 'batch' or 'cpu'."""
+    """One image through APE's tiling with every tile at its planned exit; ``path``: ``'batch'`` (each call's tiles
+    in one pass, default layout: the official test) or ``'cpu'`` (``forward_exit`` as it runs on the CPU).
+
+    Raises:
+        RuntimeError: a tile left at another exit than planned.
+    """
     state = {'call': 0}
 
     def fn(x):
         plan = plan_of(state['call'], x.shape[0])
         state['call'] += 1
-        if path == 'cpu':
-            x = x.contiguous(memory_format=torch.channels_last)
-            step = net.cpu_chunk or x.shape[0]
-        else:
-            step = x.shape[0]
-        outs = []
-        for s in range(0, x.shape[0], step):
-            net.regressor.plan, net.regressor.calls = plan[s:s + step], 0
-            sr, ids = net._forward_exit(x[s:s + step], 0.5)
-            if not torch.equal(ids, plan[s:s + step]):
-                raise RuntimeError(f'tiles left at exits {ids.tolist()}, planned {plan[s:s + step].tolist()}')
-            outs.append(sr)
-        return torch.cat(outs)
+        net.regressor.reset(plan)
+        sr, ids = net.forward_exit(x, 0.5) if path == 'cpu' else net._forward_exit(x, 0.5)
+        if not torch.equal(ids, plan):
+            raise RuntimeError(f'tiles left at exits {ids.tolist()}, planned {plan.tolist()}')
+        return sr
 
     with torch.no_grad():
         return tiled_forward(fn, lq, scale, 48, 2, tile_batch=tile_batch)

@@ -102,6 +102,31 @@ def test_forward_exit_on_the_cpu_runs_in_passes_of_cpu_chunk_patches_with_the_sa
     assert seen == [11, 3, 3, 3, 2]  # one pass of all 11, then passes of at most 3
     assert 0 < int((ids < net.num_exits - 1).sum()) < 11 and torch.equal(ids, whole_ids)
     assert torch.allclose(sr, whole, atol=1e-6, rtol=0)
+    # separate exit tails, 6 exits: each patch through its own exit's tail in the regrouped passes too
+    torch.manual_seed(0)
+    ecb = APEECBSR(upscale=2, num_block=5, num_feat=8, exit_tails='separate').eval()
+    with torch.no_grad():
+        for tail in ecb.exit_tails:
+            tail.weight.normal_(std=0.1)
+        ecb.regressor = ByContent(ecb.unit(0)(ecb.embed(x)[1]))  # patches leave at exits 0 and 1 by content
+        ecb.cpu_chunk = None
+        whole, whole_ids = ecb.forward_exit(x, 0.5)
+        ecb.cpu_chunk = 3
+        sr, ids = ecb.forward_exit(x, 0.5)
+    assert len(set(ids.tolist())) >= 2 and torch.equal(ids, whole_ids)
+    assert torch.allclose(sr, whole, atol=1e-6, rtol=0)
+
+
+class ByContent(torch.nn.Module):
+    """A regressor stand-in that decides by each patch's own features (so any grouping of the batch gives the same
+    decisions): 1 where a patch's mean feature exceeds the median of ``feats``' (a reference batch), else 0."""
+
+    def __init__(self, feats):
+        super().__init__()
+        self.cut = float(feats.flatten(1).mean(1).median())
+
+    def forward(self, feats):
+        return (feats.flatten(1).mean(1, keepdim=True) > self.cut).float()
 
 
 def test_threshold_one_reproduces_the_plain_backbone_exactly_on_tiles():

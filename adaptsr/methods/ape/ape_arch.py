@@ -161,16 +161,59 @@ class APEBackbone(nn.Module):
         Returns:
             tuple: SR (N, 3, p s, p s) and exit ids (N,) long in ``[0, num_exits - 1]`` (never exiting = last).
 
-        On the CPU the batch runs in passes of :attr:`cpu_chunk` patches, in channels_last (:attr:`cpu_channels_last`).
+        On the CPU the batch runs in passes of :attr:`cpu_chunk` patches, in channels_last (:attr:`cpu_channels_last`),
+        exit stage by exit stage: the patches still running after an exit are regrouped into full passes for the next
+        stage (:meth:`_forward_exit_passes`).
         """
         self._check(x)
         chunk = self.cpu_chunk if x.device.type == 'cpu' else None
         if x.device.type == 'cpu' and self.cpu_channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if chunk and x.shape[0] > chunk:
-            parts = [self._forward_exit(x[s:s + chunk], threshold) for s in range(0, x.shape[0], chunk)]
-            return torch.cat([sr for sr, _ in parts]), torch.cat([ids for _, ids in parts])
+            return self._forward_exit_passes(x, threshold, chunk)
         return self._forward_exit(x, threshold)
+
+    def _forward_exit_passes(self, x, threshold, chunk):
+        """:meth:`forward_exit` in passes of ``chunk`` patches, stage by stage (the units between two exits): after
+        each exit the patches still running are regrouped into passes of ``chunk``, so the deeper stages run full
+        passes rather than the few survivors of each first pass; the reconstruction runs in passes too. The same
+        exits and, within float32 rounding, the same outputs as one pass of the whole batch."""
+        n = x.shape[0]
+        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        parts = [self.embed(x[s:s + chunk]) for s in range(0, n, chunk)]
+        ctx, res = torch.cat([c for c, _ in parts]), torch.cat([r for _, r in parts])
+        exit_ids = torch.full((n,), self.num_exits - 1, dtype=torch.long, device=x.device)
+        active = torch.arange(n, device=x.device)
+        stage = self.exit_interval if threshold < 1 else self.num_units  # threshold >= 1: never exits, one stage
+        for first in range(0, self.num_units, stage):
+            exit_id = (first + stage) // self.exit_interval - 1
+            decide = exit_id < self.num_exits - 1 and threshold < 1
+            leave = []
+            for s in range(0, len(active), chunk):
+                rows = active[s:s + chunk]
+                cur = res[rows].contiguous(memory_format=layout)
+                for i in range(first, first + stage):
+                    cur = self.unit(i)(cur)
+                res[rows] = cur
+                if decide:
+                    leave.append(self.regressor(cur).view(-1) >= threshold)
+            if decide:
+                leave = torch.cat(leave)
+                exit_ids[active[leave]] = exit_id
+                active = active[~leave]
+                if not len(active):
+                    break
+        sr = None
+        for exit_id in torch.unique(exit_ids).tolist() if self.separate_exit_tails else [None]:
+            rows = torch.arange(n, device=x.device) if exit_id is None else (exit_ids == exit_id).nonzero().view(-1)
+            for s in range(0, len(rows), chunk):
+                part = rows[s:s + chunk]
+                c, r = ctx[part].contiguous(memory_format=layout), res[part].contiguous(memory_format=layout)
+                out = self.reconstruct(c, r) if exit_id is None else self.reconstruct_exit(c, r, exit_id)
+                if sr is None:
+                    sr = out.new_empty((n, ) + out.shape[1:]).contiguous(memory_format=layout)
+                sr[part] = out
+        return sr, exit_ids
 
     def _forward_exit(self, x, threshold):
         ctx, res = self.embed(x)
