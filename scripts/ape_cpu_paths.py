@@ -2,9 +2,10 @@
 
 ``APEBackbone.forward_exit`` runs a tile batch on the CPU in passes of ``cpu_chunk`` tiles in channels_last
 (adaptsr's CPU path); the official APE test (Wang et al., ECCV 2022; github.com/littlepure2333/APE) runs the batch in
-one pass. This script times both at threshold 1 (every tile to the full depth) on the tiles of real LR images, in
-float32 and under adaptsr's bf16 inference precision, interleaved, median of ``--repeats``. The weights are freshly
-initialised (the time does not depend on them); ``--arch`` picks EDSR-baseline x4 or ECBSR M6C40 x4.
+one pass. This script times both at threshold 1 (every tile to the full depth) on APE's tiles (48 pixels, stride
+46, the last shifted to the border) of real LR images, in float32 and under adaptsr's bf16 inference precision,
+interleaved, median of ``--repeats``. The weights are freshly initialised (the time does not depend on them);
+``--arch`` picks EDSR-baseline x4 or ECBSR M6C40 x4.
 
     python scripts/ape_cpu_paths.py --lr $ADAPTSR_BENCHMARK/Urban100/LR_bicubic/X4 --max-images 5
 """
@@ -21,6 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from adaptsr.api.images import read_image  # noqa: E402
 from adaptsr.core.precision import inference_precision  # noqa: E402
+from adaptsr.core.tiling import tile_boxes  # noqa: E402
 from adaptsr.methods.ape.ape_arch import APEECBSR, APEEDSR  # noqa: E402
 
 ARCHS = {'edsr-baseline': lambda: APEEDSR(num_feat=64, num_block=16, res_scale=1.0, upscale=4, exit_interval=4),
@@ -44,8 +46,7 @@ def main(argv=None):
     batches = []
     for f in files:
         x = torch.from_numpy(read_image(f)['rgb']).permute(2, 0, 1).contiguous()  # (3, H, W) in [0, 1]
-        batches.append(torch.stack([x[:, i:i + 48, j:j + 48] for i in range(0, x.shape[1] - 47, 46)
-                                    for j in range(0, x.shape[2] - 47, 46)]))
+        batches.append(torch.stack([x[:, t:b, lft:r] for t, lft, b, r in tile_boxes(*x.shape[1:], 48, 2)]))
     n = sum(b.shape[0] for b in batches)
 
     def run(precision, path):

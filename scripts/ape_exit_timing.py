@@ -129,9 +129,9 @@ def main(argv=None):
                     per[(c, p)].append(time.perf_counter() - start)
         for key, v in per.items():
             times[key].append(statistics.median(v))
-        for c in hists:  # FLOPs of the drawn exits (border tiles at 48x48: APE shifts them inside the image)
-            flops[c] += sum(table[e] for call in range(len(plans)) if (i, call) in plans
-                            for e in plans[(i, call)][c].tolist())
+    for plan in plans.values():  # FLOPs of the drawn exits (border tiles at 48x48: APE shifts them inside the image)
+        for c in hists:
+            flops[c] += sum(table[e] for e in plan[c].tolist())
     print(f'{"exit shares":>24} {"FLOPs saved":>11} ' + ' '.join(f'{p + " s/image":>15} {"saved":>6} {"realized":>8}'
                                                                  for p in paths))
     for c, h in hists.items():

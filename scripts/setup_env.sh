@@ -18,19 +18,19 @@ pip_q() {
   python -m pip install -q --disable-pip-version-check --no-cache-dir "$@" >.venv/pip.log 2>&1 || rc=$?
   grep -v "is ignored: it is neither" .venv/pip.log || true
   if [ "$rc" -ne 0 ]; then
-    echo "setup_env.sh: 'pip install $*' failed (exit $rc); free space on $(pwd): $(df -h . | awk 'NR==2 {print $4}')" >&2
+    local free
+    free=$(df -h . | awk 'NR==2 {print $4}')
+    echo "setup_env.sh: 'pip install $*' failed (exit $rc); free space on $(pwd): $free" >&2
     exit "$rc"
   fi
 }
-# The venv takes about 7.5 GB (torch's x86_64 wheel is a CUDA build): say so before pip runs out of space half-way.
-free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+if ! python -c "import torch, torchvision, torchvision.ops" >/dev/null 2>&1; then
+  # The venv takes about 7.5 GB (torch's x86_64 wheel is a CUDA build): say so before pip runs out of space half-way.
+  free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
   if [ "${free_kb:-0}" -lt $((8 * 1024 * 1024)) ]; then
     echo "setup_env.sh: only $((free_kb / 1024)) MiB free on $(pwd); the environment needs about 8 GiB" >&2
     exit 1
   fi
-fi
-if ! python -c "import torch, torchvision, torchvision.ops" >/dev/null 2>&1; then
   pip_q "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
 fi
 pip_q -r requirements.txt

@@ -178,8 +178,7 @@ class APEBackbone(nn.Module):
         each exit the patches still running are regrouped into passes of ``chunk``, so the deeper stages run full
         passes rather than the few survivors of each first pass; the reconstruction runs in passes too. The same
         exits and, within float32 rounding, the same outputs as one pass of the whole batch."""
-        n = x.shape[0]
-        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        n = x.shape[0]  # (slices, indexing and cat keep the input's memory format: channels_last stays)
         parts = [self.embed(x[s:s + chunk]) for s in range(0, n, chunk)]
         ctx, res = torch.cat([c for c, _ in parts]), torch.cat([r for _, r in parts])
         exit_ids = torch.full((n,), self.num_exits - 1, dtype=torch.long, device=x.device)
@@ -187,11 +186,11 @@ class APEBackbone(nn.Module):
         stage = self.exit_interval if threshold < 1 else self.num_units  # threshold >= 1: never exits, one stage
         for first in range(0, self.num_units, stage):
             exit_id = (first + stage) // self.exit_interval - 1
-            decide = exit_id < self.num_exits - 1 and threshold < 1
+            decide = exit_id < self.num_exits - 1  # (threshold >= 1: one stage, ending at the last exit)
             leave = []
             for s in range(0, len(active), chunk):
                 rows = active[s:s + chunk]
-                cur = res[rows].contiguous(memory_format=layout)
+                cur = res[rows]
                 for i in range(first, first + stage):
                     cur = self.unit(i)(cur)
                 res[rows] = cur
@@ -203,17 +202,27 @@ class APEBackbone(nn.Module):
                 active = active[~leave]
                 if not len(active):
                     break
+        return self._reconstruct_patches(ctx, res, exit_ids, chunk), exit_ids
+
+    def _reconstruct_patches(self, ctx, res, exit_ids, chunk=None):
+        """SR (N, 3, p s, p s) of patches whose features are final: the shared reconstruction on all of them, or with
+        separate exit tails each exit's tail on its patches; in passes of ``chunk`` patches (``None``: at once)."""
+        n = res.shape[0]
+        if not self.separate_exit_tails and chunk is None:
+            return self.reconstruct(ctx, res)
+        groups = [(e, (exit_ids == e).nonzero().view(-1)) for e in torch.unique(exit_ids).tolist()] \
+            if self.separate_exit_tails else [(None, torch.arange(n, device=res.device))]
         sr = None
-        for exit_id in torch.unique(exit_ids).tolist() if self.separate_exit_tails else [None]:
-            rows = torch.arange(n, device=x.device) if exit_id is None else (exit_ids == exit_id).nonzero().view(-1)
-            for s in range(0, len(rows), chunk):
-                part = rows[s:s + chunk]
-                c, r = ctx[part].contiguous(memory_format=layout), res[part].contiguous(memory_format=layout)
-                out = self.reconstruct(c, r) if exit_id is None else self.reconstruct_exit(c, r, exit_id)
+        for exit_id, rows in groups:
+            step = chunk or len(rows)
+            for s in range(0, len(rows), step):
+                part = rows[s:s + step]
+                out = self.reconstruct(ctx[part], res[part]) if exit_id is None else \
+                    self.reconstruct_exit(ctx[part], res[part], exit_id)
                 if sr is None:
-                    sr = out.new_empty((n, ) + out.shape[1:]).contiguous(memory_format=layout)
+                    sr = out.new_empty((n, ) + out.shape[1:])
                 sr[part] = out
-        return sr, exit_ids
+        return sr
 
     def _forward_exit(self, x, threshold):
         ctx, res = self.embed(x)
@@ -241,16 +250,7 @@ class APEBackbone(nn.Module):
             if len(active):
                 final[active] = cur
             res = final
-        if not self.separate_exit_tails:
-            return self.reconstruct(ctx, res), exit_ids
-        sr = None
-        for exit_id in torch.unique(exit_ids).tolist():  # one reconstruction per exit tail, on its patches
-            rows = (exit_ids == exit_id).nonzero().view(-1)
-            out = self.reconstruct_exit(ctx[rows], res[rows], exit_id)
-            if sr is None:
-                sr = out.new_empty((n, ) + out.shape[1:])
-            sr[rows] = out
-        return sr, exit_ids
+        return self._reconstruct_patches(ctx, res, exit_ids), exit_ids
 
     @torch.no_grad()
     def infer(self, x, exit_threshold=1.0):
