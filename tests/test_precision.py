@@ -8,7 +8,9 @@ import torch
 from conftest import ROOT, WEIGHTS, require
 
 import adaptsr
-from adaptsr.core.precision import check_precision, inference_precision
+from adaptsr.core import precision as precision_mod
+from adaptsr.core.precision import (PrecisionWarning, check_precision, cpu_bf16_units, inference_precision,
+                                    slow_bf16_notice)
 
 
 @pytest.fixture(scope='module')
@@ -52,6 +54,29 @@ def test_unknown_precisions_and_fp16_on_the_cpu_are_refused():
         check_precision('bf8')
     with pytest.raises(ValueError, match='fp16 runs on CUDA only'):
         check_precision('fp16', 'cpu')
+
+
+def test_bf16_on_a_cpu_without_amx_is_named_once_and_kept(lr, monkeypatch):
+    """bf16 pays on AMX tiles only: chosen on a CPU with AVX512-BF16 alone, one warning per option (the choice is
+    kept and runs); with AMX-BF16, on CUDA and for fp32, none."""
+    assert set(cpu_bf16_units()) <= {'amx_bf16', 'avx512_bf16'}
+    caps = {'amx_bf16': False, 'avx512_bf16': True}
+    monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: caps)
+    monkeypatch.setattr(precision_mod, '_NOTICED', set())
+    assert cpu_bf16_units() == ('avx512_bf16', )
+    assert slow_bf16_notice('fp32') is None and slow_bf16_notice('bf16', 'cuda') is None
+    with pytest.warns(PrecisionWarning, match=r'val.precision: bf16 on this CPU \(AVX512-BF16 only, no AMX-BF16\) '
+                      r'may be slower than fp32 .*ETDS-M7C48 0.77x.*adaptsr-bench --compare'):
+        model = adaptsr.load(require(osp.join(WEIGHTS, 'ETDS/ETDS_M6C32_x4.pth')), precision='bf16')
+    with torch.no_grad():
+        assert model(lr).shape == (1, 3, 192, 192)  # kept: it runs in bf16
+    said = []
+    assert slow_bf16_notice('bf16', where='val.precision', log=said.append) and said == []  # once per option
+    assert slow_bf16_notice('bf16', where='train.precision', log=said.append) and len(said) == 1
+    caps.update(amx_bf16=True)
+    assert cpu_bf16_units() == ('amx_bf16', 'avx512_bf16') and slow_bf16_notice('bf16', where='x') is None
+    caps.update(amx_bf16=False, avx512_bf16=False)
+    assert 'no bfloat16 unit' in slow_bf16_notice('bf16', where='y', log=said.append)
 
 
 def test_bf16_loads_by_knob_and_stays_close_to_fp32(lr):

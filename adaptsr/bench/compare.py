@@ -40,6 +40,7 @@ from adaptsr.bench.measure import quality, run_configs, summarise
 from adaptsr.bench.sizes import run_infer
 from adaptsr.core.errors import InferError
 from adaptsr.core.options import locate
+from adaptsr.core.precision import cpu_bf16_units
 from adaptsr.utils.atomic import atomic_write
 from adaptsr.utils.report import format_table, save_figure, write_table
 
@@ -258,8 +259,8 @@ def main(args):
     shutil.rmtree(scratch, ignore_errors=True)
     stem = osp.splitext(args.json)[0]
     info = {'spec': osp.relpath(osp.abspath(args.compare), args.root), 'threads': threads, 'repeats': repeats,
-            'torch': torch.__version__, 'configurations': [{'model': m, 'budget': b, 'args': a}
-                                                            for m, b, a in configs]}
+            'torch': torch.__version__, 'cpu_bf16_units': list(cpu_bf16_units()),
+            'configurations': [{'model': m, 'budget': b, 'args': a} for m, b, a in configs]}
     with atomic_write(args.json) as tmp, open(tmp, 'w') as f:
         json.dump({'info': info, 'rows': rows, 'per_image': details}, f, indent=2)
     write_table(rows, stem, formats=('csv', ))

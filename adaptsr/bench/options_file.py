@@ -17,6 +17,7 @@ from adaptsr.bench.measure import (add_speedups, fresh_process_env, fresh_proces
 from adaptsr.core.data_util import NamedErrorDataset, check_dataset_paths
 from adaptsr.core.declarations import declared
 from adaptsr.core.options import OptionError, load_test_options, locate
+from adaptsr.core.precision import cpu_bf16_units
 from adaptsr.utils.atomic import atomic_write
 from adaptsr.utils.report import format_table, matched_cost_difference, plot_tradeoff, write_table
 
@@ -230,7 +231,8 @@ def run(args):
             report(row, metric_names)
 
     info = {'options': osp.relpath(osp.abspath(args.opt), args.root), 'threads': torch.get_num_threads(),
-            'device': str(device), 'torch': torch.__version__, 'force_yml': args.force_yml}
+            'device': str(device), 'torch': torch.__version__, 'cpu_bf16_units': list(cpu_bf16_units()),
+            'force_yml': args.force_yml}
     with atomic_write(args.json) as tmp, open(tmp, 'w') as f:
         json.dump({'info': info, 'rows': rows, 'per_image': details}, f, indent=2)
     stem = osp.splitext(args.json)[0]

@@ -18,7 +18,7 @@ from adaptsr.core.data_util import check_pair_scale
 from adaptsr.core.model_flags import CORE_KNOB_FLAGS
 from adaptsr.core.options import OptionError, check_val_ranges
 from adaptsr.core.phased_model import PhasedSRModel
-from adaptsr.core.precision import check_precision, inference_precision
+from adaptsr.core.precision import check_precision, inference_precision, slow_bf16_notice
 from adaptsr.core.tiling import crop_size, tiled_forward
 from adaptsr.utils.report import format_table, write_sweep
 
@@ -66,7 +66,8 @@ class AdaptiveSRModel(PhasedSRModel):
     def __init__(self, opt):
         super().__init__(opt)
         self.check_val_ranges()
-        check_precision(self.val_opt.get('precision', 'fp32'), self.device.type)
+        slow_bf16_notice(check_precision(self.val_opt.get('precision', 'fp32'), self.device.type), self.device.type,
+                         'val.precision')
         self._compiled = None
         if self.val_opt.get('compile'):
             bare = self.get_bare_model(self.net_g)

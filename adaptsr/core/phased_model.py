@@ -23,7 +23,7 @@ from adaptsr.core.errors import DivergedLossError, NonFiniteLossError  # noqa: F
 from adaptsr.core.options import (BASICSR_VAL_OPTIONS, DIVERGENCE_DEFAULTS, OptionError, check_options, declared,
                                   locate, resolved)
 from adaptsr.core.phases import Phase, PhaseSchedule
-from adaptsr.core.precision import PRECISIONS, check_precision, widen
+from adaptsr.core.precision import PRECISIONS, check_precision, slow_bf16_notice, widen
 from adaptsr.utils.atomic import atomic_torch_save
 from adaptsr.utils.resume import POSITION
 
@@ -87,6 +87,7 @@ class PhasedSRModel(SRModel):
         #: and the losses stay float32
         precision = (opt.get('train') or {}).get('precision', 'fp32') if opt.get('is_train') else 'fp32'
         self.train_dtype = PRECISIONS[check_precision(precision, self.device.type, 'train.precision')]
+        slow_bf16_notice(precision, self.device.type, 'train.precision', log=get_root_logger().warning)
         if self.train_dtype != torch.float32:  # oneDNN's fast layout for reduced-precision convolutions
             self.net_g.to(memory_format=torch.channels_last)
 

@@ -14,9 +14,14 @@ Convolutions and matrix products run in the reduced type; what must stay exact s
 A method adds its own rule by declaring ``fp32_modules`` on its arch (names of submodules, as
 ``net.get_submodule`` takes them); shared code knows no method. Tensors are in channels_last memory format under
 ``bf16``/``fp16`` (oneDNN's preferred layout for reduced-precision convolutions).
+
+bf16 pays on the CPU only where oneDNN has AMX-BF16 tiles for it (Intel Xeon 4th generation and later). With
+AVX512-BF16 alone (e.g. Cooper Lake, AMD Zen 4, or a virtual machine that hides AMX) its bfloat16 convolutions are
+often slower than float32: :func:`slow_bf16_notice` says so, once per process, where ``bf16`` is chosen on such a CPU.
 """
 import contextlib
 import functools
+import warnings
 
 import torch
 
@@ -24,6 +29,67 @@ from adaptsr.core.errors import OptionError
 
 #: the accepted values of ``val.precision`` and their compute dtypes
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+#: the CPU features that run bfloat16 matrix products, fastest first (torch.cpu.get_capabilities / /proc/cpuinfo)
+BF16_CPU_UNITS = ('amx_bf16', 'avx512_bf16')
+#: measured on a 2-core Xeon with AVX512-BF16 and no AMX (docs/bench.md, "bf16 against fp32"): bf16 / fp32 speed
+_NO_AMX_FIGURES = 'ETDS-M7C48 0.77x, ECBSR-M6C40 0.88x, PCSR-CARN 1.35x, EDSR-baseline training step 0.92x'
+_NOTICED = set()
+
+
+class PrecisionWarning(UserWarning):
+    """A reduced precision that this device may run slower than float32 (:func:`slow_bf16_notice`)."""
+
+
+def cpu_bf16_units():
+    """The bfloat16 matrix units of this CPU, as a tuple from :data:`BF16_CPU_UNITS` (empty: none).
+
+    Read from ``torch.cpu.get_capabilities()`` where torch has it, else from the ``flags`` of ``/proc/cpuinfo``
+    (empty where neither can be read)."""
+    get = getattr(torch.cpu, 'get_capabilities', None)
+    if get is not None:
+        try:
+            caps = get()
+            return tuple(u for u in BF16_CPU_UNITS if caps.get(u))
+        except Exception:  # noqa: BLE001 (a probe: fall back to the kernel's flags)
+            pass
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
+    except OSError:
+        return ()
+    return tuple(u for u in BF16_CPU_UNITS if u in flags)
+
+
+def slow_bf16_notice(precision, device_type='cpu', where='precision', log=None):
+    """Warn (once per process and ``where``) where ``bf16`` is chosen on a CPU without AMX-BF16.
+
+    The choice is kept (it is the user's); the warning says what it costs and how to time both.
+
+    Args:
+        precision (str): the precision chosen. device_type (str): ``cpu`` or ``cuda``. where (str): the option or
+            flag that chose it, named in the warning. log (callable | None): ``log(text)`` says it (e.g. a training
+            logger's ``warning``, so that the run's log file holds it); None: a :class:`PrecisionWarning`.
+
+    Returns:
+        str | None: the warning's text, or None where there is nothing to say.
+    """
+    if precision != 'bf16' or device_type != 'cpu':
+        return None
+    units = cpu_bf16_units()
+    if 'amx_bf16' in units:
+        return None
+    has = 'AVX512-BF16 only' if units else 'no bfloat16 unit'
+    text = (f'{where}: bf16 on this CPU ({has}, no AMX-BF16) may be slower than fp32 (bf16/fp32 speed measured on '
+            f'such a Xeon: {_NO_AMX_FIGURES}); time both: adaptsr-bench --compare options/compare/bf16_x4.yml')
+    if where not in _NOTICED:
+        _NOTICED.add(where)
+        if log is not None:
+            log(text)
+        else:
+            warnings.warn(text, PrecisionWarning, stacklevel=2)
+    return text
 
 
 def check_precision(value, device_type='cpu', where='val.precision'):
