@@ -126,9 +126,9 @@ def test_compile_runs_the_compiled_graph_from_the_second_call_and_refuses_adapti
         adaptsr.load(path, force_yml=['val:compile=true'])
 
 
-def _train_options(tmp_path, precision):
+def _train_options(tmp_path, precision, **extra):
     from conftest import model_options
-    train = {'precision': precision, 'total_iter': 2, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
+    train = {'precision': precision, 'total_iter': 2, **extra, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
              'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
              'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5}}
     net = {'type': 'ETDSPlain', 'upscale': 2, 'num_block': 2, 'num_feat': 8}
@@ -149,6 +149,32 @@ def test_a_bf16_training_step_keeps_float32_weights_gradients_and_loss(tmp_path,
     w = model.net_g.conv_first.weight
     assert seen['conv'] == torch.bfloat16 and w.dtype == w.grad.dtype == torch.float32
     assert model.log_dict['l_pix'] > 0 and not torch.equal(before, w.detach())
+
+
+def test_cpu_training_runs_channels_last_unless_told_and_matches_the_plain_layout(tmp_path, lr):
+    """``train.channels_last`` (default on the CPU: oneDNN's float32 convolutions are faster in it): the network and
+    the LR batch are in channels_last; a step gives the same loss and weights as in the plain layout, within float32
+    rounding; a value that is not a boolean is refused naming the key."""
+    from basicsr.models import build_model
+
+    from adaptsr.core.options import OptionError
+    gt = torch.nn.functional.interpolate(lr, scale_factor=2, mode='bicubic').clamp(0, 1)
+    steps = {}
+    for cl in (None, False):
+        extra = {} if cl is None else {'channels_last': cl}
+        torch.manual_seed(0)
+        model = build_model(_train_options(tmp_path, 'fp32', **extra))
+        weight = model.net_g.conv_first.weight
+        assert model.train_channels_last is (cl is None)
+        assert weight.is_contiguous(memory_format=torch.channels_last) is (cl is None)
+        model.feed_data({'lq': lr, 'gt': gt})
+        assert model.lq.is_contiguous(memory_format=torch.channels_last) is (cl is None)
+        model.optimize_parameters(1)
+        steps[cl] = (model.log_dict['l_pix'], weight.detach().clone())
+    assert abs(steps[None][0] - steps[False][0]) < 1e-6
+    assert torch.allclose(steps[None][1], steps[False][1], atol=1e-6)
+    with pytest.raises(OptionError, match="train.channels_last: 'yes' is not true or false"):
+        build_model(_train_options(tmp_path, 'fp32', channels_last='yes'))
 
 
 def test_fp16_training_on_the_cpu_is_refused_naming_the_option(tmp_path):

@@ -40,7 +40,8 @@ from adaptsr.core.phases import PhaseSchedule
 BASICSR_VAL_OPTIONS = {'val_freq': None, 'save_img': False, 'suffix': None, 'metrics': None, 'pbar': False}
 #: ``train`` keys read by BasicSR's ``train_pipeline`` / ``SRModel`` and by the phase schedule
 TRAIN_KEYS = frozenset({'total_iter', 'warmup_iter', 'ema_decay', 'optim_g', 'scheduler', 'pixel_opt',
-                        'perceptual_opt', 'phases', 'start_phase', 'nonfinite', 'divergence', 'precision'})
+                        'perceptual_opt', 'phases', 'start_phase', 'nonfinite', 'divergence', 'precision',
+                        'channels_last'})
 #: top-level keys of a BasicSR options file (those BasicSR's parse_options adds included), ``network_*`` aside, plus
 #: adaptsr's ``allow_random_weights`` (test a network without ``path.pretrain_network_g``, e.g. a timing run)
 TOP_KEYS = frozenset({'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val',

@@ -85,16 +85,26 @@ class PhasedSRModel(SRModel):
         #: the compute dtype of the training forward: ``train.precision`` (``fp32`` default, ``bf16`` on CPU or
         #: CUDA, ``fp16`` on CUDA), checked before the first step; the weights, their gradients, the optimizer state
         #: and the losses stay float32
-        precision = (opt.get('train') or {}).get('precision', 'fp32') if opt.get('is_train') else 'fp32'
+        train_opt = (opt.get('train') or {}) if opt.get('is_train') else {}
+        precision = train_opt.get('precision', 'fp32')
         self.train_dtype = PRECISIONS[check_precision(precision, self.device.type, 'train.precision')]
         slow_bf16_notice(precision, self.device.type, 'train.precision', log=get_root_logger().warning)
-        if self.train_dtype != torch.float32:  # oneDNN's fast layout for reduced-precision convolutions
+        #: whether the network and the LR batches are in channels_last while training: ``train.channels_last``
+        #: (default: on the CPU, where oneDNN's convolutions are faster in it, float32 included, and in a reduced
+        #: precision on any device)
+        self.train_channels_last = train_opt.get('channels_last')
+        if self.train_channels_last is None:
+            self.train_channels_last = bool(opt.get('is_train')) and (
+                self.device.type == 'cpu' or self.train_dtype != torch.float32)
+        elif not isinstance(self.train_channels_last, bool):
+            raise OptionError(f'train.channels_last: {self.train_channels_last!r} is not true or false')
+        if self.train_channels_last:
             self.net_g.to(memory_format=torch.channels_last)
 
     def feed_data(self, data):
-        """BasicSR's, with the LR batch in channels_last when training in a reduced precision."""
+        """BasicSR's, with the LR batch in channels_last where training runs in it (``train.channels_last``)."""
         super().feed_data(data)
-        if self.train_dtype != torch.float32:
+        if self.train_channels_last:
             self.lq = self.lq.contiguous(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------------------------------------ device / DDP
