@@ -380,7 +380,7 @@ def test_the_three_phase_recipe_trains_the_backbone_then_the_exits_then_the_regr
     assert found.kwargs == {k: v for k, v in net_opt.items() if k != 'type'}
     runner = adaptsr.load(path, exit_threshold=0.5)
     assert runner.opt['model_type'] == 'APEModel'
-    net.eval()
+    net.eval().to(memory_format=torch.contiguous_format)  # training ran channels_last (train.channels_last, CPU)
     with torch.no_grad():
         assert torch.equal(runner.model.get_bare_model(runner.model.net_g).forward_backbone(lq),
                            net.forward_backbone(lq))

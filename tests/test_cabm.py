@@ -235,6 +235,8 @@ def test_cabmnet_wraps_the_released_ecbsr_with_its_keys_and_its_exact_output(tmp
     assert all(torch.equal(net.state_dict()[k], v) for k, v in released.items())
     plain = ARCH_REGISTRY.get('ECBSRPlain')(**{k: v for k, v in ECBSR.items() if k != 'type'})
     plain.load_state_dict(released, strict=True)
+    if model.train_channels_last:  # the training model's layout (train.channels_last, on the CPU): the same kernels
+        plain.to(memory_format=torch.channels_last)
     lq = read_rgb(require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X4/birdx4.png')))
     hr = read_rgb(osp.join(BENCHMARK, 'Set5/HR/bird.png'))
     net.eval().set_mode('fp')

@@ -177,6 +177,26 @@ def test_cpu_training_runs_channels_last_unless_told_and_matches_the_plain_layou
         build_model(_train_options(tmp_path, 'fp32', channels_last='yes'))
 
 
+def test_auto_chooses_bf16_only_where_the_device_has_fast_bf16_units(tmp_path, monkeypatch):
+    """``auto`` (val.precision, train.precision, --precision): bf16 on a CPU with AMX-BF16 (and CUDA), fp32 on one
+    with AVX512-BF16 alone or none; chosen once when the model is built, without the slow-bf16 warning."""
+    from basicsr.models import build_model
+    caps = {'amx_bf16': True, 'avx512_bf16': True}
+    monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: caps)
+    monkeypatch.setattr(precision_mod, '_NOTICED', set())
+    assert check_precision('auto') == 'bf16'
+    assert build_model(_train_options(tmp_path, 'auto')).train_dtype == torch.bfloat16
+    caps.update(amx_bf16=False)
+    assert check_precision('auto') == 'fp32' and check_precision('auto', where='train.precision') == 'fp32'
+    opt = _train_options(tmp_path, 'auto')
+    opt['val']['precision'] = 'auto'
+    model = build_model(opt)
+    assert model.train_dtype == torch.float32 and model.val_opt['precision'] == 'fp32'
+    assert precision_mod._NOTICED == set()
+    with pytest.raises(ValueError, match="'Auto' is not a precision; choose one of fp32, bf16, fp16 or auto"):
+        check_precision('Auto')
+
+
 def test_fp16_training_on_the_cpu_is_refused_naming_the_option(tmp_path):
     from basicsr.models import build_model
 

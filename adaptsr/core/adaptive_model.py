@@ -37,7 +37,8 @@ class AdaptiveSRModel(PhasedSRModel):
       method's patch-grid protocol (``pcsr``: 32/28, ``ape``: 48/46; :func:`adaptsr.core.tiling.register_crop_mode`).
     * ``budget_sweep`` (list): knob values; the test reports each value and writes
       ``<results>/<dataset>_sweep.{csv,json,png}``. Needs a model that implements :meth:`apply_budget`.
-    * ``precision``: ``fp32`` (default), ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA): the network runs under autocast,
+    * ``precision``: ``fp32`` (default), ``bf16`` (CPU or CUDA), ``fp16`` (CUDA) or ``auto`` (bf16 on CUDA or a CPU
+      with AMX-BF16, else fp32; chosen when the model is built): the network runs under autocast,
       channels_last, with the modules its arch names in ``fp32_modules`` kept in float32
       (:mod:`adaptsr.core.precision`); the cost figures count the same multiply-adds.
     * ``compile`` (bool, default false): ``torch.compile`` (inductor, ``dynamic=True``) a network without adaptive
@@ -66,8 +67,10 @@ class AdaptiveSRModel(PhasedSRModel):
     def __init__(self, opt):
         super().__init__(opt)
         self.check_val_ranges()
-        slow_bf16_notice(check_precision(self.val_opt.get('precision', 'fp32'), self.device.type), self.device.type,
-                         'val.precision')
+        precision = self.val_opt.get('precision', 'fp32')
+        self.val_opt['precision'] = check_precision(precision, self.device.type)  # auto: chosen once, here
+        if precision != 'auto':  # auto never chooses a slow bf16
+            slow_bf16_notice(precision, self.device.type, 'val.precision')
         self._compiled = None
         if self.val_opt.get('compile'):
             bare = self.get_bare_model(self.net_g)
@@ -136,7 +139,7 @@ class AdaptiveSRModel(PhasedSRModel):
         net.eval()
         bare = self.get_bare_model(net)
         tile = self.val_opt['tile_size']
-        precision = self.val_opt.get('precision', 'fp32')
+        precision = check_precision(self.val_opt.get('precision', 'fp32'), self.device.type)
         if precision != 'fp32' and not self.opt['is_train']:  # oneDNN's fast layout for reduced precisions
             bare.to(memory_format=torch.channels_last)
         costs = []

@@ -21,8 +21,9 @@ ROOM_FILE = 'declarations.py'
 DEFAULT_TILE_OVERLAP = 16
 #: the knob every adaptsr model has (``AdaptiveSRModel.knob_flags``)
 CORE_KNOB_FLAGS = {'precision': {'flag': '--precision', 'val': 'precision', 'type': str,
-                                 'help': 'fp32 (default), bf16 (CPU matrix units or CUDA) or fp16 (CUDA): the network '
-                                         'under autocast, its declared fp32 parts in float32'},
+                                 'help': 'fp32 (default), bf16 (CPU matrix units or CUDA), fp16 (CUDA) or auto (bf16 '
+                                         'on CUDA or a CPU with AMX-BF16, else fp32): the network under autocast, its '
+                                         'declared fp32 parts in float32'},
                    'compile': {'flag': '--compile', 'val': 'compile', 'value': True,
                                'help': 'torch.compile a plain (non-adaptive) network; used from the second call of a '
                                        'size on (the first counts the cost): benches, tiles, same-size images'}}

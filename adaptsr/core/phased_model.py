@@ -23,7 +23,7 @@ from adaptsr.core.errors import DivergedLossError, NonFiniteLossError  # noqa: F
 from adaptsr.core.options import (BASICSR_VAL_OPTIONS, DIVERGENCE_DEFAULTS, OptionError, check_options, declared,
                                   locate, resolved)
 from adaptsr.core.phases import Phase, PhaseSchedule
-from adaptsr.core.precision import PRECISIONS, check_precision, slow_bf16_notice, widen
+from adaptsr.core.precision import PRECISIONS, check_precision, cpu_bf16_units, slow_bf16_notice, widen
 from adaptsr.utils.atomic import atomic_torch_save
 from adaptsr.utils.resume import POSITION
 
@@ -83,12 +83,17 @@ class PhasedSRModel(SRModel):
         self.phase_losses = {}
         super().__init__(opt)
         #: the compute dtype of the training forward: ``train.precision`` (``fp32`` default, ``bf16`` on CPU or
-        #: CUDA, ``fp16`` on CUDA), checked before the first step; the weights, their gradients, the optimizer state
-        #: and the losses stay float32
+        #: CUDA, ``fp16`` on CUDA, ``auto``: bf16 where the device has fast bf16 units), checked before the first
+        #: step; the weights, their gradients, the optimizer state and the losses stay float32
         train_opt = (opt.get('train') or {}) if opt.get('is_train') else {}
         precision = train_opt.get('precision', 'fp32')
-        self.train_dtype = PRECISIONS[check_precision(precision, self.device.type, 'train.precision')]
-        slow_bf16_notice(precision, self.device.type, 'train.precision', log=get_root_logger().warning)
+        chosen = check_precision(precision, self.device.type, 'train.precision')
+        self.train_dtype = PRECISIONS[chosen]
+        if precision == 'auto':
+            units = f' (CPU bf16 units: {", ".join(cpu_bf16_units()) or "none"})' if self.device.type == 'cpu' else ''
+            get_root_logger().info(f'train.precision: auto -> {chosen}{units}')
+        else:
+            slow_bf16_notice(precision, self.device.type, 'train.precision', log=get_root_logger().warning)
         #: whether the network and the LR batches are in channels_last while training: ``train.channels_last``
         #: (default: on the CPU, where oneDNN's convolutions are faster in it, float32 included, and in a reduced
         #: precision on any device)

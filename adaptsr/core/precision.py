@@ -92,14 +92,30 @@ def slow_bf16_notice(precision, device_type='cpu', where='precision', log=None):
     return text
 
 
+def fast_bf16(device_type='cpu'):
+    """Whether this device has bfloat16 matrix units that beat float32 on convolutions: CUDA with bf16 support, or a
+    CPU with AMX-BF16 (:func:`cpu_bf16_units`); what ``auto`` chooses bf16 on."""
+    if device_type == 'cuda':
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return 'amx_bf16' in cpu_bf16_units()
+
+
 def check_precision(value, device_type='cpu', where='val.precision'):
-    """``value`` if it is a precision this device runs, else an error naming it (``where``: the option).
+    """The precision ``value`` names, if this device runs it, else an error naming it (``where``: the option).
+
+    ``auto`` is ``bf16`` where :func:`fast_bf16` holds (CUDA, a CPU with AMX-BF16) and ``fp32`` elsewhere: a
+    recipe that runs on several machines in the fastest precision each has.
+
+    Returns:
+        str: ``fp32``, ``bf16`` or ``fp16`` (``auto`` resolved).
 
     Raises:
-        OptionError: not one of :data:`PRECISIONS`, or ``fp16`` on a CPU.
+        OptionError: not one of :data:`PRECISIONS` or ``auto``, or ``fp16`` on a CPU.
     """
+    if value == 'auto':
+        return 'bf16' if fast_bf16(device_type) else 'fp32'
     if value not in PRECISIONS:
-        raise OptionError(f'{where}: {value!r} is not a precision; choose one of {", ".join(PRECISIONS)}')
+        raise OptionError(f'{where}: {value!r} is not a precision; choose one of {", ".join(PRECISIONS)} or auto')
     if value == 'fp16' and device_type != 'cuda':
         raise OptionError(f'{where}: fp16 runs on CUDA only (CPUs have no float16 matrix units); use bf16 on the CPU')
     return value
@@ -137,13 +153,13 @@ def inference_precision(net, precision, device_type='cpu'):
 
     Args:
         net (nn.Module): the bare network; its ``fp32_modules`` (names) stay float32.
-        precision (str): ``fp32``, ``bf16`` or ``fp16`` (:func:`check_precision`).
+        precision (str): ``fp32``, ``bf16``, ``fp16`` or ``auto`` (:func:`check_precision`).
         device_type (str): ``cpu`` or ``cuda``.
 
     Raises:
         OptionError: an unknown precision. ValueError: an ``fp32_modules`` name the network does not have.
     """
-    check_precision(precision, device_type)
+    precision = check_precision(precision, device_type)
     if precision == 'fp32':
         yield
         return
