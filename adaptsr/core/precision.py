@@ -34,7 +34,8 @@ PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float
 #: the CPU features that run bfloat16 matrix products, fastest first (torch.cpu.get_capabilities / /proc/cpuinfo)
 BF16_CPU_UNITS = ('amx_bf16', 'avx512_bf16')
 #: measured on a 2-core Xeon with AVX512-BF16 and no AMX (docs/bench.md, "On a CPU without AMX"): bf16 / fp32 speed
-_NO_AMX_FIGURES = 'ETDS-M7C48 0.77x, ECBSR-M6C40 0.88x, PCSR-CARN 1.35x, EDSR-baseline training step 0.92x'
+_NO_AMX_FIGURES = ('one 3x3 64-channel conv 0.57x, convolutional networks 0.77-0.88x in inference and 0.92x '
+                   'in a training step, one with an MLP upsampler 1.35x')
 _NOTICED = set()
 
 
