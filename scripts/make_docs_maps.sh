@@ -12,13 +12,11 @@ cd "$(dirname "$0")/.."
 APE=${APE_MODEL:-experiments/ape_ecbsr_m6c40_x4_291/models/net_g_latest.pth}
 APE_EDSR=${APE_EDSR_MODEL:-experiments/ape_edsr_baseline_x4_291/models/net_g_latest.pth}
 CABM=${CABM_MODEL:-experiments/cabm_ecbsr_m6c40_x4_291/models/net_g_latest.pth}
+known=(pcsr ape ape_edsr cabm smsr)  # the maps the loop below makes
 maps=("$@")
-[ ${#maps[@]} -gt 0 ] || maps=(pcsr ape ape_edsr cabm smsr)
-for m in "${maps[@]}"; do
-  case $m in
-    pcsr|ape|ape_edsr|cabm|smsr) ;;
-    *) echo "make_docs_maps.sh: unknown map '$m' (pcsr, ape, ape_edsr, cabm, smsr)" >&2; exit 2 ;;
-  esac
+[ ${#maps[@]} -gt 0 ] || maps=("${known[@]}")
+for m in "${maps[@]}"; do  # refused before any work
+  [[ " ${known[*]} " == *" $m "* ]] || { echo "make_docs_maps.sh: unknown map '$m' (${known[*]})" >&2; exit 2; }
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -69,8 +69,7 @@ class AdaptiveSRModel(PhasedSRModel):
         self.check_val_ranges()
         precision = self.val_opt.get('precision', 'fp32')
         self.val_opt['precision'] = check_precision(precision, self.device.type)  # auto: chosen once, here
-        if precision != 'auto':  # auto never chooses a slow bf16
-            slow_bf16_notice(precision, self.device.type, 'val.precision')
+        slow_bf16_notice(precision, self.device.type, 'val.precision')  # explicit bf16 only (auto never picks it here)
         self._compiled = None
         if self.val_opt.get('compile'):
             bare = self.get_bare_model(self.net_g)
@@ -139,7 +138,7 @@ class AdaptiveSRModel(PhasedSRModel):
         net.eval()
         bare = self.get_bare_model(net)
         tile = self.val_opt['tile_size']
-        precision = check_precision(self.val_opt.get('precision', 'fp32'), self.device.type)
+        precision = self.val_opt.get('precision', 'fp32')  # resolved when the model was built
         if precision != 'fp32' and not self.opt['is_train']:  # oneDNN's fast layout for reduced precisions
             bare.to(memory_format=torch.channels_last)
         costs = []

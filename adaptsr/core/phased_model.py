@@ -89,11 +89,10 @@ class PhasedSRModel(SRModel):
         precision = train_opt.get('precision', 'fp32')
         chosen = check_precision(precision, self.device.type, 'train.precision')
         self.train_dtype = PRECISIONS[chosen]
+        slow_bf16_notice(precision, self.device.type, 'train.precision', log=get_root_logger().warning)  # explicit bf16
         if precision == 'auto':
             units = f' (CPU bf16 units: {", ".join(cpu_bf16_units()) or "none"})' if self.device.type == 'cpu' else ''
             get_root_logger().info(f'train.precision: auto -> {chosen}{units}')
-        else:
-            slow_bf16_notice(precision, self.device.type, 'train.precision', log=get_root_logger().warning)
         #: whether the network and the LR batches are in channels_last while training: ``train.channels_last``
         #: (default: on the CPU, where oneDNN's convolutions are faster in it, float32 included, and in a reduced
         #: precision on any device)
