@@ -124,6 +124,7 @@ def test_resume_in_the_frozen_phase_refreezes_and_equals_uninterrupted(tmp_path)
     part = write_yaml(tmp_path / 'part.yml', options('part'))
     proc = run_script([str(tmp_path / 'train.py'), '-opt', part, '--auto_resume'], cwd=tmp_path, env=env)
     assert re.search(r'Resuming training from epoch: \d+, iter: 2\.', proc.stdout + proc.stderr)
+    assert 'CPU subnormal floats: flushed to zero' in proc.stdout + proc.stderr  # adaptsr.cli.train
     for key in ('params', 'params_ema'):
         a, b = _final(tmp_path, 'full', key), _final(tmp_path, 'part', key)
         assert all(torch.equal(a[k], b[k]) for k in a), key

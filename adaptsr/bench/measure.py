@@ -161,7 +161,7 @@ def add_speedups(row, base):
         row['realized'] = time_cut / flops_cut if flops_cut > 0 else float('nan')
 
 
-def run_configs(configs, images, device, warmup=1, repeats=1, quality=None):
+def run_configs(configs, images, device, warmup=1, repeats=1, quality=None, count_real=True):
     """Per-image quality, cost and time of ``model.test()`` for every configuration, interleaved: each image runs
     through all configurations in turn, so a drift of the machine's speed during the run weighs on all of them alike.
     The timed runs do not count the real multiply-adds (``gflops_real``); an untimed run does, where the count is not
@@ -172,6 +172,7 @@ def run_configs(configs, images, device, warmup=1, repeats=1, quality=None):
         repeats (int): each image is timed this many times per configuration, the fastest kept.
         quality (callable, optional): ``fn(model, item) -> dict`` of quality metrics; default the options'
             ``val.metrics`` (:func:`adaptsr.bench.measure.model_quality`).
+        count_real (bool): False: no counted run (``gflops_real`` NaN where it is not known already).
 
     Returns:
         list[list[dict]]: per configuration, its per-image rows (name, seconds, quality, cost metrics).
@@ -189,7 +190,7 @@ def run_configs(configs, images, device, warmup=1, repeats=1, quality=None):
     for item in images:
         for (model, budget), rows in zip(configs, per_config):
             prepare(model, budget, item)
-            seconds = timed_test(model, device, repeats)
+            seconds = timed_test(model, device, repeats, count_real)
             row = {'name': item['name'], 'seconds': seconds}
             row.update(quality(model, item) if quality else model_quality(model))
             row.update({k: v for k, v in model.cost_metric_values().items()})

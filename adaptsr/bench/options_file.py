@@ -206,7 +206,8 @@ def run(args):
         configs = [(label, ref_model, budget) for label, ref_model in refs
                    for budget in (ref_model.val_opt.get('budget_sweep') or [None])]
         configs += [(None, model, budget) for budget in budgets]
-        per_config = run_configs([(m, b) for _, m, b in configs], images, device, repeats=args.repeats)
+        per_config = run_configs([(m, b) for _, m, b in configs], images, device, repeats=args.repeats,
+                                 count_real=args.real_flops)
         base = None
         for (label, cfg_model, budget), per in zip(configs, per_config):
             row = summarise(per)

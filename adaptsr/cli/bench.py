@@ -55,6 +55,9 @@ def main(argv=None, root=None):
                         help='skip the peak-memory probe (on CPU a fresh process per configuration)')
     parser.add_argument('--repeats', type=int_at_least(1), default=1,
                         help='time each image K times and keep the fastest')
+    parser.add_argument('--no-real-flops', dest='real_flops', action='store_false',
+                        help='skip gflops_real (the multiply-adds that actually ran, x 2), which an adaptive model '
+                             'counts in a second, untimed run of each image (the paper-convention gflops stay)')
     parser.add_argument('-o', '--output', '--json', dest='json', required=True,
                         help='output JSON (a CSV and a PNG plot are written beside it)')
     parser.add_argument('--overwrite', action='store_true', help='replace existing output files (refused otherwise)')

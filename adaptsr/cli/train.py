@@ -24,6 +24,8 @@ def main(root=None):
     from basicsr.train import train_pipeline
 
     from adaptsr.compat import patch_pipelines
+    from adaptsr.core.precision import flush_denormals
+    flush_denormals()  # before the first parallel operation creates the thread pool, which inherits it
     patch_pipelines()
     with one_line_errors('adaptsr-train'):
         train_pipeline(os.path.abspath(root or os.getcwd()))

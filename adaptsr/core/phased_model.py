@@ -23,7 +23,8 @@ from adaptsr.core.errors import DivergedLossError, NonFiniteLossError  # noqa: F
 from adaptsr.core.options import (BASICSR_VAL_OPTIONS, DIVERGENCE_DEFAULTS, OptionError, check_options, declared,
                                   locate, resolved)
 from adaptsr.core.phases import Phase, PhaseSchedule
-from adaptsr.core.precision import PRECISIONS, check_precision, cpu_bf16_units, slow_bf16_notice, widen
+from adaptsr.core.precision import (PRECISIONS, check_precision, cpu_bf16_units, denormals_flushed, slow_bf16_notice,
+                                    widen)
 from adaptsr.utils.atomic import atomic_torch_save
 from adaptsr.utils.resume import POSITION
 
@@ -93,6 +94,9 @@ class PhasedSRModel(SRModel):
         if precision == 'auto':
             units = f' (CPU bf16 units: {", ".join(cpu_bf16_units()) or "none"})' if self.device.type == 'cpu' else ''
             get_root_logger().info(f'train.precision: auto -> {chosen}{units}')
+        if opt.get('is_train') and self.device.type == 'cpu':
+            get_root_logger().info('CPU subnormal floats: ' + ('flushed to zero' if denormals_flushed() else
+                                                               'kept (not started by adaptsr-train or train.py)'))
         #: whether the network and the LR batches are in channels_last while training: ``train.channels_last``
         #: (default: on the CPU, where oneDNN's convolutions are faster in it, float32 included, and in a reduced
         #: precision on any device)

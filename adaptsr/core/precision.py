@@ -39,6 +39,32 @@ _NO_AMX_FIGURES = ('one 3x3 64-channel conv 0.57x, convolutional networks 0.77-0
 _NOTICED = set()
 
 
+_DENORMALS = {'flushed': False}
+
+
+def flush_denormals():
+    """Flush subnormal floats to zero on the CPU (``torch.set_flush_denormal``, the FTZ/DAZ bits of x86's MXCSR), for
+    training: masks and gates trained towards zero (SMSR's Gumbel-softmax masks, quantiser and exit gates) fill the
+    activations and gradients with subnormal products, which x86 computes in microcode, tens of times slower. Measured
+    on a 2-core Xeon: one SMSR x2 training step (batch 8, 32x32 LR) of the demo recipe's weights after 600 iterations
+    1.52 s without, 0.61 s with (0.60-0.67 s at initialisation either way). Values under 1.2e-38 become 0, far below
+    what an 8-bit image or a float32 weight update resolves.
+
+    MXCSR is per thread and a new thread copies its creator's: call this before the first parallel operation, so that
+    the intra-op thread pool, created then, inherits it (called later, it holds for the calling thread alone).
+
+    Returns:
+        bool: whether the CPU supports it (``torch.set_flush_denormal``'s answer: x86 with SSE3).
+    """
+    _DENORMALS['flushed'] = bool(torch.set_flush_denormal(True))
+    return _DENORMALS['flushed']
+
+
+def denormals_flushed():
+    """Whether :func:`flush_denormals` ran in this process (the training log says so)."""
+    return _DENORMALS['flushed']
+
+
 class PrecisionWarning(UserWarning):
     """A reduced precision that this device may run slower than float32 (:func:`slow_bf16_notice`)."""
 
