@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
-from conftest import ROOT, WEIGHTS, require
+from conftest import ROOT, WEIGHTS, require, run_script
 
 import adaptsr
 from adaptsr.core import precision as precision_mod
@@ -225,14 +225,12 @@ def test_training_flushes_subnormals_on_every_thread_of_the_pool():
     """flush_denormals (called by adaptsr-train before the pipeline) holds on the intra-op threads as well as the
     calling one: a 1M-element product (split over the pool) of normal floats whose result is subnormal comes out 0;
     without it the same product keeps its subnormal values."""
-    import subprocess
-    import sys
     code = ('import sys, torch; from adaptsr.core.precision import flush_denormals, denormals_flushed\n'
             'if sys.argv[1] == "1": assert flush_denormals() and denormals_flushed()\n'
+            'assert denormals_flushed() == (sys.argv[1] == "1")\n'
             'torch.set_num_threads(2)\n'
             'x = torch.full((1 << 20,), 1e-30).mul(1e-10)\n'
             'print(int((x != 0).sum()), float(torch.tensor([1e-40])))\n')
-    out = {flag: subprocess.run([sys.executable, '-c', code, flag], capture_output=True, text=True, check=True,
-                                cwd=ROOT).stdout.split() for flag in ('0', '1')}
+    out = {flag: run_script(['-c', code, flag]).stdout.split() for flag in ('0', '1')}
     assert out['1'] == ['0', '0.0']
     assert out['0'][0] == str(1 << 20) and float(out['0'][1]) > 0

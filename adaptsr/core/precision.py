@@ -39,9 +39,6 @@ _NO_AMX_FIGURES = ('one 3x3 64-channel conv 0.57x, convolutional networks 0.77-0
 _NOTICED = set()
 
 
-_DENORMALS = {'flushed': False}
-
-
 def flush_denormals():
     """Flush subnormal floats to zero on the CPU (``torch.set_flush_denormal``, the FTZ/DAZ bits of x86's MXCSR), for
     training: masks and gates trained towards zero (Gumbel-softmax sparse masks, quantisers, exit gates) fill the
@@ -56,13 +53,13 @@ def flush_denormals():
     Returns:
         bool: whether the CPU supports it (``torch.set_flush_denormal``'s answer: x86 with SSE3).
     """
-    _DENORMALS['flushed'] = bool(torch.set_flush_denormal(True))
-    return _DENORMALS['flushed']
+    return bool(torch.set_flush_denormal(True))
 
 
 def denormals_flushed():
-    """Whether :func:`flush_denormals` ran in this process (the training log says so)."""
-    return _DENORMALS['flushed']
+    """Whether subnormal floats are flushed to zero on the calling thread (by :func:`flush_denormals` or anyone
+    else), read from the CPU itself: a float32 conversion of 1e-40 comes out 0 (the training log says so)."""
+    return float(torch.tensor([1e-40])) == 0.0
 
 
 class PrecisionWarning(UserWarning):
