@@ -2,6 +2,7 @@
 value at fault, with the way out where there is one."""
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -135,6 +136,10 @@ def test_help_is_printed_without_importing_torch(command):
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert 'usage: adaptsr-' in proc.stdout and proc.stdout.strip().splitlines()[-1] == '[]'
+    # an example continued on the next line keeps its backslash and line break (a lone backslash at a line's end in
+    # a docstring that is not raw joins the two lines, the indent between them: a command that cannot be copied)
+    joined = [line for line in proc.stdout.splitlines() if re.search(r'\S {5,}--[a-z]', line)]
+    assert not joined, f'adaptsr-{command} --help: examples joined into one line: {joined}'
     if command == 'infer':  # every method's knob and side file is offered
         for flag in ('--precision', '--exit-threshold', '--k', '--adaptive', '--calibration', '--cabm-lut'):
             assert flag in proc.stdout, flag

@@ -2,27 +2,27 @@
 
 Examples::
 
-    adaptsr-convert --method pcsr --input $ADAPTSR_WEIGHTS/PCSR/carn-pcsr-phase1/iter_last.pth \
+    adaptsr-convert --method pcsr --input $ADAPTSR_WEIGHTS/PCSR/carn-pcsr-phase1/iter_last.pth \\
         --output weights/pcsr_carn_x4_official.pth
-    adaptsr-convert --method pcsr --input $ADAPTSR_WEIGHTS/PCSR/carn-x4/iter_last.pth \
+    adaptsr-convert --method pcsr --input $ADAPTSR_WEIGHTS/PCSR/carn-x4/iter_last.pth \\
         --output weights/carn_x4_pcsr_official.pth
     # PCSR's phase-0 part (encoder + heavy upsampler) of any PCSR file, to train phase 1 again (train.start_phase)
-    adaptsr-convert --method pcsr --keep encoder,heavy_sampler \
+    adaptsr-convert --method pcsr --keep encoder,heavy_sampler \\
         --input $ADAPTSR_WEIGHTS/PCSR/carn-pcsr-phase1/iter_last.pth --output weights/pcsr_carn_x4_phase0.pth
-    adaptsr-convert --method carn_m --scale 4 --input $ADAPTSR_WEIGHTS/CARN/carn_m.pth \
+    adaptsr-convert --method carn_m --scale 4 --input $ADAPTSR_WEIGHTS/CARN/carn_m.pth \\
         --output weights/carn_m_x4.pth
 
     # ETDS (github.com/ECNUSR/ETDS): a released plain file is checked and wrapped; a training-form file (an official
     # ablation, or our own experiments/<name>/models/net_g_*.pth: params_ema is used when present) is converted to
     # the plain ETDSPlain by the equivalent transformation and verified
-    adaptsr-convert --method etds --scale 4 \
+    adaptsr-convert --method etds --scale 4 \\
         --input $ADAPTSR_WEIGHTS/ETDS/ablations/ETDS_M6C32_x4_normal_loss.pth --output weights/etds_m6c32_x4_nl.pth
     # ECBSR: BasicSR's training-form ECBSR or a released ECBSRPlain file; --et goes on to the plain ETDSPlain form
-    adaptsr-convert --method ecbsr --scale 4 --et \
+    adaptsr-convert --method ecbsr --scale 4 --et \\
         --input $ADAPTSR_WEIGHTS/ECBSR/ECBSR_M4C16_x4.pth --output weights/ecbsr_m4c16_x4_et.pth
     adaptsr-convert --method abpn --scale 4 --input abpn.pth --output weights/abpn_x4_et.pth
     # SMSR (github.com/LongguangWang/SMSR, legacy pickle): x2 only is released
-    adaptsr-convert --method smsr --scale 2 --input $ADAPTSR_WEIGHTS/SMSR/SMSR_x2_model_1000.pt \
+    adaptsr-convert --method smsr --scale 2 --input $ADAPTSR_WEIGHTS/SMSR/SMSR_x2_model_1000.pt \\
         --output weights/smsr_x2.pth
 
 The converted file is loaded strictly into the target arch before it is written; conversions to a plain form

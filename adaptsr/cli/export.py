@@ -2,13 +2,13 @@
 
     adaptsr-export --input $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 --output etds_m.onnx
     # and an INT8 model (static QDQ by onnxruntime's quantisation tools), calibrated on your photos
-    adaptsr-export --input $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 --output etds_m.onnx \
+    adaptsr-export --input $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 --output etds_m.onnx \\
         --int8 etds_m_int8.onnx [--calib photos/ [--calib-lr]] [--calib-method percentile|minmax|entropy]
     # TFLite fp32 and full-integer INT8 (litert-torch; fixed input of --input-size LR pixels, run by tiles)
-    adaptsr-export --input $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 --output etds_m.tflite \
+    adaptsr-export --input $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --scale 4 --output etds_m.tflite \\
         --int8 etds_m_int8.tflite [--input-size 128] [--calib photos/]
     # a PAMS w8a8 model trained by adaptsr (CABMNet checkpoint), with its learned clips, as QDQ ONNX
-    adaptsr-export --input experiments/<cabm run>/models/net_t_pams.pth --scale 4 --output pams_fp32.onnx \
+    adaptsr-export --input experiments/<cabm run>/models/net_t_pams.pth --scale 4 --output pams_fp32.onnx \\
         --int8 pams_w8a8.onnx [--pams-int8-outputs]
 
     # fp16 ONNX beside the fp32 one (chaiNNer's and the GPU runtimes' "fp16" models: float16 weights, input, output)

@@ -4,9 +4,9 @@ Examples::
 
     # a checkpoint alone: the arch, its sizes, the scale and the model are recognised from the weights
     adaptsr-infer photos/ -o out/ --model $ADAPTSR_WEIGHTS/PCSR/carn-pcsr-phase1/iter_last.pth --k 0 --maps
-    adaptsr-infer 'photos/*.jpg' -o out/ --model experiments/ape_ecbsr_m6c40_x4_291/models/net_g_latest.pth \
+    adaptsr-infer 'photos/*.jpg' -o out/ --model experiments/ape_ecbsr_m6c40_x4_291/models/net_g_latest.pth \\
         --exit-threshold 0.9 --maps
-    adaptsr-infer photo.png -o out/ --model experiments/cabm_ecbsr_m6c40_x4_291/models/net_g_latest.pth \
+    adaptsr-infer photo.png -o out/ --model experiments/cabm_ecbsr_m6c40_x4_291/models/net_g_latest.pth \\
         --calibration 7.4 --maps                  # cabm_lut.json beside the checkpoint is found (or --cabm-lut)
     adaptsr-infer photos/ -o out/ --model $ADAPTSR_WEIGHTS/SMSR/SMSR_x2_model_1000.pt --maps
     adaptsr-infer photos/ -o out/ --model $ADAPTSR_WEIGHTS/ETDS/ETDS_M6C32_x4.pth --tile 256 --tile-overlap 16
