@@ -19,6 +19,14 @@ each regressor's threshold rule (a tile leaves at the first exit whose score rea
 ``APEBackbone.forward_exit``) on the same recorded tiles, beside the oracle at the same FLOPs: how far a regressor is
 from the bound, without a bench run per threshold.
 
+``--probe`` asks what a regressor could reach from the features it reads: the full-depth pass also records each
+tile's body feature at each exit, pooled (mean, and mean with standard deviation, over the tile); on the even-numbered
+images a ridge regression per feature set learns the log of the squared error a tile would add by leaving at each
+exit (against full depth, per pixel); on the odd-numbered images each tile then leaves at the first exit whose
+predicted added error is at most ``lam`` times the FLOPs it saves, and the images are scored exactly, beside the
+oracle and the model's own regressor on the same held-out images. A probe, not a trained model: it bounds how far a
+better regressor head on these features could move the threshold rule towards the oracle.
+
     python scripts/ape_exit_oracle.py --model experiments/ape_ecbsr_m6c40_x4_291/models/net_g_latest.pth \\
         --lr $ADAPTSR_BENCHMARK/Urban100/LR_bicubic/X4 --hr $ADAPTSR_BENCHMARK/Urban100/HR --scale 4 \\
         --json bench_out/ape_oracle.json [--regressors other_regressor_run.pth ...]
@@ -41,11 +49,13 @@ from adaptsr.core.tiling import tiled_forward  # noqa: E402
 from basicsr.utils.color_util import rgb2ycbcr_pt  # noqa: E402
 
 
-def exit_forward(net, exit_of, regressors=(), scores=None):
+def exit_forward(net, exit_of, regressors=(), scores=None, feats=None):
     """``fn(tiles)`` for :func:`tiled_forward`: each tile (call order) leaves at ``exit_of(call, row)``.
 
     ``scores`` (a list, with ``regressors``): receives, per call, a (regressors, exits, tiles) array of each
-    regressor's score of each tile at each exit (exits the tile does not reach: NaN)."""
+    regressor's score of each tile at each exit (exits the tile does not reach: NaN). ``feats`` (a list): receives,
+    per call, an (exits, tiles, 2 C) array of each tile's body feature at each exit, its mean and its standard
+    deviation over the tile (NaN where the tile does not reach the exit)."""
     state = {'call': 0}
 
     @torch.no_grad()
@@ -58,6 +68,8 @@ def exit_forward(net, exit_of, regressors=(), scores=None):
         out = None
         if scores is not None:
             scores.append(np.full((len(regressors), net.num_exits, x.shape[0]), np.nan))
+        if feats is not None:
+            feats.append(None)
         for i in range(net.num_units):
             res = net.unit(i)(res)
             if not net.is_exit(i):
@@ -66,6 +78,11 @@ def exit_forward(net, exit_of, regressors=(), scores=None):
             if scores is not None:
                 for r, regressor in enumerate(regressors):
                     scores[-1][r, e] = regressor(res).view(-1).float().numpy()
+            if feats is not None:
+                pooled = torch.cat([res.mean((2, 3)), res.std((2, 3))], 1).float().numpy()
+                if feats[-1] is None:
+                    feats[-1] = np.full((net.num_exits, ) + pooled.shape, np.nan)
+                feats[-1][e] = pooled
             rows = (exits == e).nonzero().view(-1)
             if len(rows):
                 sr = net.reconstruct_exit(ctx[rows], res[rows], e)
@@ -77,11 +94,11 @@ def exit_forward(net, exit_of, regressors=(), scores=None):
     return fn
 
 
-def run(net, lq, scale, tile, overlap, batch, exit_of, record=None, regressors=(), scores=None):
+def run(net, lq, scale, tile, overlap, batch, exit_of, record=None, regressors=(), scores=None, feats=None):
     """The image with each tile at ``exit_of(call, row)``; ``record`` (a list) receives each call's tile outputs,
-    ``scores`` the regressors' scores (:func:`exit_forward`)."""
+    ``scores`` the regressors' scores, ``feats`` the pooled features (:func:`exit_forward`)."""
     boxes = []
-    fn = exit_forward(net, exit_of, regressors, scores)
+    fn = exit_forward(net, exit_of, regressors, scores, feats)
     if record is not None:
         inner = fn
 
@@ -144,6 +161,33 @@ def load_regressor(path, net, scale):
     return other.regressor
 
 
+def probe_rows(images, n_exits, feature_dims):
+    """The probe's samples: per tile of ``images`` and exit before the last, its pooled feature (the first
+    ``feature_dims`` of mean and std) with a one-hot of the exit, and the log10 of the squared error on Y it would add
+    per pixel by leaving there (floored at 1e-10). Returns ``(X, y, keys)``, ``keys`` = (image, call, row, exit)."""
+    xs, ys, keys = [], [], []
+    for i, im in enumerate(images):
+        for call, boxes in enumerate(im['boxes']):
+            for row, (t, lft, b, r) in enumerate(boxes):
+                area = (b - t) * (r - lft)
+                for e in range(n_exits - 1):
+                    onehot = np.eye(n_exits - 1)[e]
+                    xs.append(np.concatenate([im['feats'][call][e, row, :feature_dims], onehot]))
+                    added = max(im['err'][e][call][row] - im['err'][-1][call][row], 0.0) / area
+                    ys.append(np.log10(added + 1e-10))
+                    keys.append((i, call, row, e))
+    return np.array(xs), np.array(ys), keys
+
+
+def fit_ridge(x, y, alpha=1.0):
+    """Ridge regression ``y ~ x`` (standardised columns, an unpenalised intercept); returns ``predict(x)``."""
+    mu, sd = x.mean(0), x.std(0) + 1e-8
+    z = np.hstack([(x - mu) / sd, np.ones((len(x), 1))])
+    penalty = alpha * np.diag([1.0] * x.shape[1] + [0.0])
+    w = np.linalg.solve(z.T @ z + penalty, z.T @ y)
+    return lambda x_: np.hstack([(x_ - mu) / sd, np.ones((len(x_), 1))]) @ w
+
+
 def y_of(img):
     return rgb2ycbcr_pt(img.clamp(0, 1), y_only=True)[0, 0]  # (H, W), BasicSR's Y (the offset cancels in errors)
 
@@ -164,6 +208,9 @@ def main(argv=None):
     parser.add_argument('--thresholds', type=float, nargs='*',
                         default=[0.999, 0.995, 0.99, 0.98, 0.96, 0.93, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
                         help='thresholds of the regressor rules (with nine quantiles of their scores)')
+    parser.add_argument('--probe', action='store_true',
+                        help='fit a regressor on the pooled exit features of the even-numbered images and score its '
+                        'cost-aware exit rule on the odd-numbered ones, beside the oracle and the own regressor')
     parser.add_argument('--json', default=None, help='write every sweep point here')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --json')
     args = parser.parse_args(argv)
@@ -181,6 +228,8 @@ def main(argv=None):
     regressors = {'own': net.regressor}
     regressors.update({path: load_regressor(path, net, args.scale) for path in args.regressors})
     pairs = pairs_from_args(args)
+    if args.probe and len(pairs) < 2:
+        parser.error(f'--probe fits on half of the images and scores the other half: {len(pairs)} image(s) given')
     print(f'{len(pairs)} images, {n_exits} exits, {args.tile}-pixel tiles (overlap {args.overlap})', flush=True)
 
     # every tile at every exit: per-tile squared error on Y (in its box, crop_border excluded) and FLOPs
@@ -188,19 +237,20 @@ def main(argv=None):
     c = args.scale
     for item in pairs:
         hr_y = y_of(item['gt'])
-        err, boxes, tiles, scores = [], None, [], []
+        err, boxes, tiles, scores, feats = [], None, [], [], []
         for e in range(n_exits):
             tiles.append([])
             last = e == n_exits - 1  # the full-depth pass reaches every exit: the regressors score it
             sr, boxes = run(net, item['lq'], args.scale, args.tile, args.overlap, args.tile_batch,
                             lambda call, row, e=e: e, record=tiles[-1], regressors=list(regressors.values()),
-                            scores=scores if last else None)
+                            scores=scores if last else None, feats=feats if last and args.probe else None)
             sq = (y_of(sr) - hr_y) ** 2
             sq[:c], sq[-c:], sq[:, :c], sq[:, -c:] = 0, 0, 0, 0
             err.append([[float(sq[t * c:b * c, lft * c:r * c].sum()) for (t, lft, b, r) in call] for call in boxes])
         flops = [[net.exit_flops_table(b - t, r - lft) for (t, lft, b, r) in call] for call in boxes]
         full_mse = sum(sum(row) for row in err[-1]) / hr_y[c:-c, c:-c].numel()
         images.append({'item': item, 'err': err, 'flops': flops, 'boxes': boxes, 'tiles': tiles, 'scores': scores,
+                       'feats': feats,
                        'full_psnr_y': psnr_y(sr.clamp(0, 1), item['gt'], args.scale),
                        'weight': 1.0 / (max(full_mse, 1e-12) * hr_y[c:-c, c:-c].numel())})
 
@@ -215,10 +265,11 @@ def main(argv=None):
             return int(threshold_exit(im['scores'][call][r], threshold)[row])
         return pick
 
-    def evaluate(lam, pick=None):
+    def evaluate(lam, pick=None, ims=None):
         pick = pick or oracle_exit(lam)
+        ims = images if ims is None else ims
         psnr, flops, full, hist = [], 0.0, 0.0, np.zeros(n_exits, dtype=np.int64)
-        for im in images:
+        for im in ims:
             choice = {}
             for call, boxes in enumerate(im['boxes']):
                 for row in range(len(boxes)):
@@ -230,7 +281,7 @@ def main(argv=None):
             sr = compose(im['item']['lq'], args.scale, args.tile, args.overlap, args.tile_batch, im['tiles'],
                          lambda call, row: choice[(call, row)])
             psnr.append(psnr_y(sr.clamp(0, 1), im['item']['gt'], args.scale))
-        return {'lam': lam, 'psnr_y': float(np.mean(psnr)), 'gflops': flops / len(images) / 1e9,
+        return {'lam': lam, 'psnr_y': float(np.mean(psnr)), 'gflops': flops / len(ims) / 1e9,
                 'saving': 1 - flops / full, 'exit_share': (hist / hist.sum()).tolist()}
 
     base = float(np.mean([im['full_psnr_y'] for im in images]))  # every tile at the last exit
@@ -261,11 +312,19 @@ def main(argv=None):
     # the regressors' threshold rules on the same tiles, against the oracle at the same FLOPs saving
     curve = [(p['saving'], p['psnr_y']) for p in points]
     rules = {}
-    for r, name in enumerate(regressors):
+
+    def thresholds(r):
         pooled = np.concatenate([call[r, :-1].ravel() for im in images for call in im['scores']])
         quantiles = np.quantile(pooled, np.linspace(0.1, 0.9, 9)).tolist() if pooled.size else []
+        return sorted(set(args.thresholds) | {round(q, 6) for q in quantiles}, reverse=True)
+
+    def within(rows, full):
+        ok = [p for p in rows if p['psnr_y'] >= full - args.max_drop]
+        return max(ok, key=lambda p: p['saving']) if ok else None
+
+    for r, name in enumerate(regressors):
         rows = []
-        for t in sorted(set(args.thresholds) | {round(q, 6) for q in quantiles}, reverse=True):
+        for t in thresholds(r):
             p = evaluate(None, rule_exit(r, t))
             p.update(threshold=t, oracle_psnr_y=psnr_at(curve, p['saving']))
             p.pop('lam')
@@ -278,16 +337,59 @@ def main(argv=None):
             oracle_p = '' if p['oracle_psnr_y'] is None else f'{p["oracle_psnr_y"] - base:+8.3f}'
             print(f'{p["threshold"]:9.4f} {p["psnr_y"]:8.4f} {p["psnr_y"] - base:+8.3f} {p["saving"]:6.1%} '
                   f'{oracle_p:>8} {gap:>7}  {" ".join(f"{v:.2f}" for v in p["exit_share"])}')
-        ok = [p for p in rows if p['psnr_y'] >= base - args.max_drop]
-        top = max(ok, key=lambda p: p['saving']) if ok else None
+        top = within(rows, base)
         print(f'regressor {name}: ' + (f'at most {top["saving"]:.1%} saved within {args.max_drop} dB (threshold '
                                        f'{top["threshold"]:.4f}, {top["psnr_y"] - base:+.3f} dB)' if top else
                                        f'no threshold within {args.max_drop} dB'))
+    probe = None
+    if args.probe:  # a ridge regression on the pooled features, fitted on the even images, scored on the odd ones
+        fit, held = images[0::2], images[1::2]
+        held_base = float(np.mean([im['full_psnr_y'] for im in held]))
+        probe = {'fit_images': len(fit), 'held_images': len(held), 'held_full_psnr_y': held_base,
+                 'oracle': [evaluate(lam, ims=held) for lam in sorted(set(lams))],
+                 'own': [dict(evaluate(None, rule_exit(0, t), held), threshold=t) for t in thresholds(0)]}
+        width = images[0]['feats'][0].shape[-1] // 2
+        print(f'\nprobe: regressors fitted on {len(fit)} images, scored on the other {len(held)} (full depth '
+              f'{held_base:.4f})')
+        summary = [('oracle', probe['oracle'], ''), ('own regressor', probe['own'], '')]
+        for name, dims in (('mean', width), ('mean+std', 2 * width)):
+            predict = fit_ridge(*probe_rows(fit, n_exits, dims)[:2])
+            x, y, keys = probe_rows(held, n_exits, dims)
+            pred = predict(x)
+            r2 = float(1 - np.mean((pred - y) ** 2) / np.var(y))
+            added = {}  # (image, call, row) -> predicted added squared error per exit, over the tile's box
+            for (i, call, row, e), v in zip(keys, pred):
+                t, lft, b, r = held[i]['boxes'][call][row]
+                added.setdefault((i, call, row), np.zeros(n_exits - 1))[e] = 10 ** v * (b - t) * (r - lft)
+            slot = {id(im): i for i, im in enumerate(held)}
+
+            def cheaper(im, call, row):
+                fl = im['flops'][call][row]
+                return added[(slot[id(im)], call, row)] / (np.array(fl[-1]) - np.array(fl[:-1]))
+
+            ratios = np.concatenate([cheaper(im, call, row) for im in held for call, boxes in enumerate(im['boxes'])
+                                     for row in range(len(boxes))])
+
+            def probe_exit(lam):
+                def pick(im, call, row):
+                    leave = np.nonzero(cheaper(im, call, row) <= lam)[0]
+                    return int(leave[0]) if len(leave) else n_exits - 1
+                return pick
+            rows = [evaluate(lam, probe_exit(lam), held)
+                    for lam in [0.0] + np.quantile(ratios, np.linspace(0.02, 1, 25)).tolist()]
+            probe[name] = {'r2': r2, 'points': rows}
+            summary.append((f'ridge on {name}', rows, f' (held-out R2 of log added error {r2:.2f})'))
+        for name, rows, extra in summary:
+            top = within(rows, held_base)
+            print(f'probe {name}: ' + (f'at most {top["saving"]:.1%} saved within {args.max_drop} dB '
+                                       f'({top["psnr_y"] - held_base:+.3f} dB; exits '
+                                       f'{"/".join(f"{v:.2f}" for v in top["exit_share"])})' if top else
+                                       f'nothing within {args.max_drop} dB') + extra)
     if args.json:
         from adaptsr.utils.atomic import atomic_write
         with atomic_write(args.json) as tmp, open(tmp, 'w') as f:
             json.dump({'model': args.model, 'images': len(images), 'full_psnr_y': base, 'points': points, 'best': best,
-                       'regressors': rules}, f, indent=1)
+                       'regressors': rules, 'probe': probe}, f, indent=1)
 
 
 if __name__ == '__main__':

@@ -620,3 +620,32 @@ def test_exit_timing_sends_every_tile_to_its_planned_exit_on_both_paths():
     out = {p: timing.run_image(net, lq, 2, plan_of, p, tile_batch=500) for p in ('batch', 'cpu')}
     assert sorted(set(torch.cat(list(plans.values())).tolist())) == [0, 1, 2, 3]  # the planned exits were taken
     assert torch.allclose(out['batch'], out['cpu'], atol=1e-5)
+
+
+def test_the_oracle_probe_fits_on_the_even_images_and_scores_the_odd_ones(tmp_path):
+    """``scripts/ape_exit_oracle.py --probe``: ridge regressors on the pooled exit features, fitted on the
+    even-numbered images, scored exactly on the odd-numbered ones beside the oracle and the own regressor there. At
+    ``lam = 0`` no tile leaves early (the predicted added error is positive): full depth, 0 saved; at the largest
+    multiplier every tile leaves at exit 0, the same image as the oracle's every-tile-at-exit-0 point; one image is
+    refused by name."""
+    import json
+    from conftest import run_script
+    net = APEEDSR(num_feat=8, num_block=8, exit_interval=2, upscale=2, res_scale=1.0).eval()
+    meta = {'trained_with': {'network_g': {'type': 'APEEDSR', 'num_feat': 8, 'num_block': 8, 'exit_interval': 2,
+                                           'upscale': 2, 'res_scale': 1.0}, 'model_type': 'APEModel', 'scale': 2}}
+    torch.save({'params': net.state_dict(), 'meta': meta}, tmp_path / 'ape.pth')
+    lr_dir, hr_dir = require(osp.join(BENCHMARK, 'Set5/LR_bicubic/X2')), require(osp.join(BENCHMARK, 'Set5/HR'))
+    args = ['scripts/ape_exit_oracle.py', '--model', str(tmp_path / 'ape.pth'), '--lr', lr_dir, '--hr', hr_dir,
+            '--scale', '2', '--threads', '1', '--probe']
+    proc = run_script(args + ['--max-images', '4', '--json', str(tmp_path / 'oracle.json')])
+    probe = json.loads((tmp_path / 'oracle.json').read_text())['probe']
+    assert probe['fit_images'] == 2 and probe['held_images'] == 2
+    assert 'probe ridge on mean+std: ' in proc.stdout and 'probe oracle: ' in proc.stdout
+    for name in ('mean', 'mean+std'):
+        rows = probe[name]['points']
+        assert np.isfinite(probe[name]['r2'])
+        assert rows[0]['saving'] == 0.0 and rows[0]['psnr_y'] == pytest.approx(probe['held_full_psnr_y'], abs=1e-9)
+        assert rows[-1]['exit_share'][0] == 1.0
+        assert rows[-1]['psnr_y'] == pytest.approx(probe['oracle'][-1]['psnr_y'], abs=1e-9)
+    proc = run_script(args + ['--max-images', '1'], check=False)
+    assert proc.returncode == 2 and '--probe fits on half of the images' in proc.stderr
