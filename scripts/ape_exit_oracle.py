@@ -164,19 +164,21 @@ def load_regressor(path, net, scale):
 def probe_rows(images, n_exits, feature_dims):
     """The probe's samples: per tile of ``images`` and exit before the last, its pooled feature (the first
     ``feature_dims`` of mean and std) with a one-hot of the exit, and the log10 of the squared error on Y it would add
-    per pixel by leaving there (floored at 1e-10). Returns ``(X, y, keys)``, ``keys`` = (image, call, row, exit)."""
-    xs, ys, keys = [], [], []
+    per pixel by leaving there (floored at 1e-10). Returns ``(X, y, keys, areas)``, ``keys`` = (image, call, row,
+    exit), ``areas`` the tile boxes' LR pixels."""
+    xs, ys, keys, areas = [], [], [], []
+    onehots = np.eye(n_exits - 1)
     for i, im in enumerate(images):
         for call, boxes in enumerate(im['boxes']):
             for row, (t, lft, b, r) in enumerate(boxes):
                 area = (b - t) * (r - lft)
                 for e in range(n_exits - 1):
-                    onehot = np.eye(n_exits - 1)[e]
-                    xs.append(np.concatenate([im['feats'][call][e, row, :feature_dims], onehot]))
+                    xs.append(np.concatenate([im['feats'][call][e, row, :feature_dims], onehots[e]]))
                     added = max(im['err'][e][call][row] - im['err'][-1][call][row], 0.0) / area
                     ys.append(np.log10(added + 1e-10))
                     keys.append((i, call, row, e))
-    return np.array(xs), np.array(ys), keys
+                    areas.append(area)
+    return np.array(xs), np.array(ys), keys, np.array(areas)
 
 
 def fit_ridge(x, y, alpha=1.0):
@@ -354,29 +356,23 @@ def main(argv=None):
         summary = [('oracle', probe['oracle'], ''), ('own regressor', probe['own'], '')]
         for name, dims in (('mean', width), ('mean+std', 2 * width)):
             predict = fit_ridge(*probe_rows(fit, n_exits, dims)[:2])
-            x, y, keys = probe_rows(held, n_exits, dims)
+            x, y, keys, areas = probe_rows(held, n_exits, dims)
             pred = predict(x)
             r2 = float(1 - np.mean((pred - y) ** 2) / np.var(y))
-            added = {}  # (image, call, row) -> predicted added squared error per exit, over the tile's box
-            for (i, call, row, e), v in zip(keys, pred):
-                t, lft, b, r = held[i]['boxes'][call][row]
-                added.setdefault((i, call, row), np.zeros(n_exits - 1))[e] = 10 ** v * (b - t) * (r - lft)
-            slot = {id(im): i for i, im in enumerate(held)}
-
-            def cheaper(im, call, row):
-                fl = im['flops'][call][row]
-                return added[(slot[id(im)], call, row)] / (np.array(fl[-1]) - np.array(fl[:-1]))
-
-            ratios = np.concatenate([cheaper(im, call, row) for im in held for call, boxes in enumerate(im['boxes'])
-                                     for row in range(len(boxes))])
+            # (image, call, row) -> per exit, the predicted added squared error over the tile's box / the FLOPs saved
+            ratio = {}
+            for (i, call, row, e), v, area in zip(keys, pred, areas):
+                fl = held[i]['flops'][call][row]
+                ratio.setdefault((i, call, row), np.zeros(n_exits - 1))[e] = 10 ** v * area / (fl[-1] - fl[e])
+            slot = {id(im): i for i, im in enumerate(held)}  # evaluate() hands the pick an image, not its index
 
             def probe_exit(lam):
                 def pick(im, call, row):
-                    leave = np.nonzero(cheaper(im, call, row) <= lam)[0]
+                    leave = np.nonzero(ratio[(slot[id(im)], call, row)] <= lam)[0]
                     return int(leave[0]) if len(leave) else n_exits - 1
                 return pick
-            rows = [evaluate(lam, probe_exit(lam), held)
-                    for lam in [0.0] + np.quantile(ratios, np.linspace(0.02, 1, 25)).tolist()]
+            probe_lams = [0.0] + np.quantile(np.concatenate(list(ratio.values())), np.linspace(0.02, 1, 25)).tolist()
+            rows = [evaluate(lam, probe_exit(lam), held) for lam in probe_lams]
             probe[name] = {'r2': r2, 'points': rows}
             summary.append((f'ridge on {name}', rows, f' (held-out R2 of log added error {r2:.2f})'))
         for name, rows, extra in summary:
