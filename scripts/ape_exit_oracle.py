@@ -24,8 +24,12 @@ tile's body feature at each exit, pooled (mean, and mean with standard deviation
 images a ridge regression per feature set learns the log of the squared error a tile would add by leaving at each
 exit (against full depth, per pixel); on the odd-numbered images each tile then leaves at the first exit whose
 predicted added error is at most ``lam`` times the FLOPs it saves, and the images are scored exactly, beside the
-oracle and the model's own regressor on the same held-out images. A probe, not a trained model: it bounds how far a
-better regressor head on these features could move the threshold rule towards the oracle.
+oracle and the model's own regressor on the same held-out images. Beside the pooled features it tries the LR tile's
+content (log variance, gradient and Laplacian energy of its Y, and its image's gradient energy: what a head could read
+for free before the body runs), each exit with its own weights, and a target weighted as the oracle weighs a tile
+(the added error over its image's full-depth error, so that the rule's multiplier is the oracle's). A probe, not a
+trained model: it bounds how far a better regressor head on these inputs could move the threshold rule towards the
+oracle.
 
     python scripts/ape_exit_oracle.py --model experiments/ape_ecbsr_m6c40_x4_291/models/net_g_latest.pth \\
         --lr $ADAPTSR_BENCHMARK/Urban100/LR_bicubic/X4 --hr $ADAPTSR_BENCHMARK/Urban100/HR --scale 4 \\
@@ -161,11 +165,28 @@ def load_regressor(path, net, scale):
     return other.regressor
 
 
-def probe_rows(images, n_exits, feature_dims):
-    """The probe's samples: per tile of ``images`` and exit before the last, its pooled feature (the first
-    ``feature_dims`` of mean and std) with a one-hot of the exit, and the log10 of the squared error on Y it would add
-    per pixel by leaving there (floored at 1e-10). Returns ``(X, y, keys, areas)``, ``keys`` = (image, call, row,
-    exit), ``areas`` the tile boxes' LR pixels."""
+def lr_content(item, boxes):
+    """Per call and tile box, the LR tile's content: log10 of the variance, the mean squared gradient and the mean
+    squared Laplacian of its Y (in [0, 1]), and of its image's mean squared gradient (the image's difficulty, which
+    sets its full-depth error). Returns a list (calls) of (tiles, 4) arrays."""
+    y = y_of(item['lq']).double().numpy()
+    gy, gx = np.gradient(y)
+    grad = gx ** 2 + gy ** 2
+    lap = (np.gradient(gx, axis=1) + np.gradient(gy, axis=0)) ** 2
+    whole = np.log10(grad.mean() + 1e-10)
+    out = []
+    for call in boxes:
+        out.append(np.array([[np.log10(y[t:b, lft:r].var() + 1e-10), np.log10(grad[t:b, lft:r].mean() + 1e-10),
+                              np.log10(lap[t:b, lft:r].mean() + 1e-10), whole] for (t, lft, b, r) in call]))
+    return out
+
+
+def probe_rows(images, n_exits, feature, weighted=False):
+    """The probe's samples: per tile of ``images`` and exit before the last, ``feature(im, call, row, e)`` (a 1-D
+    array) with a one-hot of the exit, and the log10 of the squared error on Y the tile would add by leaving there
+    (floored at 1e-10): per pixel of its box, or (``weighted``) over its box times its image's oracle weight (the
+    error over the image's full-depth error). Returns ``(X, y, keys, areas)``, ``keys`` = (image, call, row, exit),
+    ``areas`` the tile boxes' LR pixels."""
     xs, ys, keys, areas = [], [], [], []
     onehots = np.eye(n_exits - 1)
     for i, im in enumerate(images):
@@ -173,12 +194,29 @@ def probe_rows(images, n_exits, feature_dims):
             for row, (t, lft, b, r) in enumerate(boxes):
                 area = (b - t) * (r - lft)
                 for e in range(n_exits - 1):
-                    xs.append(np.concatenate([im['feats'][call][e, row, :feature_dims], onehots[e]]))
-                    added = max(im['err'][e][call][row] - im['err'][-1][call][row], 0.0) / area
-                    ys.append(np.log10(added + 1e-10))
+                    xs.append(np.concatenate([feature(im, call, row, e), onehots[e]]))
+                    added = max(im['err'][e][call][row] - im['err'][-1][call][row], 0.0)
+                    ys.append(np.log10((added * im['weight'] if weighted else added / area) + 1e-10))
                     keys.append((i, call, row, e))
                     areas.append(area)
     return np.array(xs), np.array(ys), keys, np.array(areas)
+
+
+def probe_features(width, n_exits):
+    """The probe's feature sets: name -> (``feature(im, call, row, e)``, weighted target)."""
+    onehots = np.eye(n_exits - 1)
+
+    def pooled(dims):
+        return lambda im, call, row, e: im['feats'][call][e, row, :dims]
+
+    def content(im, call, row, e):  # each exit its own weights: the content times the exit's one-hot
+        return np.kron(onehots[e], im['lr_content'][call][row])
+
+    def both(im, call, row, e):
+        return np.concatenate([pooled(width)(im, call, row, e), content(im, call, row, e)])
+    return {'mean': (pooled(width), False), 'mean+std': (pooled(2 * width), False),
+            'LR content': (content, False), 'LR content, weighted': (content, True),
+            'mean + LR content, weighted': (both, True)}
 
 
 def fit_ridge(x, y, alpha=1.0):
@@ -350,20 +388,23 @@ def main(argv=None):
         probe = {'fit_images': len(fit), 'held_images': len(held), 'held_full_psnr_y': held_base,
                  'oracle': [evaluate(lam, ims=held) for lam in sorted(set(lams))],
                  'own': [dict(evaluate(None, rule_exit(0, t), held), threshold=t) for t in thresholds(0)]}
+        for im in images:
+            im['lr_content'] = lr_content(im['item'], im['boxes'])
         width = images[0]['feats'][0].shape[-1] // 2
         print(f'\nprobe: regressors fitted on {len(fit)} images, scored on the other {len(held)} (full depth '
               f'{held_base:.4f})')
         summary = [('oracle', probe['oracle'], ''), ('own regressor', probe['own'], '')]
-        for name, dims in (('mean', width), ('mean+std', 2 * width)):
-            predict = fit_ridge(*probe_rows(fit, n_exits, dims)[:2])
-            x, y, keys, areas = probe_rows(held, n_exits, dims)
+        for name, (feature, weighted) in probe_features(width, n_exits).items():
+            predict = fit_ridge(*probe_rows(fit, n_exits, feature, weighted)[:2])
+            x, y, keys, areas = probe_rows(held, n_exits, feature, weighted)
             pred = predict(x)
             r2 = float(1 - np.mean((pred - y) ** 2) / np.var(y))
-            # (image, call, row) -> per exit, the predicted added squared error over the tile's box / the FLOPs saved
+            # (image, call, row) -> per exit, the predicted added error (over the box; weighted) / the FLOPs saved
             ratio = {}
             for (i, call, row, e), v, area in zip(keys, pred, areas):
                 fl = held[i]['flops'][call][row]
-                ratio.setdefault((i, call, row), np.zeros(n_exits - 1))[e] = 10 ** v * area / (fl[-1] - fl[e])
+                added = 10 ** v if weighted else 10 ** v * area
+                ratio.setdefault((i, call, row), np.zeros(n_exits - 1))[e] = added / (fl[-1] - fl[e])
             slot = {id(im): i for i, im in enumerate(held)}  # evaluate() hands the pick an image, not its index
 
             def probe_exit(lam):

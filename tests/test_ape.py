@@ -623,8 +623,8 @@ def test_exit_timing_sends_every_tile_to_its_planned_exit_on_both_paths():
 
 
 def test_the_oracle_probe_fits_on_the_even_images_and_scores_the_odd_ones(tmp_path):
-    """``scripts/ape_exit_oracle.py --probe``: ridge regressors on the pooled exit features, fitted on the
-    even-numbered images, scored exactly on the odd-numbered ones beside the oracle and the own regressor there. At
+    """``scripts/ape_exit_oracle.py --probe``: ridge regressors on the pooled exit features and the LR tiles' content
+    (per-pixel and oracle-weighted targets), fitted on the even-numbered images, scored exactly on the odd-numbered ones beside the oracle and the own regressor there. At
     ``lam = 0`` no tile leaves early (the predicted added error is positive): full depth, 0 saved; at the largest
     multiplier every tile leaves at exit 0, the same image as the oracle's every-tile-at-exit-0 point; one image is
     refused by name."""
@@ -641,7 +641,7 @@ def test_the_oracle_probe_fits_on_the_even_images_and_scores_the_odd_ones(tmp_pa
     probe = json.loads((tmp_path / 'oracle.json').read_text())['probe']
     assert probe['fit_images'] == 2 and probe['held_images'] == 2
     assert 'probe ridge on mean+std: ' in proc.stdout and 'probe oracle: ' in proc.stdout
-    for name in ('mean', 'mean+std'):
+    for name in ('mean', 'mean+std', 'LR content', 'LR content, weighted', 'mean + LR content, weighted'):
         rows = probe[name]['points']
         assert np.isfinite(probe[name]['r2'])
         assert rows[0]['saving'] == 0.0 and rows[0]['psnr_y'] == pytest.approx(probe['held_full_psnr_y'], abs=1e-9)
