@@ -624,10 +624,10 @@ def test_exit_timing_sends_every_tile_to_its_planned_exit_on_both_paths():
 
 def test_the_oracle_probe_fits_on_the_even_images_and_scores_the_odd_ones(tmp_path):
     """``scripts/ape_exit_oracle.py --probe``: ridge regressors on the pooled exit features and the LR tiles' content
-    (per-pixel and oracle-weighted targets), fitted on the even-numbered images, scored exactly on the odd-numbered ones beside the oracle and the own regressor there. At
-    ``lam = 0`` no tile leaves early (the predicted added error is positive): full depth, 0 saved; at the largest
-    multiplier every tile leaves at exit 0, the same image as the oracle's every-tile-at-exit-0 point; one image is
-    refused by name."""
+    (per-pixel and oracle-weighted targets), fitted on the even-numbered images, scored exactly on the odd-numbered
+    ones beside the oracle and the own regressor there. At ``lam = 0`` no tile leaves early (the predicted added error
+    is positive): full depth, 0 saved; at the largest multiplier every tile leaves at exit 0, the same image as the
+    oracle's every-tile-at-exit-0 point; one image is refused by name."""
     import json
     from conftest import run_script
     net = APEEDSR(num_feat=8, num_block=8, exit_interval=2, upscale=2, res_scale=1.0).eval()
