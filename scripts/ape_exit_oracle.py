@@ -395,9 +395,11 @@ def main(argv=None):
               f'{held_base:.4f})')
         summary = [('oracle', probe['oracle'], ''), ('own regressor', probe['own'], '')]
         for name, (feature, weighted) in probe_features(width, n_exits).items():
-            predict = fit_ridge(*probe_rows(fit, n_exits, feature, weighted)[:2])
+            x_fit, y_fit = probe_rows(fit, n_exits, feature, weighted)[:2]
             x, y, keys, areas = probe_rows(held, n_exits, feature, weighted)
-            pred = predict(x)
+            # within the targets seen in fitting: a feature outside its fitted range must not extrapolate to an added
+            # error of 0 or inf (10 ** v), which would send a tile out at lam = 0 or never
+            pred = np.clip(fit_ridge(x_fit, y_fit)(x), y_fit.min(), y_fit.max())
             r2 = float(1 - np.mean((pred - y) ** 2) / np.var(y))
             # (image, call, row) -> per exit, the predicted added error (over the box; weighted) / the FLOPs saved
             ratio = {}

@@ -630,6 +630,7 @@ def test_the_oracle_probe_fits_on_the_even_images_and_scores_the_odd_ones(tmp_pa
     oracle's every-tile-at-exit-0 point; one image is refused by name."""
     import json
     from conftest import run_script
+    torch.manual_seed(0)
     net = APEEDSR(num_feat=8, num_block=8, exit_interval=2, upscale=2, res_scale=1.0).eval()
     meta = {'trained_with': {'network_g': {'type': 'APEEDSR', 'num_feat': 8, 'num_block': 8, 'exit_interval': 2,
                                            'upscale': 2, 'res_scale': 1.0}, 'model_type': 'APEModel', 'scale': 2}}
