@@ -114,3 +114,18 @@ def test_bench_runs_every_shipped_test_yaml_with_its_own_metrics(tmp_path, yml, 
         assert all(isinstance(row[m], float) for m in metrics), (metrics, row)
         assert row['sec_median'] > 0 and row['gflops'] >= 0
     assert (tmp_path / 'bench.csv').exists() and (tmp_path / 'bench.png').exists()
+
+
+def test_the_bench_takes_the_first_images_by_name_not_in_the_file_systems_order():
+    """``adaptsr-bench -opt ... --max-images N`` measures the first N images by name: BasicSR lists a folder in the
+    file system's order (on Urban100 here: img_094, img_077, ...), which differs between machines."""
+    import adaptsr  # noqa: F401  (BasicSR's import shim, registrations)
+    from adaptsr.bench.options_file import iter_images
+    from basicsr.data.data_util import paired_paths_from_folder
+    lr_dir, hr_dir = require(osp.join(BENCHMARK, 'Urban100/LR_bicubic/X4')), require(osp.join(BENCHMARK, 'Urban100/HR'))
+    opt = {'name': 'Urban100', 'type': 'PairedImageDataset', 'dataroot_gt': hr_dir, 'dataroot_lq': lr_dir,
+           'filename_tmpl': '{}x4', 'io_backend': {'type': 'disk'}, 'phase': 'val', 'scale': 4}
+    listed = [osp.basename(p['lq_path']) for p in paired_paths_from_folder([lr_dir, hr_dir], ['lq', 'gt'], '{}x4')]
+    names = [item['name'] for item in iter_images(opt, 3)]
+    assert names == ['img_001x4', 'img_002x4', 'img_003x4']
+    assert len(listed) == 100 and sorted(listed)[:3] == [n + '.png' for n in names]

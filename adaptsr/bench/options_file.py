@@ -31,10 +31,17 @@ def parse_budget(text):
 
 
 def iter_images(dataset_opt, max_images=None):
-    """Yield the dataset's first ``max_images`` items as batched tensors, one at a time."""
+    """Yield the dataset's first ``max_images`` items by file name (or LMDB key) as batched tensors, one at a time.
+
+    BasicSR lists a folder in the file system's order, which differs between machines: sorted, the first N images
+    are the same everywhere (and the same as ``adaptsr-bench --compare``'s and ``adaptsr-infer``'s)."""
     dataset = NamedErrorDataset(build_dataset(dataset_opt))
-    n = len(dataset) if max_images is None else min(max_images, len(dataset))
-    for i in range(n):
+    order = list(range(len(dataset)))
+    paths = getattr(dataset, 'paths', None)
+    if isinstance(paths, list) and len(paths) == len(order) and paths and isinstance(paths[0], dict):
+        key = 'lq_path' if 'lq_path' in paths[0] else sorted(paths[0])[0]
+        order.sort(key=lambda i: str(paths[i][key]))
+    for i in order[:max_images]:
         d = dataset[i]
         yield {'lq': d['lq'].unsqueeze(0), 'gt': d['gt'].unsqueeze(0),
                'name': osp.splitext(osp.basename(d['lq_path']))[0]}
