@@ -47,7 +47,8 @@ def main(argv=None, root=None):
     parser.add_argument('--threads', type=int_at_least(1), default=None,
                         help='torch CPU threads (default: torch default)')
     parser.add_argument('--datasets', default=None, help='comma-separated dataset names to run (default: all)')
-    parser.add_argument('--max-images', type=int_at_least(1), default=None, help='first N images of each dataset')
+    parser.add_argument('--max-images', type=int_at_least(1), default=None,
+                        help='first N images of each dataset, by file name')
     parser.add_argument('--no-reference', action='store_true', help='skip the reference models')
     parser.add_argument('--references', default=None,
                         help='comma-separated labels of the reference models to run (reference, network_refs labels)')
