@@ -208,13 +208,14 @@ def probe_features(width, n_exits):
 
     def pooled(dims):
         return lambda im, call, row, e: im['feats'][call][e, row, :dims]
+    mean = pooled(width)
 
     def content(im, call, row, e):  # each exit its own weights: the content times the exit's one-hot
         return np.kron(onehots[e], im['lr_content'][call][row])
 
     def both(im, call, row, e):
-        return np.concatenate([pooled(width)(im, call, row, e), content(im, call, row, e)])
-    return {'mean': (pooled(width), False), 'mean+std': (pooled(2 * width), False),
+        return np.concatenate([mean(im, call, row, e), content(im, call, row, e)])
+    return {'mean': (mean, False), 'mean+std': (pooled(2 * width), False),
             'LR content': (content, False), 'LR content, weighted': (content, True),
             'mean + LR content, weighted': (both, True)}
 

@@ -37,10 +37,9 @@ def iter_images(dataset_opt, max_images=None):
     are the same everywhere (and the same as ``adaptsr-bench --compare``'s and ``adaptsr-infer``'s)."""
     dataset = NamedErrorDataset(build_dataset(dataset_opt))
     order = list(range(len(dataset)))
-    paths = getattr(dataset, 'paths', None)
-    if isinstance(paths, list) and len(paths) == len(order) and paths and isinstance(paths[0], dict):
-        key = 'lq_path' if 'lq_path' in paths[0] else sorted(paths[0])[0]
-        order.sort(key=lambda i: str(paths[i][key]))
+    paths = getattr(dataset, 'paths', None)  # BasicSR's paired datasets: [{'lq_path': ..., 'gt_path': ...}, ...]
+    if isinstance(paths, list) and paths and isinstance(paths[0], dict) and 'lq_path' in paths[0]:
+        order.sort(key=lambda i: paths[i]['lq_path'])
     for i in order[:max_images]:
         d = dataset[i]
         yield {'lq': d['lq'].unsqueeze(0), 'gt': d['gt'].unsqueeze(0),
