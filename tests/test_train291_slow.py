@@ -152,10 +152,12 @@ def test_ape_separate_exit_tails_on_a_part_of_the_291_set(tmp_path, data_root):
     assert all(torch.equal(trained[k], v) for k, v in released.items())
     assert not torch.equal(trained['exit_tails.0.weight'], released['backbone.7.0.weight'])  # the exit tails trained
     rows = bench(tmp_path, 'ape_ecbsr_m6c40_x4_291_bench.yml', exp / 'models' / 'net_g_latest.pth', '--max_images',
-                 '3', '--datasets', 'Urban100', '--references', 'ecbsr_tiled', '--budgets', '1,0.5,0.2')
+                 '3', '--datasets', 'Urban100', '--references', 'ecbsr_tiled', '--budgets', '1,0.1,0.01')
     by = {(r['config'], r['budget']): r for r in rows}
     ref, full = by[('ecbsr_tiled', '-')], by[('APEECBSR', 'thr1')]
-    mid, low = by[('APEECBSR', 'thr0.5')], by[('APEECBSR', 'thr0.2')]
+    # after 300 iterations the regressor predicts under 0.2 on Urban100's first three images (by name): the thresholds
+    # that move them are 0.1 and 0.01 (12.55 / 11.64 / 7.69 GFLOPs at 1 / 0.1 / 0.01 in the run that set them)
+    mid, low = by[('APEECBSR', 'thr0.1')], by[('APEECBSR', 'thr0.01')]
     # the same network: APE's forward_exit runs channels_last on the CPU, so float32 rounding may move a pixel by one
     # 8-bit level against the plain layout
     assert abs(full['psnr_y'] - ref['psnr_y']) < 1e-4
