@@ -249,6 +249,44 @@ def test_exit_flops_table_reproduces_the_paper_gmacs():
     assert net.exit_flops_table(48)[-1] == full - 2 * 9 * (48 * 48 + 96 * 96)
 
 
+@pytest.mark.parametrize('arch, kwargs', [
+    (APEEDSR, dict(upscale=4, num_feat=16, num_block=4, exit_interval=2)),
+    (APERCAN, dict(upscale=3, num_feat=16, num_block=4, num_group=2, reduction=4)),
+    (APEVDSR, dict(upscale=2, num_feat=16, num_conv=4, exit_interval=2)),
+    (APEECBSR, dict(upscale=4, num_block=4, num_feat=16, exit_interval=2)),
+    (APEECBSR, dict(upscale=4, num_block=4, num_feat=16, exit_interval=2, exit_tails='separate')),
+])
+def test_exit_flops_at_any_size_need_no_forward_at_that_size(arch, kwargs, monkeypatch):
+    """The table at an image's size comes from the count's exact law in the size (probes of at most 33 pixels) and
+    equals a hook count at that size; a whole image of a new size runs one forward, not a second one to count it."""
+    net = arch(**kwargs).eval()
+    probed = []
+    count = net.count_exit_flops
+    monkeypatch.setattr(net, 'count_exit_flops', lambda h, w: probed.append((h, w)) or count(h, w))
+    for h, w in ((37, 53), (48, 46), (161, 256), (5, 3)):
+        assert net.exit_flops_table(h, w) == [float(v) for v in count(h, w)], (h, w)
+    assert net._flops_law.exact and max(max(p) for p in probed) <= 33 and len(probed) == 5
+    with torch.no_grad():
+        net.infer(torch.rand(1, 3, 29, 31), exit_threshold=1.0)
+    assert len(probed) == 5
+
+
+def test_size_law_falls_back_to_a_count_at_the_size_where_the_law_is_not_bilinear():
+    from adaptsr.core.cost import SizeLaw, count_flops
+    strided = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2, padding=1), torch.nn.Conv2d(4, 4, 3))
+    sizes = []
+
+    def count_at(h, w):
+        sizes.append((h, w))
+        return count_flops(strided, torch.zeros(1, 3, h, w))
+
+    law = SizeLaw(count_at)
+    assert not law.exact and law(37, 53) == [float(count_flops(strided, torch.zeros(1, 3, 37, 53)))]
+    assert sizes[-1] == (37, 53)
+    square = SizeLaw(lambda h, w: [h * w * 7, 3 * h + 2, 5])  # a polynomial of each kind is extended exactly
+    assert square.exact and square(1001, 999) == [1001 * 999 * 7.0, 3005.0, 5.0]
+
+
 def test_ic_targets_are_detached_and_follow_the_psnr_gains():
     from adaptsr.methods.ape.ape_loss import APEICLoss, ic_targets, per_sample_psnr
     hr = read_rgb(require(osp.join(BENCHMARK, 'Set5/HR/bird.png')))[..., :64, :64].repeat(2, 1, 1, 1)

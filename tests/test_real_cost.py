@@ -58,6 +58,17 @@ def test_real_flops_of_dense_forwards_equal_the_hook_count(arch):
         assert run_inference(net, x)[1]['flops_real'] == cost['flops_real']
 
 
+def test_ecbsr_cost_at_a_new_size_is_its_plain_form_counted_at_that_size():
+    """BasicSR's training-form ECBSR is costed as its re-parameterised plain net, from small probes (no second forward
+    at the image's size): exactly the hook count of the plain net at that size, per image of the batch."""
+    from adaptsr.methods.baselines.ecbsr_arch import ecbsr_train_to_plain
+    net = _net('ECBSR', num_in_ch=3, num_out_ch=3, num_block=2, num_channel=8, with_idt=False, act_type='prelu',
+               scale=4)
+    x = torch.cat([_photo(29, 37)] * 2)
+    _, cost = run_inference(net, x)
+    assert cost['flops'] == 2 * count_flops(ecbsr_train_to_plain(net), x[:1])
+
+
 def test_fsrcnn_paper_convention_counts_the_transposed_conv_at_every_hr_pixel():
     """FSRCNN x4: the papers' convention counts the 9x9 transposed conv at each HR pixel (16x its real work)."""
     net = _net('FSRCNN', upscale=4)

@@ -40,6 +40,7 @@ with :func:`real_flops_counting` and count in a separate run.
 """
 import weakref
 from contextlib import contextmanager, nullcontext
+from fractions import Fraction
 
 import torch
 from torch import nn
@@ -158,6 +159,51 @@ def flops_per_pixel(model, in_channels=3, size=16, device='cpu'):
     """
     x = torch.zeros(1, in_channels, size, size, device=device)
     return count_flops(model, x) / float(size * size)
+
+
+class SizeLaw:
+    """A count that is a bilinear polynomial of the input size, ``a h w + b h + c w + d`` (the FLOPs of stride-1
+    convolutions with any padding, whose outputs are ``(h + p) x (w + q)`` pixels, and of PixelShuffle upsamplers after
+    them), known from four small probes and checked by a fifth, so that the count at an image's size costs no forward
+    at that size.
+
+    Args:
+        count_at (callable): ``(h, w) -> number or list of numbers``, the exact count on a (1, C, h, w) input.
+        probes (tuple): two heights and two widths (pixels) of the fitting probes; the check runs at ``(h1 + h0 + 1,
+            w1 + 2 w0 + 1)``.
+
+    Attributes:
+        exact (bool): the check probe matched the fitted polynomial exactly; otherwise (a strided layer, whose
+            output size is not linear in the input's, or a probe the network refuses) :meth:`__call__` calls
+            ``count_at`` at the asked size.
+    """
+
+    def __init__(self, count_at, probes=((8, 16), (8, 16))):
+        (h0, h1), (w0, w1) = probes
+        self._count_at, self._h, self._w = count_at, (h0, h1), (w0, w1)
+        hc, wc = h1 + h0 + 1, w1 + 2 * w0 + 1  # odd: a stride-2 layer's output size is not linear there
+        try:
+            self._corners = [[self._as_list(count_at(h, w)) for w in (w0, w1)] for h in (h0, h1)]
+            self.exact = self._fit(hc, wc) == [Fraction(v) for v in self._as_list(count_at(hc, wc))]
+        except (RuntimeError, ValueError):  # a network that takes no such probe (e.g. sizes in multiples of 64)
+            self.exact = False
+
+    @staticmethod
+    def _as_list(value):
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+
+    def _fit(self, h, w):
+        (h0, h1), (w0, w1) = self._h, self._w
+        th, tw = Fraction(h - h0, h1 - h0), Fraction(w - w0, w1 - w0)
+        (f00, f01), (f10, f11) = self._corners
+        return [Fraction(a) * (1 - th) * (1 - tw) + Fraction(b) * (1 - th) * tw + Fraction(c) * th * (1 - tw)
+                + Fraction(d) * th * tw for a, b, c, d in zip(f00, f01, f10, f11)]
+
+    def __call__(self, h, w):
+        """The count at a (1, C, h, w) input: list of float (one per value ``count_at`` returns)."""
+        if not self.exact:
+            return [float(v) for v in self._as_list(self._count_at(h, w))]
+        return [float(v) for v in self._fit(h, w)]
 
 
 def mlp_flops_per_row(layers):

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from adaptsr.core.arch_util import frozen_mean_shift
-from adaptsr.core.cost import FlopCounter
+from adaptsr.core.cost import FlopCounter, SizeLaw
 from adaptsr.methods.ape.layouts import to_ape_state_dict
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean (EDSR-PyTorch MeanShift), in [0, 1] units
@@ -59,7 +59,7 @@ class APEBackbone(nn.Module):
         self.num_units, self.exit_interval = num_units, exit_interval
         self.num_exits = num_units // exit_interval
         self.regressor = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(num_feat, 1), nn.Tanh())
-        self._flops_tables = {}
+        self._flops_tables, self._flops_law = {}, None
 
     #: key prefixes a backbone checkpoint may lack (with ``strict_load_g: false``): the regressor it never had
     optional_key_prefixes = ('regressor.', )
@@ -278,13 +278,13 @@ class APEBackbone(nn.Module):
         return sr, cost
 
     # cost -------------------------------------------------------------------------------------------------------
-    @torch.no_grad()
     def exit_flops_table(self, height=48, width=None):
         """FLOPs (2 x multiply-adds) of one (1, 3, height, width) patch leaving at each exit (the APE paper,
         github.com/littlepure2333/APE).
 
-        Counted by hooks on a probe forward: the embedding, the units run up to the exit and the reconstruction;
-        the regressor, the MeanShift convs and bicubic upsampling are not counted (the paper's convention).
+        Counted by hooks on probe forwards (:meth:`count_exit_flops`) at small sizes and extended to ``height`` x
+        ``width`` by the count's exact law in the size (:class:`adaptsr.core.cost.SizeLaw`), so that a whole image
+        of a new size costs no second forward; cached per size.
 
         Returns:
             list[float]: ``num_exits`` values, the last being the full backbone.
@@ -292,21 +292,29 @@ class APEBackbone(nn.Module):
         width = height if width is None else width
         key = (height, width)
         if key not in self._flops_tables:
-            skip = set(self.mean_shift_modules()) | set(self.regressor.modules())
-            x = torch.zeros(1, 3, height, width, device=next(self.parameters()).device)
-            with FlopCounter(self, norm_layers=False, transposed='input', skip=skip) as c:
-                ctx, res = self.embed(x)
-                base, units = c.total, []
-                for i in range(self.num_units):
-                    before = c.total
-                    res = self.unit(i)(res)
-                    units.append(c.total - before)
-                before = c.total
-                self.reconstruct(ctx, res)
-                rec = c.total - before
-            self._flops_tables[key] = [float(base + sum(units[:(e + 1) * self.exit_interval]) + rec)
-                                       for e in range(self.num_exits)]
+            if self._flops_law is None:
+                self._flops_law = SizeLaw(self.count_exit_flops)
+            self._flops_tables[key] = self._flops_law(height, width)
         return self._flops_tables[key]
+
+    @torch.no_grad()
+    def count_exit_flops(self, height, width):
+        """:meth:`exit_flops_table` counted on one probe forward at (1, 3, height, width): the embedding, the units
+        run up to each exit and the reconstruction; the regressor, the MeanShift convs and bicubic upsampling are not
+        counted (the paper's convention). Returns list[int], one per exit."""
+        skip = set(self.mean_shift_modules()) | set(self.regressor.modules())
+        x = torch.zeros(1, 3, height, width, device=next(self.parameters()).device)
+        with FlopCounter(self, norm_layers=False, transposed='input', skip=skip) as c:
+            ctx, res = self.embed(x)
+            base, units = c.total, []
+            for i in range(self.num_units):
+                before = c.total
+                res = self.unit(i)(res)
+                units.append(c.total - before)
+            before = c.total
+            self.reconstruct(ctx, res)
+            rec = c.total - before
+        return [base + sum(units[:(e + 1) * self.exit_interval]) + rec for e in range(self.num_exits)]
 
 
 class _EDSRResBlock(nn.Module):

@@ -13,7 +13,7 @@ from basicsr.archs.ecbsr_arch import ECBSR
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from adaptsr.core.arch_util import AnchorPlainNet
-from adaptsr.core.cost import count_flops, register_dense_cost
+from adaptsr.core.cost import SizeLaw, count_flops, register_dense_cost
 from adaptsr.core.errors import ConversionError
 from adaptsr.core.reparam import to_float32
 
@@ -40,8 +40,10 @@ class ECBSRPlain(AnchorPlainNet):
 def ecbsr_deployed_flops(net, lq):
     """FLOPs of BasicSR's training-form ``ECBSR`` on ``lq``: those of its equivalent :class:`ECBSRPlain`, the model as
     deployed (its eval forward re-parameterises the blocks on every call through functional convolutions, which
-    module hooks do not see)."""
-    return count_flops(ecbsr_train_to_plain(net).to(lq.device), lq)
+    module hooks do not see), from small probes by the count's law in the size (no forward at the image's size)."""
+    plain = ecbsr_train_to_plain(net).to(lq.device)
+    law = SizeLaw(lambda h, w: count_flops(plain, lq.new_zeros(1, lq.shape[1], h, w)))
+    return law(lq.shape[-2], lq.shape[-1])[0] * lq.shape[0]
 
 
 def ecbsr_train_to_plain(net):
